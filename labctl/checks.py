@@ -1,0 +1,159 @@
+"""Checks that span several values of a schema-valid lab document: unique
+names, references to networks, address plans, port clashes, files that must
+exist next to the lab file. Each failure is a SchemaError at the offending path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labctl.model import DEFAULT_RUNTIME, replica_names
+from labctl.schema import SchemaError, suggest
+
+SSH_PORT = 22
+MAX_DOMAIN_NAME = 63  # libvirt domain names are LAB-VM; keep them usable as DNS labels
+
+
+def check_lab(doc: dict[str, Any], lab_dir: Path) -> None:
+    if not doc["vms"]:
+        raise SchemaError(("vms",), "the lab has no VMs", "add at least one entry under 'vms:'")
+    networks = _check_networks(doc.get("networks", []))
+    _check_vm_names(doc)
+    defaults = doc.get("defaults", {})
+    for i, vm in enumerate(doc["vms"]):
+        path = ("vms", i)
+        _check_attachments(vm, path, networks)
+        runtime = vm.get("runtime", defaults.get("runtime", DEFAULT_RUNTIME))
+        _check_containers(vm.get("containers", []), (*path, "containers"), runtime, lab_dir)
+
+
+def _check_networks(networks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_name: dict[str, dict[str, Any]] = {}
+    for i, net in enumerate(networks):
+        if net["name"] in by_name:
+            raise SchemaError(("networks", i, "name"), f"duplicate network name '{net['name']}'",
+                              "give each network its own name")
+        by_name[net["name"]] = net
+    subnets = [(i, n["subnet"]) for i, n in enumerate(networks) if "subnet" in n]
+    for a, (i, first) in enumerate(subnets):
+        for j, second in subnets[a + 1:]:
+            if first.overlaps(second):
+                raise SchemaError(("networks", j, "subnet"),
+                                  f"subnet {second} overlaps {first} of network "
+                                  f"'{networks[i]['name']}'", "give each network its own range")
+    return by_name
+
+
+def _check_vm_names(doc: dict[str, Any]) -> None:
+    seen: dict[str, str] = {}  # instance name -> group it came from
+    for i, vm in enumerate(doc["vms"]):
+        for instance in replica_names(vm["name"], vm.get("count", 1)):
+            if instance in seen:
+                why = "" if seen[instance] == instance else f" (a replica of '{seen[instance]}')"
+                raise SchemaError(("vms", i, "name"), f"duplicate VM name '{instance}'{why}",
+                                  "give each VM its own name")
+            seen[instance] = vm["name"]
+            domain = f"{doc['name']}-{instance}"
+            if len(domain) > MAX_DOMAIN_NAME:
+                raise SchemaError(("vms", i, "name"),
+                                  f"VM name '{domain}' (lab-vm) is longer than {MAX_DOMAIN_NAME}",
+                                  "shorten the lab or VM name")
+
+
+def _check_attachments(vm: dict[str, Any], path: tuple, networks: dict[str, Any]) -> None:
+    attached: set[str] = set()
+    for j, entry in enumerate(vm.get("networks", [])):
+        att = {"network": entry} if isinstance(entry, str) else entry
+        where = (*path, "networks", j)
+        name = att["network"]
+        if name not in networks:
+            known = ", ".join(networks) or "none are declared"
+            raise SchemaError(where, f"VM '{vm['name']}' uses undefined network '{name}'",
+                              suggest(name, networks) or f"declare it under 'networks:' ({known})")
+        if name in attached:
+            raise SchemaError(where, f"VM '{vm['name']}' is attached to network '{name}' twice")
+        attached.add(name)
+        if "ip" in att:
+            _check_fixed_ip(vm, att["ip"], networks[name], (*where, "ip"))
+
+
+def _check_fixed_ip(vm: dict[str, Any], ip: Any, net: dict[str, Any], where: tuple) -> None:
+    if vm.get("count", 1) > 1:
+        raise SchemaError(where, f"VM '{vm['name']}' has count > 1 and a fixed address",
+                          "replicas cannot share one address; drop 'ip'")
+    subnet = net.get("subnet")
+    if subnet is None:
+        raise SchemaError(where, f"fixed address {ip} on network '{net['name']}' needs its subnet",
+                          "add 'subnet:' to the network")
+    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+        raise SchemaError(where, f"address {ip} is not a host address of {subnet}")
+    if ip == subnet.network_address + 1:
+        raise SchemaError(where, f"address {ip} is the gateway of network '{net['name']}'",
+                          f"use {subnet.network_address + 2} or above")
+
+
+def _check_containers(containers: list[dict[str, Any]], path: tuple, vm_runtime: str,
+                      lab_dir: Path) -> None:
+    names: set[str] = set()
+    published: dict[tuple[int, str], str] = {}
+    volume_runtime: dict[str, tuple[str, str]] = {}
+    for k, c in enumerate(containers):
+        where = (*path, k)
+        if c["name"] in names:
+            raise SchemaError((*where, "name"), f"duplicate container name '{c['name']}'",
+                              "container names must be unique within a VM")
+        names.add(c["name"])
+        _check_image_source(c, where, lab_dir)
+        for p, port in enumerate(c.get("ports", [])):
+            _check_port(port, (*where, "ports", p), c["name"], published)
+        runtime = c.get("runtime", vm_runtime)
+        for v, vol in enumerate(c.get("volumes", [])):
+            vwhere = (*where, "volumes", v)
+            if vol.kind == "bind" and not (lab_dir / vol.source).exists():
+                raise SchemaError(vwhere, f"bind mount source './{vol.source}' does not exist",
+                                  "create it next to the lab file")
+            if vol.kind == "named":
+                first = volume_runtime.setdefault(vol.source, (runtime, c["name"]))
+                if first[0] != runtime:
+                    raise SchemaError(vwhere, f"volume '{vol.source}' is shared by {first[0]} "
+                                      f"container '{first[1]}' and {runtime} container "
+                                      f"'{c['name']}'", "docker and podman keep separate "
+                                      "volumes: use one runtime for containers sharing a volume")
+
+
+def _check_image_source(c: dict[str, Any], where: tuple, lab_dir: Path) -> None:
+    if "image" in c and "build" in c:
+        raise SchemaError((*where, "build"), f"container '{c['name']}' sets both image and build",
+                          "keep one: 'image:' to use an image, 'build:' to build one")
+    if "image" not in c and "build" not in c:
+        raise SchemaError(where, f"container '{c['name']}' needs 'image' or 'build'",
+                          "e.g. 'image: busybox' or 'build: ./web'")
+    image = c.get("image")
+    if isinstance(image, dict) and not (lab_dir / image["archive"]).is_file():
+        raise SchemaError((*where, "image", "archive"),
+                          f"image archive './{image['archive']}' does not exist",
+                          "put it next to the lab file")
+    build = c.get("build")
+    if build is not None:
+        build = {"context": build} if isinstance(build, str) else build
+        context = lab_dir / build["context"]
+        if not context.is_dir():
+            raise SchemaError((*where, "build"), f"build context './{build['context']}' is not a "
+                              "directory", "create it next to the lab file")
+        dockerfile = build.get("dockerfile", "Dockerfile")
+        if not (context / dockerfile).is_file():
+            raise SchemaError((*where, "build"), f"no {dockerfile} in build context "
+                              f"'./{build['context']}'", "add one, or set 'dockerfile:'")
+
+
+def _check_port(port: Any, where: tuple, container: str, published: dict) -> None:
+    if port.host == SSH_PORT:
+        raise SchemaError(where, f"host port {SSH_PORT} is the VM's SSH port",
+                          "publish the container on another port, e.g. '2222:22'")
+    # Any two bindings of one host port clash: 0.0.0.0 covers every address.
+    key = (port.host, port.proto)
+    if key in published:
+        raise SchemaError(where, f"host port {port.host}/{port.proto} is already published by "
+                          f"container '{published[key]}' on this VM", "pick another host port")
+    published[key] = container

@@ -1,0 +1,167 @@
+"""Lab file -> validated model.Lab, or one LabFileError naming file:line:col.
+
+Order: read -> take the plain-YAML `variables:` block -> merge --var overrides ->
+render the whole file with jinja2 (sandboxed, StrictUndefined) -> YAML with
+marks -> schema (labschema.LAB) -> cross checks (checks.py) -> model.build_lab.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from labctl import checks, yamlmarks
+from labctl.errors import LabFileError, Mark, UsageError
+from labctl.labschema import LAB
+from labctl.model import Lab, build_lab
+from labctl.schema import SchemaError, suggest
+
+MAX_FILE_BYTES = 1 << 20
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VARIABLES_LINE = re.compile(r"^variables\s*:")
+_TOP_LEVEL_LINE = re.compile(r"^[^\s#]")
+
+
+def parse_var_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--var key=value` pairs; values read as YAML scalars (3 -> int)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not _VAR_NAME.match(key):
+            raise UsageError(f"--var '{pair}' is not KEY=VALUE", "e.g. --var students=4")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value if isinstance(value, str | int | float | bool) else raw
+    return out
+
+
+def load_lab(path: Path | str, overrides: dict[str, Any] | None = None) -> Lab:
+    path = Path(path)
+    text = _read(path)
+    variables = {**_file_variables(path, text), **(overrides or {})}
+    rendered = _render(path, text, variables)
+    shifted = rendered.count("\n") != text.count("\n")
+
+    def fail(mark: Mark | None, message: str, hint: str | None) -> LabFileError:
+        if shifted and mark is not None:
+            note = "line numbers are those of the file after jinja2 expanded it"
+            hint = f"{hint}; {note}" if hint else note
+        return LabFileError(path, mark, message, hint)
+
+    try:
+        doc, marks = yamlmarks.parse(rendered)
+    except yamlmarks.YamlError as exc:
+        raise fail(exc.mark, exc.message, exc.hint) from None
+    if doc is None:
+        raise LabFileError(path, None, "the lab file is empty",
+                           "start from one of the examples/, e.g. examples/hello.yaml")
+    if not isinstance(doc, dict):
+        raise fail(marks.value(()), "the lab file must be a mapping (name:, vms:, ...), "
+                   f"not {_kind(doc)}", "see examples/hello.yaml")
+    try:
+        doc = LAB.check(doc, ())
+        checks.check_lab(doc, path.resolve().parent)
+    except SchemaError as exc:
+        mark = marks.key(exc.path) if exc.at_key else marks.value(exc.path)
+        raise fail(mark, exc.message, exc.hint) from None
+    return build_lab(doc, path.resolve(), variables)
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string"}.get(type(value), "a single value")
+
+
+def _read(path: Path) -> str:
+    if not path.exists():
+        raise LabFileError(path, None, "no such lab file", "check the path")
+    if not path.is_file():
+        raise LabFileError(path, None, "not a file", "give the path of a lab .yaml file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise LabFileError(path, None, f"lab file is larger than {MAX_FILE_BYTES >> 20} MiB")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise LabFileError(path, Mark(line, 1), "the lab file is not UTF-8 text") from None
+
+
+def _file_variables(path: Path, text: str) -> dict[str, Any]:
+    """The top-level `variables:` block, read as plain YAML before rendering
+    (it is what the rest of the file renders with, so it cannot use jinja2)."""
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if _VARIABLES_LINE.match(line)), None)
+    if start is None:
+        return {}
+    end = next((i for i in range(start + 1, len(lines)) if _TOP_LEVEL_LINE.match(lines[i])),
+               len(lines))
+    block = "\n".join(lines[start:end])
+    if "{{" in block or "{%" in block:
+        col = next(i for i, line in enumerate(lines[start:end]) if "{{" in line or "{%" in line)
+        raise LabFileError(path, Mark(start + col + 1, 1), "variables cannot use jinja2 themselves",
+                           "give plain values here; use them in the rest of the file")
+    try:
+        doc, marks = yamlmarks.parse(block)
+    except yamlmarks.YamlError as exc:
+        mark = Mark(exc.mark.line + start, exc.mark.column) if exc.mark else None
+        raise LabFileError(path, mark, exc.message, exc.hint) from None
+    variables = (doc or {}).get("variables") if isinstance(doc, dict) else None
+    if variables is None:
+        return {}
+    if not isinstance(variables, dict):
+        raise LabFileError(path, Mark(start + 1, 1), "variables must be a mapping of name: value")
+    for name in variables:
+        if not _VAR_NAME.match(name):
+            mark = marks.key(("variables", name))
+            raise LabFileError(path, Mark(mark.line + start, mark.column),
+                               f"'{name}' is not a valid variable name",
+                               "use letters, digits and '_', not starting with a digit")
+    return variables
+
+
+def _render(path: Path, text: str, variables: dict[str, Any]) -> str:
+    name = str(path)
+    env = SandboxedEnvironment(
+        # A filename (unlike DictLoader) makes jinja2 tag traceback frames with it.
+        loader=jinja2.FunctionLoader(lambda _: (text, name, lambda: True)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    try:
+        return env.get_template(name).render(**variables)
+    except jinja2.TemplateSyntaxError as exc:
+        raise LabFileError(path, Mark(exc.lineno or 1, 1), f"jinja2 syntax error: {exc.message}",
+                           "check the {{ }} and {% %} around here") from None
+    except jinja2.UndefinedError as exc:
+        line = _template_line(exc, name)
+        missing = re.search(r"'([^']+)' is undefined", str(exc))
+        if missing:
+            var = missing.group(1)
+            col = text.split("\n")[line - 1].find(var) + 1 if line else 0
+            hint = suggest(var, variables) or (
+                f"define it under 'variables:' or pass --var {var}=VALUE")
+            raise LabFileError(path, Mark(line, max(col, 1)) if line else None,
+                               f"undefined variable '{var}'", hint) from None
+        raise LabFileError(path, Mark(line, 1) if line else None,
+                           f"jinja2 error: {exc.message}") from None
+    except Exception as exc:  # an expression that fails: 1/0, 'a' + 1, sandbox refusals
+        line = _template_line(exc, name)
+        raise LabFileError(path, Mark(line, 1) if line else None,
+                           f"jinja2 error: {type(exc).__name__}: {exc}") from None
+
+
+def _template_line(exc: BaseException, name: str) -> int:
+    """jinja2 rewrites tracebacks so frames of the template carry its lines."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == name and frame.lineno:
+            return frame.lineno
+    return 0

@@ -1,0 +1,157 @@
+"""The lab file format, version 1, written once in schema.py's types.
+
+This is the single description of what a lab file may contain: validation
+(config.py) and `labctl schema` both read it. README's reference section
+mirrors it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labctl import values
+from labctl.model import BENCH_COMPARISONS
+from labctl.schema import Either, Enum, Field, Int, ListOf, MapOf, Obj, Parsed, Str, Type
+
+MAX_COUNT = 50  # replicas of one VM; a class of students uses copies, not count
+RUNTIMES = ("podman", "docker")
+
+
+class AnyValue(Type):
+    what = "a value"
+
+    def check(self, value: Any, path: Any) -> Any:
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return {}
+
+
+def _name(max_len: int, doc: str) -> Parsed:
+    return Parsed(values.name(max_len), "a name", doc,
+                  {"type": "string", "pattern": values.NAME_RE.pattern, "maxLength": max_len})
+
+
+def _parsed(fn: Any, what: str, doc: str, accepts: tuple[type, ...] = (str,)) -> Parsed:
+    return Parsed(fn, what, doc, accepts=accepts)
+
+
+IMAGE = _parsed(values.image_name, "an image name", "guest image name in labctl's image cache")
+MEMORY = _parsed(values.size("MiB", 128, 1 << 20), "a size", "RAM, e.g. '512M' or '2G'", (str, int))
+DISK = _parsed(values.size("GiB", 1, 2048), "a size", "disk size, e.g. '10G'", (str, int))
+VCPUS = Int(1, 64, "virtual CPUs")
+USER = _parsed(values.pattern(values.USER_RE, "a valid user name",
+                              "use lowercase letters, digits, '_' and '-'"),
+               "a user name", "the lab user created in every VM (SSH login)")
+RUNTIME = Enum(*RUNTIMES, doc="container runtime inside the VM")
+STR_LIST = ListOf(Str(), "list of strings")
+COMMAND = Either("a command (string or list of strings)", {
+    str: _parsed(values.command, "a command", "shell-style words"),
+    list: ListOf(Str(), max_items=256),
+}, doc="the container's command; a string is split like a shell would")
+ENV = Either("environment (mapping or list of KEY=VALUE)", {
+    dict: MapOf(Str(scalars=True), key=_parsed(values.env_key, "a variable name", "")),
+    list: ListOf(_parsed(values.env_pair, "KEY=VALUE", "")),
+}, doc="environment variables of the container")
+REL_PATH = _parsed(values.relative_path, "a relative path", "path relative to the lab file")
+CONTAINER_IMAGE = Either("an image reference or {archive: PATH}", {
+    str: _parsed(values.image_ref, "an image reference", "e.g. busybox or registry:5000/web:1"),
+    dict: Obj("an archive image", {"archive": Field(REL_PATH, required=True)},
+              doc="an OCI or docker archive, uploaded and loaded in the VM"),
+})
+BUILD = Either("a build context or {context, dockerfile}", {
+    str: REL_PATH,
+    dict: Obj("a build", {"context": Field(REL_PATH, required=True),
+                          "dockerfile": Field(Str(max_len=255))}),
+}, doc="build the image in the VM from this context directory")
+
+CONTAINER = Obj("a container", {
+    "name": Field(_name(63, "container name, unique in its VM"), required=True),
+    "image": Field(CONTAINER_IMAGE),
+    "build": Field(BUILD),
+    "command": Field(COMMAND),
+    "ports": Field(ListOf(_parsed(values.port, "a port mapping", "HOST:CONTAINER[/proto]",
+                                  (str, int)), max_items=100)),
+    "volumes": Field(ListOf(_parsed(values.volume, "a volume", "NAME:/path or ./dir:/path[:ro]"),
+                            max_items=100)),
+    "env": Field(ENV),
+    # YAML 1.1 reads a bare `no` as false: accept it as docker's "no".
+    "restart": Field(Enum("no", "always", "on-failure", "unless-stopped",
+                          aliases={False: "no"}, doc="restart policy")),
+    "runtime": Field(RUNTIME),
+})
+
+WRITE_FILE = Obj("a file", {
+    "path": Field(_parsed(values.pattern(values.ABS_PATH_RE, "an absolute path"), "a path",
+                          "absolute path in the VM"),
+                  required=True),
+    "content": Field(Str(max_len=1 << 20), required=True),
+    "permissions": Field(_parsed(values.file_mode, "a file mode", "octal, e.g. '0644'",
+                                 (str, int))),
+    "owner": Field(_parsed(values.pattern(values.OWNER_RE, "a valid owner", "write 'user:group'"),
+                           "an owner", "user:group")),
+})
+
+ATTACHMENT = Either("a network name or {network, ip}", {
+    str: _name(40, "network name"),
+    dict: Obj("a network attachment", {
+        "network": Field(_name(40, "network name"), required=True),
+        "ip": Field(_parsed(values.ipv4, "an IPv4 address", "fixed address on that network")),
+    }),
+})
+
+VM_FIELDS = {
+    "image": Field(IMAGE),
+    "vcpus": Field(VCPUS),
+    "memory": Field(MEMORY),
+    "disk": Field(DISK),
+    "user": Field(USER),
+    "runtime": Field(RUNTIME),
+}
+
+VM = Obj("a VM", {
+    "name": Field(_name(40, "VM name (also its hostname)"), required=True),
+    **VM_FIELDS,
+    "count": Field(Int(1, MAX_COUNT, "replicas, named NAME-1..NAME-N",
+                       hint="for one lab per student use copies, not count")),
+    "networks": Field(ListOf(ATTACHMENT, max_items=8)),
+    "packages": Field(ListOf(_parsed(values.pattern(values.PACKAGE_RE, "a Debian package name"),
+                                     "a package name", ""))),
+    "runcmd": Field(ListOf(Either("a command", {str: Str(), list: STR_LIST}))),
+    "write_files": Field(ListOf(WRITE_FILE, max_items=100)),
+    "containers": Field(ListOf(CONTAINER, max_items=100)),
+})
+
+NETWORK = Obj("a network", {
+    "name": Field(_name(40, "network name"), required=True),
+    "mode": Field(Enum("nat", "isolated", "user",
+                       doc="nat: outbound access; isolated: VMs only; "
+                           "user: qemu user-mode, SSH forwarded to 127.0.0.1")),
+    "subnet": Field(_parsed(values.subnet, "a subnet",
+                            "IPv4 CIDR; chosen automatically if absent")),
+})
+
+BENCH = Obj("the bench section", {
+    "repeat": Field(Int(1, 100, "measured repetitions")),
+    "warmup": Field(Int(0, 10, "discarded warm-up runs")),
+    "compare": Field(ListOf(Enum(*BENCH_COMPARISONS), "what to measure")),
+    "runtimes": Field(ListOf(RUNTIME, "container runtimes to measure")),
+    "image": Field(CONTAINER_IMAGE.by_kind[str]),
+    "vm_image": Field(IMAGE),
+})
+
+LAB = Obj("the lab", {
+    "version": Field(Int(1, 1, "lab file format version")),
+    "name": Field(_name(30, "lab name: prefixes every libvirt object of the lab"), required=True),
+    "description": Field(Str()),
+    "variables": Field(MapOf(AnyValue(), doc="jinja2 variables, overridable with --var")),
+    "defaults": Field(Obj("defaults", VM_FIELDS, doc="defaults for every VM")),
+    "networks": Field(ListOf(NETWORK, max_items=16)),
+    "vms": Field(ListOf(VM, max_items=100), required=True),
+    "bench": Field(BENCH),
+}, doc="a labctl lab file")
+
+
+def json_schema() -> dict[str, Any]:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "labctl lab file", **LAB.json_schema()}

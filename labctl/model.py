@@ -1,0 +1,227 @@
+"""Plain typed records of a lab. No I/O.
+
+`build_lab` turns a schema-validated document into records; every default is
+applied here (never in templates), and `count:` replicas are expanded here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Built-in VM defaults; a lab's `defaults:` section overrides them.
+DEFAULT_IMAGE = "debian-12"
+DEFAULT_VCPUS = 1
+DEFAULT_MEMORY_MIB = 512
+DEFAULT_DISK_GIB = 4
+DEFAULT_USER = "lab"
+DEFAULT_RUNTIME = "podman"
+DEFAULT_NETWORK = "default"  # the implicit network of a lab that declares none
+DEFAULT_NETWORK_MODE = "user"  # works without a bridge: SSH forwarded to 127.0.0.1
+
+BENCH_COMPARISONS = ("vm-boot", "container-start", "process")
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    mode: str  # nat | isolated | user
+    subnet: ipaddress.IPv4Network | None = None  # None: chosen at `up`
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A VM's NIC on a lab network, with an optional fixed address."""
+
+    network: str
+    ip: ipaddress.IPv4Address | None = None
+
+
+@dataclass(frozen=True)
+class Port:
+    host: int
+    container: int
+    proto: str = "tcp"
+    host_ip: str | None = None
+
+    def __str__(self) -> str:
+        prefix = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{prefix}{self.host}:{self.container}/{self.proto}"
+
+
+@dataclass(frozen=True)
+class Volume:
+    source: str  # a volume name, or a path relative to the lab directory
+    target: str
+    kind: str  # named | bind
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Build:
+    context: str  # relative to the lab directory
+    dockerfile: str = "Dockerfile"
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    runtime: str
+    image: str | None = None  # a registry reference
+    archive: str | None = None  # an OCI/docker archive, relative to the lab directory
+    build: Build | None = None
+    command: tuple[str, ...] | None = None
+    ports: tuple[Port, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    restart: str = "no"
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    path: str
+    content: str
+    permissions: str = "0644"
+    owner: str = "root:root"
+
+
+@dataclass(frozen=True)
+class VM:
+    name: str  # the instance name (web-2 for the second replica of `web`)
+    group: str  # the name in the lab file (web)
+    image: str
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+    user: str
+    runtime: str
+    networks: tuple[Attachment, ...]
+    packages: tuple[str, ...] = ()
+    runcmd: tuple[str | tuple[str, ...], ...] = ()
+    write_files: tuple[WriteFile, ...] = ()
+    containers: tuple[Container, ...] = ()
+
+
+@dataclass(frozen=True)
+class Bench:
+    repeat: int = 5
+    warmup: int = 1
+    compare: tuple[str, ...] = BENCH_COMPARISONS
+    runtimes: tuple[str, ...] = ("podman", "docker")
+    image: str = "busybox"  # the container image started in the comparison
+    vm_image: str | None = None  # None: the lab's default image
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    source: Path  # the lab file; relative paths in it are relative to its directory
+    description: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+    networks: tuple[Network, ...] = ()
+    vms: tuple[VM, ...] = ()
+    bench: Bench | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self.source.parent
+
+    def vm(self, name: str) -> VM:
+        for vm in self.vms:
+            if vm.name == name:
+                return vm
+        raise KeyError(name)
+
+    def network(self, name: str) -> Network:
+        for net in self.networks:
+            if net.name == name:
+                return net
+        raise KeyError(name)
+
+
+def replica_names(name: str, count: int) -> list[str]:
+    """`count: N` gives name-1..name-N; a single VM keeps its name."""
+    return [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+
+
+def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> Lab:
+    """Records from a document the schema has validated and normalised."""
+    networks = tuple(
+        Network(n["name"], n.get("mode", "nat"), n.get("subnet")) for n in doc.get("networks", [])
+    )
+    if not networks:
+        networks = (Network(DEFAULT_NETWORK, DEFAULT_NETWORK_MODE),)
+    defaults = doc.get("defaults", {})
+    vms: list[VM] = []
+    for spec in doc.get("vms", []):
+        vms.extend(_build_vms(spec, defaults, networks[0].name))
+    bench = None
+    if "bench" in doc:
+        spec = doc["bench"]
+        lists = {k: tuple(spec[k]) for k in ("compare", "runtimes") if k in spec}
+        bench = Bench(**{**spec, **lists})
+    return Lab(
+        name=doc["name"],
+        source=source,
+        description=doc.get("description", ""),
+        variables=variables,
+        networks=networks,
+        vms=tuple(vms),
+        bench=bench,
+    )
+
+
+def _build_vms(spec: dict[str, Any], defaults: dict[str, Any], first_network: str) -> list[VM]:
+    def pick(key: str, builtin: Any) -> Any:
+        return spec.get(key, defaults.get(key, builtin))
+
+    runtime = pick("runtime", DEFAULT_RUNTIME)
+    attachments = tuple(
+        Attachment(a, None) if isinstance(a, str) else Attachment(a["network"], a.get("ip"))
+        for a in spec.get("networks", [])
+    ) or (Attachment(first_network),)
+    containers = tuple(_build_container(c, runtime) for c in spec.get("containers", []))
+    write_files = tuple(WriteFile(**w) for w in spec.get("write_files", []))
+    return [
+        VM(
+            name=name,
+            group=spec["name"],
+            image=pick("image", DEFAULT_IMAGE),
+            vcpus=pick("vcpus", DEFAULT_VCPUS),
+            memory_mib=pick("memory", DEFAULT_MEMORY_MIB),
+            disk_gib=pick("disk", DEFAULT_DISK_GIB),
+            user=pick("user", DEFAULT_USER),
+            runtime=runtime,
+            networks=attachments,
+            packages=tuple(spec.get("packages", [])),
+            runcmd=tuple(c if isinstance(c, str) else tuple(c) for c in spec.get("runcmd", [])),
+            write_files=write_files,
+            containers=containers,
+        )
+        for name in replica_names(spec["name"], spec.get("count", 1))
+    ]
+
+
+def _build_container(spec: dict[str, Any], vm_runtime: str) -> Container:
+    image = spec.get("image")
+    build = spec.get("build")
+    if isinstance(build, str):
+        build = {"context": build}
+    env = spec.get("env", {})
+    if isinstance(env, list):  # KEY=VALUE pairs, already split by the schema
+        env = dict(env)
+    command = spec.get("command")
+    return Container(
+        name=spec["name"],
+        runtime=spec.get("runtime", vm_runtime),
+        image=image if isinstance(image, str) else None,
+        archive=image["archive"] if isinstance(image, dict) else None,
+        build=Build(**build) if build else None,
+        command=tuple(command) if command is not None else None,
+        ports=tuple(spec.get("ports", [])),
+        volumes=tuple(spec.get("volumes", [])),
+        env=tuple(sorted(env.items())),
+        restart=spec.get("restart", "no"),
+    )
