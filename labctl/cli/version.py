@@ -1,0 +1,30 @@
+"""labctl version."""
+
+from __future__ import annotations
+
+import platform
+
+from labctl import __version__
+from labctl.cli.app import STATE, app
+from labctl.cli.output import out, print_json
+
+
+def _libvirt_version() -> str:
+    try:
+        import libvirt
+    except ImportError:
+        return "not installed"
+    major, rest = divmod(libvirt.getVersion(), 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return f"{major}.{minor}.{micro}"
+
+
+@app.command()
+def version() -> None:
+    """Print labctl's version and the versions it runs with."""
+    info = {"labctl": __version__, "python": platform.python_version(),
+            "libvirt": _libvirt_version()}
+    if STATE.json:
+        print_json(info)
+    else:
+        out.print(" ".join(f"{k} {v}" for k, v in info.items()), markup=False)
