@@ -1,0 +1,93 @@
+"""The CLI through main(): exit codes, one-line errors, JSON output, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labctl import __version__
+from labctl.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+INVALID = ROOT / "tests" / "data" / "labs" / "invalid"
+
+
+def run(capsys, *args: str, data_dir: Path | None = None) -> tuple[int, str, str]:
+    argv = ([f"--data-dir={data_dir}"] if data_dir else []) + list(args)
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    captured = capsys.readouterr()
+    return info.value.code or 0, captured.out, captured.err
+
+
+def test_validate_examples_exit_zero(capsys):
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
+    code, out, err = run(capsys, "validate", *examples)
+    assert code == 0, err
+    assert out.count(": ok (lab ") == len(examples)
+
+
+def test_validate_bad_file_is_one_line_and_exit_2(capsys):
+    code, out, err = run(capsys, "validate", str(INVALID / "unknown-vm-key.yaml"))
+    assert code == 2
+    assert err.splitlines() == [
+        f"{INVALID}/unknown-vm-key.yaml:4:5: unknown key 'memroy' in vms[0]",
+        "  hint: did you mean 'memory'?",
+    ]
+    assert "Traceback" not in out + err
+
+
+def test_validate_json_reports_each_file(capsys):
+    code, out, _ = run(capsys, "--json", "validate", str(ROOT / "examples" / "hello.yaml"),
+                       str(INVALID / "count-zero.yaml"))
+    assert code == 2
+    hello, bad = json.loads(out)
+    assert hello == {"file": str(ROOT / "examples" / "hello.yaml"), "ok": True, "lab": "hello",
+                     "vms": 1, "containers": 0, "networks": 1}
+    assert bad["ok"] is False and bad["location"].endswith("count-zero.yaml:4:12")
+
+
+def test_var_option_reaches_the_loader(capsys):
+    code, out, _ = run(capsys, "validate", str(ROOT / "examples" / "multi-vm.yaml"),
+                       "--var", "web_count=4")
+    assert code == 0 and "5 VM(s)" in out
+    code, _, err = run(capsys, "validate", str(ROOT / "examples" / "multi-vm.yaml"),
+                       "--var", "oops")
+    assert code == 2 and err.startswith("error: --var 'oops' is not KEY=VALUE")
+
+
+def test_schema_is_json(capsys):
+    code, out, _ = run(capsys, "schema")
+    schema = json.loads(out)
+    assert code == 0 and "vms" in schema["properties"] and schema["required"] == ["name", "vms"]
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--json", "version")
+    assert code == 0 and json.loads(out)["labctl"] == __version__
+
+
+def test_internal_error_points_to_debug_log(capsys, tmp_path, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("labctl.cli.validate.load_lab", broken)
+    code, out, err = run(capsys, "validate", "x.yaml", data_dir=tmp_path)
+    log = tmp_path / "logs" / "debug.log"
+    assert code == 70
+    assert err.splitlines() == [
+        "error: internal error: boom",
+        f"  hint: this is a bug in labctl; details are in {log}",
+    ]
+    assert "Traceback" not in err and "RuntimeError: boom" in log.read_text()
+
+
+def test_python_dash_m_and_usage_errors():
+    result = subprocess.run([sys.executable, "-m", "labctl", "no-such-command"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "No such command" in result.stderr
+    assert "Traceback" not in result.stderr
