@@ -1,0 +1,50 @@
+"""The NoCloud seed of one VM: an ISO 9660 volume labelled `cidata` holding
+meta-data, user-data, network-config (for cloud-init) and labctl-firstboot.sh
+and labctl-extras.sh (for images labctl built). pycdlib writes it in pure Python: no genisoimage."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pycdlib
+
+from labctl.model import WriteFile
+from labctl.render import render
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """Everything the seed templates place; decided by the caller, not the templates."""
+
+    instance_id: str
+    hostname: str
+    user: str
+    authorized_key: str
+    host_key_private: str
+    host_key_public: str
+    packages: tuple[str, ...] = ()
+    runcmd: tuple[str | tuple[str, ...], ...] = ()
+    write_files: tuple[WriteFile, ...] = ()
+
+
+SEED_FILES = ("meta-data", "user-data", "network-config", "labctl-firstboot.sh",
+              "labctl-extras.sh")
+
+
+def render_seed(spec: SeedSpec, templates: Path | None = None) -> dict[str, str]:
+    return {name: render(f"cloud-init/{name}.j2", templates, s=spec) for name in SEED_FILES}
+
+
+def seed_iso(files: dict[str, str]) -> bytes:
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
+    for name, text in files.items():
+        data = text.encode()
+        iso_name = "/" + name.upper().replace("-", "_").replace(".", "_")[:30] + ".;1"
+        iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
+    out = io.BytesIO()
+    iso.write_fp(out)
+    iso.close()
+    return out.getvalue()
