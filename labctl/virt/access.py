@@ -1,0 +1,71 @@
+"""Reaching a running VM, read from its own domain XML (works without the lab
+file): the SSH endpoint (forwarded port, or the newest DHCP lease of its MAC)
+and the tail of its serial console log."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import deque
+from pathlib import Path
+
+import libvirt
+
+from labctl.ssh.transport import Endpoint
+from labctl.virt import metadata
+
+LOOPBACK = "127.0.0.1"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def endpoint(conn: libvirt.virConnect, dom: libvirt.virDomain) -> Endpoint | None:
+    xml = dom.XMLDesc(0)
+    meta = metadata.from_xml(xml)
+    if meta is not None and meta.ssh_port:
+        return Endpoint(LOOPBACK, meta.ssh_port)
+    for network, mac in bridged_nics(xml):
+        try:
+            leases = conn.networkLookupByName(network).DHCPLeases(mac, 0)
+        except libvirt.libvirtError:
+            continue
+        # dnsmasq keeps old leases for a reused MAC: the newest is the live one.
+        leases = [lease for lease in leases if lease.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4]
+        if leases:
+            newest = max(leases, key=lambda lease: lease.get("expirytime", 0))
+            return Endpoint(newest["ipaddr"], 22)
+    return None
+
+
+def bridged_nics(domain_xml: str) -> list[tuple[str, str]]:
+    root = ET.fromstring(domain_xml)
+    out = []
+    for iface in root.findall("devices/interface[@type='network']"):
+        source, mac = iface.find("source"), iface.find("mac")
+        if source is not None and mac is not None:
+            out.append((source.get("network", ""), mac.get("address", "")))
+    return out
+
+
+def serial_log_path(domain_xml: str) -> Path | None:
+    source = ET.fromstring(domain_xml).find("devices/serial/source")
+    return Path(source.get("path")) if source is not None and source.get("path") else None
+
+
+def serial_tail(dom: libvirt.virDomain, lines: int) -> str:
+    try:
+        path = serial_log_path(dom.XMLDesc(0))
+    except libvirt.libvirtError:
+        return ""
+    if path is None or not path.exists():
+        return ""
+    with path.open("rb") as fh:
+        tail = deque(fh, maxlen=lines)
+    return _ANSI.sub("", b"".join(tail).decode(errors="replace"))
+
+
+def is_running(dom: libvirt.virDomain) -> bool:
+    try:
+        state, _reason = dom.state(0)
+    except libvirt.libvirtError:
+        return False
+    return state == libvirt.VIR_DOMAIN_RUNNING

@@ -1,0 +1,103 @@
+"""Opening libvirt, and deciding between KVM and TCG by probing what works."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import libvirt
+
+from labctl.errors import LabctlError
+
+DEFAULT_URI = "qemu:///system"
+
+# Keep libvirt from printing its own copy of every error on stderr.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def connect(uri: str) -> libvirt.virConnect:
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        hint = ("start libvirtd (scripts/libvirtd-netns start for tests and demos)"
+                if "socket" in str(exc) or "No such file" in str(exc) else
+                "check the URI (--uri or LABCTL_URI) and that libvirtd runs there")
+        raise LabctlError(f"cannot connect to libvirt at {uri}: {exc.get_error_message()}",
+                          hint) from None
+
+
+@contextlib.contextmanager
+def libvirt_errors(what: str, hint: str | None = None) -> Iterator[None]:
+    """Turn a libvirtError inside the block into one line saying what failed."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise LabctlError(f"{what}: {exc.get_error_message()}",
+                          hint or "'labctl doctor' checks libvirtd, qemu and the host") from None
+
+
+def is_local(uri: str) -> bool:
+    parsed = urlparse(uri)
+    return not parsed.hostname and "+" not in parsed.scheme
+
+
+@dataclass(frozen=True)
+class Accel:
+    domain_type: str  # 'kvm' or 'qemu' (TCG)
+    reason: str  # one line: why this choice
+
+    @property
+    def is_kvm(self) -> bool:
+        return self.domain_type == "kvm"
+
+
+# ioctl numbers from <linux/kvm.h>
+_KVM_GET_API_VERSION = 0xAE00
+_KVM_CREATE_VM = 0xAE01
+_KVM_CREATE_VCPU = 0xAE41
+
+
+def probe_local_kvm(cpuinfo: str = "/proc/cpuinfo", device: str = "/dev/kvm") -> Accel:
+    """KVM only if it can really run a guest here: the CPU exposes vmx/svm,
+    /dev/kvm opens, and a VM with one vCPU can be created. libvirt's
+    capabilities are not enough: they advertise kvm whenever /dev/kvm exists."""
+    try:
+        with open(cpuinfo) as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh
+                          if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    if "vmx" not in flags and "svm" not in flags:
+        return Accel("qemu", "the CPU has no vmx/svm flag (no usable hardware virtualization); "
+                     "using TCG emulation")
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        return Accel("qemu", f"{device}: {exc.strerror}; using TCG emulation")
+    try:
+        if fcntl.ioctl(fd, _KVM_GET_API_VERSION) != 12:
+            return Accel("qemu", "unexpected KVM API version; using TCG emulation")
+        vm = fcntl.ioctl(fd, _KVM_CREATE_VM, 0)
+        try:
+            os.close(fcntl.ioctl(vm, _KVM_CREATE_VCPU, 0))
+        finally:
+            os.close(vm)
+    except OSError as exc:
+        return Accel("qemu", f"KVM cannot create a VM ({exc.strerror}); using TCG emulation")
+    finally:
+        os.close(fd)
+    return Accel("kvm", "KVM works")
+
+
+def probe_accel(conn: libvirt.virConnect, uri: str) -> Accel:
+    if is_local(uri):
+        return probe_local_kvm()
+    # A remote host: trust libvirt's host CPU features, the best we can see.
+    caps = conn.getCapabilities()
+    if "name='vmx'" in caps or "name='svm'" in caps:
+        return Accel("kvm", "the remote host CPU reports vmx/svm")
+    return Accel("qemu", "the remote host CPU reports no vmx/svm; using TCG emulation")

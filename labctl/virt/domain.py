@@ -1,0 +1,67 @@
+"""Domain XML for a lab VM: DomainSpec holds every value the template places;
+this module decides them (names, MACs, NICs, TCG cache) from the model."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.render import render
+
+TB_CACHE_MIB = 128  # TCG translation cache: ~400 MiB per guest instead of 1 GiB+
+USER_NIC_PCI_SLOT = 0x10  # q35 needs an explicit free slot for -device NICs
+
+
+@dataclass(frozen=True)
+class BridgedNic:
+    network: str  # libvirt network name
+    mac: str
+
+
+@dataclass(frozen=True)
+class UserNic:
+    netdev: str  # the -netdev argument
+    device: str  # the -device argument
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    domain_type: str  # kvm | qemu
+    memory_mib: int
+    vcpus: int
+    disk: str
+    seed: str
+    serial_log: str
+    metadata_xml: str
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str | None = None
+    tb_cache_mib: int = TB_CACHE_MIB
+    bridged_nics: tuple[BridgedNic, ...] = ()
+    user_nics: tuple[UserNic, ...] = ()
+
+
+def mac_address(*parts: str) -> str:
+    """A stable locally administered MAC (QEMU's 52:54:00 prefix) per lab/vm/network,
+    so DHCP reservations and leases survive re-creation."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def user_nic(index: int, mac: str, forwards: tuple[tuple[int, int], ...],
+             subnet: str | None = None) -> UserNic:
+    """qemu user-mode networking: no route out (restrict=on); only the forwarded
+    ports, bound to 127.0.0.1 on the host, reach the guest."""
+    netdev = [f"user,id=labctl{index}", "restrict=on"]
+    if subnet:
+        netdev.append(f"net={subnet}")
+    netdev += [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in forwards]
+    device = (f"virtio-net-pci,netdev=labctl{index},mac={mac},"
+              f"bus=pcie.0,addr={USER_NIC_PCI_SLOT + index:#x}")
+    return UserNic(",".join(netdev), device)
+
+
+def domain_xml(spec: DomainSpec, templates: Path | None = None) -> str:
+    return render("domain.xml.j2", templates, d=spec)

@@ -1,0 +1,51 @@
+"""What libvirt holds for a lab, found through labctl's metadata alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libvirt
+
+from labctl.plan import Observed
+from labctl.virt import metadata
+from labctl.virt.metadata import Meta
+
+
+@dataclass(frozen=True)
+class Found:
+    meta: Meta
+    libvirt_name: str
+    active: bool
+
+    def observed(self) -> Observed:
+        return Observed(self.meta.kind, self.meta.name, self.libvirt_name,
+                        self.meta.spec_hash, self.active)
+
+
+def domains(conn: libvirt.virConnect, lab: str | None = None) -> list[Found]:
+    found = []
+    for dom in conn.listAllDomains(0):
+        meta = _meta(dom.XMLDesc, 0)
+        if meta is not None and (lab is None or meta.lab == lab):
+            found.append(Found(meta, dom.name(), bool(dom.isActive())))
+    return sorted(found, key=lambda f: f.libvirt_name)
+
+
+def networks(conn: libvirt.virConnect, lab: str | None = None) -> list[Found]:
+    found = []
+    for net in conn.listAllNetworks(0):
+        meta = _meta(net.XMLDesc, 0)
+        if meta is not None and (lab is None or meta.lab == lab):
+            found.append(Found(meta, net.name(), bool(net.isActive())))
+    return sorted(found, key=lambda f: f.libvirt_name)
+
+
+def observe(conn: libvirt.virConnect, lab: str) -> list[Observed]:
+    return [f.observed() for f in networks(conn, lab) + domains(conn, lab)]
+
+
+def _meta(xml_desc, flags: int) -> Meta | None:
+    try:
+        return metadata.from_xml(xml_desc(flags))
+    except libvirt.libvirtError:  # vanished between list and lookup
+        return None
