@@ -12,7 +12,7 @@ from labctl.model import DEFAULT_RUNTIME, replica_names
 from labctl.schema import SchemaError, suggest
 
 SSH_PORT = 22
-MAX_DOMAIN_NAME = 63  # libvirt domain names are LAB-VM; keep them usable as DNS labels
+MAX_DOMAIN_NAME = 63  # libvirt names are LAB.VM; keep them short enough to read and type
 
 
 def check_lab(doc: dict[str, Any], lab_dir: Path) -> None:
@@ -54,10 +54,10 @@ def _check_vm_names(doc: dict[str, Any]) -> None:
                 raise SchemaError(("vms", i, "name"), f"duplicate VM name '{instance}'{why}",
                                   "give each VM its own name")
             seen[instance] = vm["name"]
-            domain = f"{doc['name']}-{instance}"
+            domain = f"{doc['name']}.{instance}"
             if len(domain) > MAX_DOMAIN_NAME:
                 raise SchemaError(("vms", i, "name"),
-                                  f"VM name '{domain}' (lab-vm) is longer than {MAX_DOMAIN_NAME}",
+                                  f"VM name '{domain}' (lab.vm) is longer than {MAX_DOMAIN_NAME}",
                                   "shorten the lab or VM name")
 
 

@@ -9,7 +9,14 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from labctl.cli import schema, validate, version  # noqa: F401  (registers commands)
+from labctl.cli import (  # noqa: F401  (importing registers the commands)
+    access,
+    image,
+    lifecycle,
+    schema,
+    validate,
+    version,
+)
 from labctl.cli.app import STATE, app
 from labctl.cli.output import print_error_lines
 from labctl.errors import EXIT_INTERNAL, LabctlError

@@ -1,0 +1,136 @@
+"""labctl status / ssh / exec / cp / ssh-config: look at and into a lab's VMs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from labctl import orchestrate
+from labctl.cli.app import STATE, app
+from labctl.cli.common import LAB_OPTION, URI_OPTION, lab_name, settings, split_target
+from labctl.cli.output import out, print_json
+from labctl.errors import LabctlError, UsageError
+from labctl.labfiles import LabFiles
+
+
+@app.command()
+def status(
+    lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"),
+    uri: str = URI_OPTION,
+) -> None:
+    """VMs of a lab: state, SSH address, and how long each readiness stage took."""
+    name = lab_name(lab, uri)
+    rows = orchestrate.status(name, settings(uri))
+    if STATE.json:
+        print_json([row.__dict__ for row in rows])
+        return
+    if not rows:
+        out.print(f"lab '{name}' has no VMs.", markup=False)
+        return
+    table = Table(title=f"lab {name}", title_justify="left")
+    for column in ("VM", "state", "ssh", "user", "ready after", "banner lag"):
+        table.add_column(column)
+    for row in rows:
+        ready = row.stages.get("auth")
+        lag = row.detection_lag
+        table.add_row(row.name, row.state, row.endpoint or "-", row.user,
+                      f"{ready:.1f} s" if ready is not None else "-",
+                      f"{1000 * lag:.0f} ms" if lag is not None else "-")
+    out.print(table)
+
+
+@app.command()
+def ssh(
+    target: str = typer.Argument(..., metavar="VM|LAB.VM"),
+    lab: str = LAB_OPTION,
+    uri: str = URI_OPTION,
+    args: list[str] = typer.Argument(None, metavar="[-- SSH ARGS]"),
+) -> None:
+    """Open an interactive shell in a VM with OpenSSH (host key pinned)."""
+    name, vm = split_target(target, lab, uri)
+    files = LabFiles(settings(uri).data_dir, name)
+    if not files.ssh_config_path.exists():
+        raise LabctlError(f"lab '{name}' has no SSH configuration", "run 'labctl up' first")
+    if shutil.which("ssh") is None:
+        raise LabctlError("OpenSSH's ssh is not installed", "install openssh-client")
+    argv = ["ssh", "-F", str(files.ssh_config_path), *(args or []), f"{name}.{vm}"]
+    sys.stdout.flush()
+    os.execvp("ssh", argv)
+
+
+@app.command(name="exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    target: str = typer.Argument(..., metavar="VM|LAB.VM"),
+    command: list[str] = typer.Argument(..., metavar="-- COMMAND..."),
+    lab: str = LAB_OPTION,
+    uri: str = URI_OPTION,
+) -> None:
+    """Run a command in a VM; its output and exit code pass through."""
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("no command given", "e.g. labctl exec node -- uname -a")
+    name, vm = split_target(target, lab, uri)
+    transport = orchestrate.connect_vm(name, vm, settings(uri))
+    try:
+        # One argument is a shell command line; several are quoted word by word.
+        result = transport.run(command[0] if len(command) == 1 else command)
+    finally:
+        transport.close()
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    raise typer.Exit(result.exit_status)
+
+
+@app.command()
+def cp(
+    source: str = typer.Argument(..., metavar="SRC"),
+    destination: str = typer.Argument(..., metavar="DST"),
+    lab: str = LAB_OPTION,
+    uri: str = URI_OPTION,
+) -> None:
+    """Copy a file to or from a VM: 'labctl cp f.txt VM:/tmp/', 'labctl cp VM:/etc/hosts .'"""
+    src_vm, src_path = _remote(source)
+    dst_vm, dst_path = _remote(destination)
+    if (src_vm is None) == (dst_vm is None):
+        raise UsageError("exactly one of SRC and DST must be VM:PATH",
+                         "e.g. labctl cp notes.txt node:/tmp/notes.txt")
+    name, vm = split_target(src_vm or dst_vm, lab, uri)
+    transport = orchestrate.connect_vm(name, vm, settings(uri))
+    try:
+        if dst_vm is not None:
+            local = Path(src_path)
+            if not local.is_file():
+                raise UsageError(f"{local}: no such file")
+            remote = dst_path + local.name if dst_path.endswith("/") else dst_path
+            transport.put(local, remote)
+        else:
+            local = Path(dst_path)
+            if local.is_dir():
+                local = local / Path(src_path).name
+            transport.get(src_path, local)
+    finally:
+        transport.close()
+
+
+def _remote(spec: str) -> tuple[str | None, str]:
+    head, sep, tail = spec.partition(":")
+    if sep and head and "/" not in head:
+        return head, tail
+    return None, spec
+
+
+@app.command(name="ssh-config")
+def ssh_config(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"),
+               uri: str = URI_OPTION) -> None:
+    """Print an OpenSSH config for the lab's VMs (pinned host keys included)."""
+    name = lab_name(lab, uri)
+    path = LabFiles(settings(uri).data_dir, name).ssh_config_path
+    if not path.exists():
+        raise LabctlError(f"lab '{name}' has no SSH configuration", "run 'labctl up' first")
+    sys.stdout.write(path.read_text())

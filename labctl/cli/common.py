@@ -1,0 +1,74 @@
+"""Options and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+
+from labctl.cli.app import STATE
+from labctl.cli.output import err
+from labctl.config import load_lab, parse_var_overrides
+from labctl.errors import LabctlError
+from labctl.events import Event
+from labctl.model import Lab
+from labctl.orchestrate import Settings
+from labctl.virt import inventory
+from labctl.virt.connection import DEFAULT_URI, connect
+
+LAB_ARG = typer.Argument(..., metavar="LAB.yaml", help="The lab file.")
+VAR_OPTION = typer.Option([], "--var", metavar="KEY=VALUE",
+                          help="Set or override a lab variable (repeatable).")
+URI_OPTION = typer.Option(None, "--uri", envvar="LABCTL_URI", show_default=DEFAULT_URI,
+                          help="libvirt connection URI.")
+LAB_OPTION = typer.Option(None, "--lab", "-l", metavar="LAB",
+                          help="Lab file or lab name (default: the only lab that has VMs).")
+TEMPLATES_OPTION = typer.Option(None, "--templates", metavar="DIR",
+                                help="Use your own copy of labctl's templates/ directory.")
+
+
+def settings(uri: str | None, templates: Path | None = None, **extra) -> Settings:
+    return Settings(uri=uri or os.environ.get("LABCTL_URI") or DEFAULT_URI,
+                    data_dir=STATE.data_dir, templates=templates, **extra)
+
+
+def load(path: Path, var: list[str]) -> Lab:
+    return load_lab(path, parse_var_overrides(var))
+
+
+class ProgressPrinter:
+    """Renders core Events as one line each on stderr (stdout stays for data)."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, event: Event) -> None:
+        if STATE.json:
+            return
+        elapsed = time.monotonic() - self.start
+        detail = f"  {event.detail}" if event.detail else ""
+        err.print(f"[dim]{elapsed:6.1f}s[/dim] {event.subject:<18} [bold]{event.stage}[/bold]"
+                  f"{detail}", highlight=False)
+
+
+def lab_name(lab: str | None, uri: str | None) -> str:
+    """--lab as a file or a name; without it, the only lab libvirt has."""
+    if lab:
+        if lab.endswith((".yaml", ".yml")) or Path(lab).is_file():
+            return load_lab(Path(lab)).name
+        return lab
+    names = sorted({f.meta.lab for f in inventory.domains(connect(settings(uri).uri))})
+    if len(names) == 1:
+        return names[0]
+    raise LabctlError("which lab?" if names else "no lab has VMs here",
+                      f"pass --lab NAME ({', '.join(names)})" if names else "run 'labctl up LAB'")
+
+
+def split_target(target: str, lab: str | None, uri: str | None) -> tuple[str, str]:
+    """'VM' (with --lab or a single lab) or 'LAB.VM' -> (lab name, VM name)."""
+    if "." in target and not lab:
+        name, _, vm = target.partition(".")
+        return name, vm
+    return lab_name(lab, uri), target

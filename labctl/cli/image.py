@@ -1,0 +1,83 @@
+"""labctl image build | list | rm | pull: the local guest image cache."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from labctl.cli.app import STATE, app
+from labctl.cli.common import ProgressPrinter
+from labctl.cli.output import out, print_json
+from labctl.errors import UsageError
+from labctl.images import recipe as recipes
+from labctl.images.builder import build_image
+from labctl.images.cache import ImageCache
+from labctl.images.pull import pull_image
+from labctl.values import IMAGE_NAME_RE
+
+image_app = typer.Typer(help="Build, download, list and remove guest images.",
+                        no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+def _cache() -> ImageCache:
+    return ImageCache(STATE.data_dir / "images")
+
+
+@image_app.command("build")
+def build(
+    name: str = typer.Argument(..., help="Recipe name (images/NAME.yaml) or a recipe file."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if up to date."),
+) -> None:
+    """Build a guest image offline from Debian packages (mmdebstrap, no loop devices)."""
+    recipe = recipes.load_recipe(name)
+    cache = _cache()
+    if not force and cache.has(recipe.name) and \
+            cache.get(recipe.name).manifest.get("recipe_digest") == recipe.digest():
+        out.print(f"image '{recipe.name}' is up to date (use --force to rebuild).", markup=False)
+        return
+    image = build_image(recipe, cache, STATE.data_dir / "cache" / "debs", ProgressPrinter())
+    out.print(f"built image '{image.name}': {image.disk} "
+              f"({image.manifest['size'] >> 20} MiB, sha256 {image.sha256[:12]})", markup=False)
+
+
+@image_app.command("pull")
+def pull(
+    url: str = typer.Argument(..., help="http(s) or file URL of a qcow2 cloud image."),
+    sha256: str = typer.Option(..., "--sha256", help="Expected sha256 of the file."),
+    name: str = typer.Option(None, "--name", help="Name in the cache (default: from the URL)."),
+) -> None:
+    """Download a cloud image and keep it only if its checksum matches."""
+    if name is None:
+        stem = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0].lower()
+        name = stem.removesuffix(".qcow2").removesuffix(".img").replace("_", "-")[:64]
+    if not IMAGE_NAME_RE.match(name):
+        raise UsageError(f"'{name}' is not a valid image name", "pass --name NAME")
+    image = pull_image(url, sha256, name, _cache(), ProgressPrinter())
+    out.print(f"pulled image '{image.name}' ({image.manifest['size'] >> 20} MiB, "
+              "sha256 verified)", markup=False)
+
+
+@image_app.command("list")
+def list_() -> None:
+    """Images in the cache, and recipes that can be built."""
+    images = _cache().list()
+    if STATE.json:
+        print_json([{k: v for k, v in i.manifest.items() if k != "packages"} for i in images])
+        return
+    table = Table(title=f"images in {_cache().root}", title_justify="left")
+    for column in ("name", "kind", "size", "sha256", "made"):
+        table.add_column(column)
+    for image in images:
+        m = image.manifest
+        table.add_row(image.name, m.get("kind", "?"), f"{m.get('size', 0) >> 20} MiB",
+                      image.sha256[:12], m.get("built_at") or m.get("pulled_at", ""))
+    out.print(table)
+    out.print(f"recipes: {', '.join(recipes.available())}", markup=False)
+
+
+@image_app.command("rm")
+def rm(name: str = typer.Argument(...)) -> None:
+    """Remove an image from the cache (VMs already created keep their base copy)."""
+    _cache().remove(name)
+    out.print(f"removed image '{name}'.", markup=False)

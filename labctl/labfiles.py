@@ -1,0 +1,80 @@
+"""A lab's local files under DATA_DIR/labs/LAB/: the login key, each VM's
+pinned host key, and the OpenSSH known_hosts and config that use them.
+The directory is 0700 and private keys 0600; `down` removes it whole."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.datadir import ensure
+from labctl.ssh import keys
+from labctl.ssh.keys import KeyPair
+
+
+@dataclass(frozen=True)
+class SshEntry:
+    alias: str  # Host alias and HostKeyAlias: the libvirt domain name
+    host: str
+    port: int
+    user: str
+
+
+class LabFiles:
+    def __init__(self, data_dir: Path, lab: str):
+        self.dir = data_dir / "labs" / lab
+        self.lab = lab
+
+    @property
+    def login_key_path(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def ssh_config_path(self) -> Path:
+        return self.dir / "ssh_config"
+
+    def login_key(self) -> KeyPair:
+        ensure(self.dir)
+        return keys.load_or_create(self.login_key_path, f"labctl-{self.lab}")
+
+    def host_key(self, alias: str) -> KeyPair:
+        ensure(self.dir / "hostkeys")
+        return keys.load_or_create(self.dir / "hostkeys" / alias, f"root@{alias}")
+
+    def pinned_host_key(self, alias: str) -> str | None:
+        pub = self.dir / "hostkeys" / f"{alias}.pub"
+        return pub.read_text().strip() if pub.exists() else None
+
+    def forget_host(self, alias: str) -> None:
+        for path in (self.dir / "hostkeys" / alias, self.dir / "hostkeys" / f"{alias}.pub"):
+            path.unlink(missing_ok=True)
+
+    def write_ssh_files(self, entries: list[SshEntry]) -> Path:
+        """known_hosts pins each VM's key under its alias (so it survives a new
+        port or address); ssh_config is usable as is: ssh -F PATH ALIAS."""
+        ensure(self.dir)
+        known, config = [], [f"# labctl lab '{self.lab}': ssh -F {self.ssh_config_path} NAME\n"]
+        for e in sorted(entries, key=lambda e: e.alias):
+            key = self.pinned_host_key(e.alias)
+            if key:
+                known.append(f"{e.alias} {' '.join(key.split()[:2])}\n")
+            config.append(
+                f"Host {e.alias}\n  HostName {e.host}\n  Port {e.port}\n  User {e.user}\n"
+                f"  IdentityFile {self.login_key_path}\n  IdentitiesOnly yes\n"
+                f"  HostKeyAlias {e.alias}\n  UserKnownHostsFile {self.known_hosts_path}\n"
+                "  StrictHostKeyChecking yes\n  PasswordAuthentication no\n"
+                "  LogLevel ERROR\n\n")
+        self.known_hosts_path.write_text("".join(known))
+        self.ssh_config_path.write_text("".join(config))
+        return self.ssh_config_path
+
+    def remove(self) -> bool:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+            return True
+        return False

@@ -1,0 +1,162 @@
+"""Carrying out plan actions on libvirt: networks, and each VM's volumes,
+seed and domain. Create is ordered so that every partial state is findable
+and removable by metadata: volumes are named after the domain, and the domain
+is defined (with its metadata) before it is started."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import libvirt
+
+from labctl.events import Event, Report
+from labctl.images.cache import Image
+from labctl.images.seed import SeedSpec, render_seed, seed_iso
+from labctl.labfiles import LabFiles
+from labctl.layout import NetworkPlan, VmPlan
+from labctl.virt import inventory
+from labctl.virt.connection import Accel, libvirt_errors
+from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, user_nic
+from labctl.virt.metadata import Meta
+from labctl.virt.network import DhcpHost, NetworkSpec, choose_subnet, host_routes, network_xml
+from labctl.virt.storage import BaseVolumes, Storage
+
+
+class Provisioner:
+    def __init__(self, conn: libvirt.virConnect, storage: Storage, files: LabFiles,
+                 accel: Accel, report: Report, templates: Path | None = None):
+        self.conn, self.storage, self.files = conn, storage, files
+        self.accel, self.report, self.templates = accel, report, templates
+
+    # -- networks ---------------------------------------------------------------
+    def create_network(self, plan: NetworkPlan) -> None:
+        with libvirt_errors(f"cannot create network '{plan.network.name}'"):
+            self._create_network(plan)
+
+    def _create_network(self, plan: NetworkPlan) -> None:
+        self.remove_network(plan.libvirt_name)
+        net = plan.network
+        subnet = net.subnet or choose_subnet(self._taken_subnets())
+        meta = Meta(self.files.lab, "network", net.name, plan.spec_hash)
+        spec = NetworkSpec(plan.libvirt_name, net.mode, subnet, meta.to_xml(),
+                           tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations))
+        created = self.conn.networkDefineXML(network_xml(spec, self.templates))
+        created.create()
+        self.report(Event(f"network {net.name}", "created", f"{net.mode} {subnet}"))
+
+    def start_network(self, libvirt_name: str) -> None:
+        with libvirt_errors(f"cannot start network {libvirt_name}"):
+            net = self.conn.networkLookupByName(libvirt_name)
+            if not net.isActive():
+                net.create()
+
+    def remove_network(self, libvirt_name: str) -> bool:
+        try:
+            net = self.conn.networkLookupByName(libvirt_name)
+        except libvirt.libvirtError:
+            return False
+        with libvirt_errors(f"cannot remove network {libvirt_name}"):
+            if net.isActive():
+                net.destroy()
+            net.undefine()
+        return True
+
+    def _taken_subnets(self) -> list[ipaddress.IPv4Network]:
+        taken = host_routes()
+        for net in self.conn.listAllNetworks(0):
+            ip = ET.fromstring(net.XMLDesc(0)).find("ip")
+            if ip is not None and ip.get("address") and ip.get("netmask"):
+                taken.append(ipaddress.IPv4Network(f"{ip.get('address')}/{ip.get('netmask')}",
+                                                   strict=False))
+        return taken
+
+    # -- VMs --------------------------------------------------------------------
+    def create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> libvirt.virDomain:
+        """Volumes, seed, then the domain defined with metadata (not yet started)."""
+        with libvirt_errors(f"cannot create VM '{plan.vm.name}'"):
+            return self._create_vm(plan, image, base)
+
+    def _create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> libvirt.virDomain:
+        vm = plan.vm
+        old_port = self._current_ssh_port(plan.domain)
+        self.remove_vm(plan, forget_keys=False)
+        overlay = self.storage.create_overlay(plan.overlay, base.disk, vm.disk_gib)
+        login = self.files.login_key()
+        host_key = self.files.host_key(plan.domain)
+        seed = SeedSpec(
+            instance_id=f"{plan.domain}-{plan.spec_hash}", hostname=vm.name, user=vm.user,
+            authorized_key=login.public, host_key_private=host_key.private,
+            host_key_public=host_key.public, packages=vm.packages, runcmd=vm.runcmd,
+            write_files=vm.write_files)
+        seed_path = self.storage.upload_bytes(plan.seed, seed_iso(render_seed(seed,
+                                                                              self.templates)))
+        ssh_port = None
+        user_nics, bridged = [], []
+        for nic in plan.nics:
+            if nic.mode == "user":
+                forwards: tuple[tuple[int, int], ...] = ()
+                if ssh_port is None:  # the first user-mode NIC carries SSH
+                    ssh_port = old_port or free_port(self._ports_in_use())
+                    forwards = ((ssh_port, 22),)
+                user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet))
+            else:
+                bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
+        meta = Meta(self.files.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
+                    ssh_port=ssh_port)
+        spec = DomainSpec(
+            name=plan.domain, domain_type=self.accel.domain_type, memory_mib=vm.memory_mib,
+            vcpus=vm.vcpus, disk=overlay, seed=seed_path,
+            serial_log=str(Path(overlay).with_name(plan.serial_log)),
+            metadata_xml=meta.to_xml(), kernel=base.kernel, initrd=base.initrd,
+            cmdline=image.cmdline if base.kernel else None,
+            bridged_nics=tuple(bridged), user_nics=tuple(user_nics))
+        return self.conn.defineXML(domain_xml(spec, self.templates))
+
+    def start_vm(self, domain: str) -> None:
+        with libvirt_errors(f"cannot start VM {domain}"):
+            dom = self.conn.lookupByName(domain)
+            if not dom.isActive():
+                dom.create()
+
+    def remove_vm(self, plan_or_name: VmPlan | str, forget_keys: bool = True) -> bool:
+        """Destroy, undefine, delete its volumes; true if anything existed."""
+        name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.domain
+        existed = False
+        try:
+            dom = self.conn.lookupByName(name)
+        except libvirt.libvirtError:
+            dom = None
+        with libvirt_errors(f"cannot remove VM {name}"):
+            if dom is not None:
+                existed = True
+                if dom.isActive():
+                    dom.destroy()  # before undefine, or it lingers as a transient domain
+                dom.undefine()
+            for volume in self.storage.names(prefix=f"{name}."):
+                existed |= self.storage.delete(volume)
+        if forget_keys:
+            self.files.forget_host(name)
+        return existed
+
+    def _current_ssh_port(self, domain: str) -> int | None:
+        for found in inventory.domains(self.conn):
+            if found.libvirt_name == domain:
+                return found.meta.ssh_port
+        return None
+
+    def _ports_in_use(self) -> set[int]:
+        return {f.meta.ssh_port for f in inventory.domains(self.conn) if f.meta.ssh_port}
+
+
+def free_port(avoid: set[int]) -> int:
+    """A TCP port free on 127.0.0.1 now and not reserved by another labctl VM."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise RuntimeError("no free TCP port on 127.0.0.1")

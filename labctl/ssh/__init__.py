@@ -1,0 +1,1 @@
+"""SSH to lab VMs: keys, pinned host keys, the transport, staged readiness."""

@@ -1,0 +1,119 @@
+"""One SSH connection per VM (paramiko), reused for every command.
+
+The host key is checked against the key labctl generated for the VM before it
+first booted; anything else is refused. Commands return CommandResult records;
+callers never parse paramiko channels themselves.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from labctl.errors import LabctlError
+from labctl.shell import join
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def check(self, what: str) -> CommandResult:
+        if not self.ok:
+            last = (self.stderr or self.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise LabctlError(f"{what} failed (exit {self.exit_status}): {last[0]}")
+        return self
+
+
+class HostKeyMismatch(LabctlError):
+    pass
+
+
+class SSHTransport:
+    def __init__(self, transport: paramiko.Transport, label: str):
+        self._transport = transport
+        self.label = label  # "VM 'web-1'" for messages
+
+    @classmethod
+    def over_socket(cls, sock: socket.socket, label: str, user: str, key: paramiko.PKey,
+                    pinned_host_key: str, timeout: float = 30.0) -> SSHTransport:
+        """Handshake on an already connected socket; verify the pinned host key; log in."""
+        transport = paramiko.Transport(sock)
+        transport.banner_timeout = timeout
+        try:
+            transport.start_client(timeout=timeout)
+            offered = transport.get_remote_server_key()
+            expected = pinned_host_key.split()
+            if [offered.get_name(), offered.get_base64()] != expected[:2]:
+                raise HostKeyMismatch(
+                    f"{label} presented a host key that does not match the pinned one "
+                    f"({offered.get_name()} {offered.fingerprint})",
+                    "the VM was replaced outside labctl or the connection is intercepted; "
+                    "'labctl down' then 'labctl up' recreates it with a new pinned key")
+            transport.auth_publickey(user, key)
+        except Exception:
+            transport.close()
+            raise
+        transport.set_keepalive(30)
+        return cls(transport, label)
+
+    @property
+    def active(self) -> bool:
+        return self._transport.is_active()
+
+    def run(self, command: str | Sequence[str], timeout: float | None = None,
+            input_data: bytes | None = None) -> CommandResult:
+        text = command if isinstance(command, str) else join(command)
+        start = time.monotonic()
+        try:
+            channel = self._transport.open_session(timeout=30)
+            channel.settimeout(timeout)
+            channel.exec_command(text)
+            if input_data is not None:
+                channel.sendall(input_data)
+                channel.shutdown_write()
+            stdout = channel.makefile("rb").read().decode(errors="replace")
+            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+            status = channel.recv_exit_status()
+        except TimeoutError:
+            raise LabctlError(f"{self.label}: command timed out after {timeout:.0f} s: "
+                              f"{text[:80]}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise LabctlError(f"{self.label}: SSH connection lost: {exc}",
+                              "check the VM with 'labctl status'") from None
+        return CommandResult(text, status, stdout, stderr, time.monotonic() - start)
+
+    def put(self, local: Path, remote: str, mode: int | None = None) -> None:
+        with self._transport.open_sftp_client() as sftp:
+            sftp.put(str(local), remote)
+            if mode is not None:
+                sftp.chmod(remote, mode)
+
+    def get(self, remote: str, local: Path) -> None:
+        with self._transport.open_sftp_client() as sftp:
+            sftp.get(remote, str(local))
+
+    def close(self) -> None:
+        self._transport.close()
