@@ -90,6 +90,7 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
     files = LabFiles(settings.data_dir, lab.name)
     storage = Storage(conn)
     prov = Provisioner(conn, storage, files, accel, report, settings.templates)
+    files.login_key()  # once, before VMs are created in parallel
 
     verbs = {(a.kind, a.name): a.verb for a in actions}
     for action in actions:  # VMs leave before the networks they sit on change

@@ -5,6 +5,7 @@ Private keys are written 0600 and never logged."""
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,16 +32,30 @@ def generate(comment: str) -> KeyPair:
 
 
 def load_or_create(path: Path, comment: str) -> KeyPair:
-    """The key at `path` (+ `path`.pub), created 0600 if absent."""
+    """The key at `path`, created 0600 if absent (and `path`.pub beside it).
+
+    Safe when several threads or processes ask at once: each writes a private
+    temporary file and hard-links it into place; the first link wins and the
+    others read the winner's key. The public half is derived from the private
+    key, so a missing or stale .pub never matters."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:  # mkstemp creates it 0600
+                fh.write(generate(comment).private)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    private = path.read_text()
+    key = serialization.load_ssh_private_key(private.encode(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    pair = KeyPair(private, f"{public} {comment}")
     pub = path.with_name(path.name + ".pub")
-    if path.exists() and pub.exists():
-        return KeyPair(path.read_text(), pub.read_text().strip())
-    pair = generate(comment)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(pair.private)
-    pub.write_text(pair.public + "\n")
-    tmp.rename(path)  # the private key appears whole or not at all
+    if not pub.exists() or pub.read_text().strip() != pair.public:
+        pub.write_text(pair.public + "\n")
     return pair

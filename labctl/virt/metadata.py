@@ -30,7 +30,8 @@ class Meta:
     def to_xml(self) -> str:
         root = ET.Element(f"{PREFIX}:labctl", {f"xmlns:{PREFIX}": NS})
         for tag in ("lab", "kind", "name", "spec_hash", "version", "user"):
-            ET.SubElement(root, f"{PREFIX}:{tag.replace('_', '-')}").text = getattr(self, tag)
+            if getattr(self, tag):
+                ET.SubElement(root, f"{PREFIX}:{tag.replace('_', '-')}").text = getattr(self, tag)
         if self.ssh_port is not None:
             ET.SubElement(root, f"{PREFIX}:ssh-port").text = str(self.ssh_port)
         for host, guest in self.forwards:

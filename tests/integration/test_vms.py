@@ -1,0 +1,143 @@
+"""A real 2-VM lab on a NAT network: up, reach, re-up, plan, down to nothing.
+The lab is booted once for the module (~25 s under TCG) and shared."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from labctl.config import load_lab
+from labctl.errors import LabctlError
+from labctl.orchestrate import connect_vm, down, plan_lab, up
+from labctl.ssh.keys import generate
+from labctl.ssh.transport import HostKeyMismatch
+
+from .conftest import LABS, labctl, leftovers
+
+PAIR = LABS / "pair.yaml"
+
+
+@pytest.fixture(scope="module")
+def pair(settings):
+    lab = load_lab(PAIR)
+    down(lab.name, settings, lambda e: None)
+    result = up(lab, settings, lambda e: None)
+    yield lab, result
+    down(lab.name, settings, lambda e: None)
+    assert leftovers(lab.name, settings) == {}
+
+
+def test_both_vms_answer_ssh_with_every_stage_timed(pair):
+    _, result = pair
+    assert result.changed and {vm.name for vm in result.vms} == {"alpha", "beta"}
+    for vm in result.vms:
+        stages = vm.readiness.stages
+        assert list(stages) == ["running", "address", "banner", "auth", "boot-finished"]
+        assert stages["running"] <= stages["banner"] <= stages["auth"] <= stages["boot-finished"]
+        assert vm.readiness.detection_lag is not None and vm.readiness.detection_lag < 0.1
+
+
+def test_fixed_address_files_and_runcmd(pair, settings):
+    beta = connect_vm("itpair", "beta", settings)
+    try:
+        assert "10.213.250.20/24" in beta.run("ip -4 -o addr show scope global").stdout
+        assert beta.run("sudo cat /etc/labctl-test").stdout == "hello beta\n"
+        assert beta.run("sudo stat -c %a /etc/labctl-test").stdout.strip() == "640"
+        assert beta.run("hostname").stdout.strip() == "beta"
+    finally:
+        beta.close()
+    alpha = connect_vm("itpair", "alpha", settings)
+    try:
+        assert alpha.run("cat /tmp/runcmd-done").stdout == "ran\n"
+        # The two VMs reach each other on the lab network (bash's /dev/tcp, no ping here).
+        reach = alpha.run("timeout 5 bash -c 'exec 3<>/dev/tcp/10.213.250.20/22 && head -c 4 <&3'")
+        assert reach.stdout == "SSH-"
+    finally:
+        alpha.close()
+
+
+def test_exec_passes_output_and_exit_code(pair):
+    ok = labctl("exec", "itpair.alpha", "--", "uname", "-n")
+    assert ok.stdout == "alpha\n"
+    failed = labctl("exec", "itpair.alpha", "--", "sh", "-c", "echo oops >&2; exit 7",
+                    check=False)
+    assert failed.returncode == 7 and failed.stderr.endswith("oops\n")
+
+
+def test_cp_both_ways(pair, tmp_path):
+    (tmp_path / "up.txt").write_text("to the VM\n")
+    labctl("cp", str(tmp_path / "up.txt"), "itpair.beta:/tmp/")
+    labctl("cp", "itpair.beta:/tmp/up.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "to the VM\n"
+
+
+def test_openssh_uses_the_generated_config(pair, settings):
+    import subprocess
+
+    config = settings.data_dir / "labs" / "itpair" / "ssh_config"
+    result = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", "itpair.beta",
+                             "hostname"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "beta\n", result.stderr
+
+
+def test_status_and_plan(pair):
+    status = json.loads(labctl("--json", "status", "itpair").stdout)
+    assert {row["name"]: row["state"] for row in status} == {"alpha": "running",
+                                                             "beta": "running"}
+    assert all(row["endpoint"].endswith(":22") for row in status)
+    plan = json.loads(labctl("--json", "plan", str(PAIR)).stdout)
+    assert {p["verb"] for p in plan} == {"keep"}
+
+
+def test_plan_shows_a_change_without_making_it(pair, settings):
+    lab, _ = pair
+    bigger = dataclasses.replace(lab, vms=(dataclasses.replace(lab.vms[0], memory_mib=640),
+                                           lab.vms[1]))
+    verbs = {(a.kind, a.name): a.verb for a in plan_lab(bigger, settings)}
+    assert verbs == {("network", "lan"): "keep", ("vm", "alpha"): "recreate",
+                     ("vm", "beta"): "keep"}
+    assert {a.verb for a in plan_lab(lab, settings)} == {"keep"}
+
+
+def test_up_again_changes_nothing_and_says_so(pair):
+    result = labctl("up", str(PAIR))
+    assert "is up to date: nothing changed" in result.stdout
+    assert "create" not in result.stderr and "define" not in result.stderr
+
+
+def test_swapped_host_key_is_refused(pair, settings):
+    pinned = settings.data_dir / "labs" / "itpair" / "hostkeys" / "itpair.alpha.pub"
+    real = pinned.read_text()
+    pinned.write_text(generate("impostor").public + "\n")
+    try:
+        with pytest.raises(HostKeyMismatch, match="does not match the pinned one"):
+            connect_vm("itpair", "alpha", settings)
+    finally:
+        pinned.write_text(real)
+
+
+def test_readiness_timeout_names_the_stage_and_shows_the_console(settings):
+    lab = load_lab(LABS / "timeout.yaml")
+    quick = dataclasses.replace(settings, budgets={"banner": 1.0})
+    try:
+        with pytest.raises(LabctlError) as info:
+            up(lab, quick, lambda e: None)
+        assert "0 of 1 VMs ready; VM 'slow' is not ready: stage 'banner' took longer than 1 s" \
+            in info.value.message
+        assert "last 20 lines of its serial console" in info.value.hint
+    finally:
+        down(lab.name, settings, lambda e: None)
+    assert leftovers(lab.name, settings) == {}
+
+
+def test_down_by_name_without_the_file_leaves_nothing(settings):
+    lab = load_lab(LABS / "timeout.yaml")
+    quick = dataclasses.replace(settings, budgets={"banner": 0.5})
+    with pytest.raises(LabctlError):
+        up(lab, quick, lambda e: None)  # leaves a running domain, volumes, keys
+    assert leftovers(lab.name, settings)
+    result = labctl("down", "--name", "ittimeout")
+    assert "lab 'ittimeout' removed: 1 VM(s)" in result.stdout
+    assert leftovers(lab.name, settings) == {}

@@ -1,0 +1,82 @@
+"""Seed files, the seed ISO, image recipes and the builder's command line."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pycdlib
+import pytest
+
+from labctl.errors import LabctlError
+from labctl.images.builder import installed_packages, mmdebstrap_argv
+from labctl.images.recipe import available, load_recipe
+from labctl.images.seed import SEED_FILES, SeedSpec, render_seed, seed_iso
+from labctl.model import WriteFile
+
+from .fixtures import GOLDEN
+
+SPEC = SeedSpec(
+    instance_id="course.docker-host-0123", hostname="docker-host", user="student",
+    authorized_key="ssh-ed25519 AAAAlogin labctl-course",
+    host_key_private=("-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE\n"
+                      "-----END OPENSSH PRIVATE KEY-----\n"),
+    host_key_public="ssh-ed25519 AAAAhost root@course.docker-host",
+    packages=("curl",), runcmd=("echo 'quoted; $(not run)'", ("touch", "/tmp/a b")),
+    write_files=(WriteFile("/etc/motd", "it's here\n", "0640", "root:adm"),),
+)
+
+
+@pytest.mark.parametrize("name", SEED_FILES)
+def test_seed_files_golden(name, golden):
+    golden(GOLDEN / "seed" / name, render_seed(SPEC)[name])
+
+
+def test_hostile_values_stay_quoted():
+    hostile = SeedSpec("i", "h", "u", "key'; reboot; '", "x", "y",
+                       runcmd=(("echo", "$(reboot)", "`reboot`", "a;b"),))
+    files = render_seed(hostile)
+    assert "echo 'key'\"'\"'; reboot; '\"'\"''" in files["labctl-firstboot.sh"]
+    assert "echo '$(reboot)' '`reboot`' 'a;b'" in files["labctl-extras.sh"]
+
+
+def test_seed_iso_is_a_cidata_volume_with_every_file():
+    iso = pycdlib.PyCdlib()
+    iso.open_fp(io.BytesIO(seed_iso(render_seed(SPEC))))
+    assert iso.pvd.volume_identifier.rstrip() == b"cidata"
+    for name in SEED_FILES:
+        out = io.BytesIO()
+        iso.get_file_from_iso_fp(out, rr_path=f"/{name}")
+        assert out.getvalue().decode() == render_seed(SPEC)[name]
+    iso.close()
+
+
+def test_recipe_loads_and_digest_covers_its_files():
+    recipe = load_recipe("debian-12")
+    assert "debian-12" in available()
+    assert "openssh-server" in recipe.packages and recipe.disk_gib == 3
+    assert recipe.files and (recipe.files / "etc" / "fstab").is_file()
+    assert len(recipe.digest()) == 64
+
+
+def test_unknown_recipe_is_one_clear_error():
+    with pytest.raises(LabctlError, match="no image recipe named 'debian-13'"):
+        load_recipe("debian-13")
+
+
+def test_mmdebstrap_command_line_golden(golden):
+    recipe = load_recipe("debian-12")
+    argv = mmdebstrap_argv(recipe, Path("/stage/rootfs"), Path("/cache/debs"))
+    root = str(recipe.path.parent)
+    text = "\n".join(a.replace(root, "IMAGES") for a in argv) + "\n"
+    golden(GOLDEN / "mmdebstrap.argv", text)
+
+
+def test_installed_packages_reads_dpkg_status(tmp_path: Path):
+    status = tmp_path / "var" / "lib" / "dpkg"
+    status.mkdir(parents=True)
+    (status / "status").write_text(
+        "Package: b\nStatus: install ok installed\nVersion: 2\n\n"
+        "Package: a\nStatus: deinstall ok config-files\nVersion: 1\n\n"
+        "Package: c\nStatus: install ok installed\nVersion: 1:3\n")
+    assert installed_packages(tmp_path) == ["b=2", "c=1:3"]

@@ -1,0 +1,104 @@
+"""Generated libvirt XML: golden files, and proven by libvirt's test driver
+(define -> start -> destroy -> undefine) on a per-test host."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from labctl.virt import metadata
+from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, mac_address, user_nic
+from labctl.virt.metadata import Meta
+from labctl.virt.network import DhcpHost, NetworkSpec, choose_subnet, network_xml
+
+from .fixtures import DATA, GOLDEN
+
+POOL = "/var/lib/libvirt/images/labctl"
+
+
+def spec(domain_type: str) -> DomainSpec:
+    return DomainSpec(
+        name="course.docker-host", domain_type=domain_type, memory_mib=768, vcpus=2,
+        disk=f"{POOL}/course.docker-host.qcow2", seed=f"{POOL}/course.docker-host.seed.iso",
+        serial_log=f"{POOL}/course.docker-host.serial.log",
+        metadata_xml=Meta("course", "vm", "docker-host", "0123456789abcdef", "0.1.0", "lab",
+                          ssh_port=40022).to_xml(),
+        kernel=f"{POOL}/base-debian-12-abc.vmlinuz", initrd=f"{POOL}/base-debian-12-abc.initrd",
+        cmdline="root=/dev/vda rw console=ttyS0",
+        bridged_nics=(BridgedNic("course.lan", "52:54:00:aa:bb:cc"),),
+        user_nics=(user_nic(0, "52:54:00:11:22:33", ((40022, 22),), "10.0.9.0/24"),),
+    )
+
+
+@pytest.fixture
+def conn(tmp_path: Path):
+    node = tmp_path / "node.xml"
+    shutil.copy(DATA / "test-driver-node.xml", node)
+    connection = libvirt.open(f"test://{node}")
+    yield connection
+    connection.close()
+
+
+@pytest.mark.parametrize("domain_type", ["qemu", "kvm"])
+def test_domain_xml_golden(domain_type, golden):
+    golden(GOLDEN / f"domain-{domain_type}.xml", domain_xml(spec(domain_type)))
+
+
+def test_network_xml_golden(golden):
+    net = NetworkSpec("course.lan", "nat", ipaddress.IPv4Network("10.213.7.0/24"),
+                      Meta("course", "network", "lan", "feedface").to_xml(),
+                      (DhcpHost("52:54:00:aa:bb:cc", "db", "10.213.7.10"),))
+    golden(GOLDEN / "network-nat.xml", network_xml(net))
+
+
+def test_domain_lifecycle_on_test_driver(conn):
+    dom = conn.defineXML(domain_xml(spec("qemu")))
+    dom.create()
+    assert dom.isActive()
+    found = metadata.from_xml(dom.XMLDesc(0))
+    assert found == Meta("course", "vm", "docker-host", "0123456789abcdef", "0.1.0", "lab",
+                         ssh_port=40022)
+    dom.destroy()
+    dom.undefine()
+    assert conn.listAllDomains(0) == []
+
+
+def test_network_lifecycle_on_test_driver(conn):
+    net = NetworkSpec("course.lan", "isolated", ipaddress.IPv4Network("10.213.8.0/24"),
+                      Meta("course", "network", "lan", "x").to_xml())
+    created = conn.networkDefineXML(network_xml(net))
+    created.create()
+    assert metadata.from_xml(created.XMLDesc(0)).kind == "network"
+    created.destroy()
+    created.undefine()
+    assert conn.listAllNetworks(0) == []
+
+
+def test_metadata_round_trip_with_forwards():
+    meta = Meta("lab", "vm", "web-1", "h", user="student", ssh_port=2222,
+                forwards=((8080, 80), (5353, 53)))
+    xml = f"<domain><name>x</name><metadata>{meta.to_xml()}</metadata></domain>"
+    assert metadata.from_xml(xml) == meta
+    assert metadata.from_xml("<domain><metadata/></domain>") is None
+
+
+def test_mac_addresses_are_stable_and_distinct():
+    assert mac_address("lab", "web", "lan") == mac_address("lab", "web", "lan")
+    assert mac_address("lab", "web", "lan") != mac_address("lab", "web", "back")
+    assert mac_address("a", "b", "c").startswith("52:54:00:")
+
+
+def test_user_nic_forwards_only_to_loopback():
+    nic = user_nic(1, "52:54:00:00:00:01", ((2222, 22), (8000, 9000)))
+    assert nic.netdev == ("user,id=labctl1,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,"
+                          "hostfwd=tcp:127.0.0.1:8000-:9000")
+    assert nic.device.endswith("bus=pcie.0,addr=0x11")
+
+
+def test_choose_subnet_avoids_taken_ranges():
+    taken = [ipaddress.IPv4Network("10.213.0.0/23"), ipaddress.IPv4Network("10.213.2.128/25")]
+    assert choose_subnet(taken) == ipaddress.IPv4Network("10.213.3.0/24")

@@ -1,0 +1,109 @@
+"""Staged readiness against fakes: a fake clock and sockets, no VM."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from labctl.ssh.transport import Endpoint, HostKeyMismatch
+from labctl.ssh.wait import NotReady, Probes, wait_ready
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeSocket:
+    def __init__(self, data: bytes):
+        self.data, self.closed = data, False
+
+    def settimeout(self, _t):
+        pass
+
+    def recv(self, n, flags=0):
+        assert flags == socket.MSG_PEEK, "the banner must be peeked, not consumed"
+        return self.data[:n]
+
+    def close(self):
+        self.closed = True
+
+
+def probes(clock, banner_after=3, running_after=0.0, login=None, tail="boot line\n"):
+    attempts = []
+
+    def connect(_ep, _timeout):
+        attempts.append(clock.now)
+        clock.now += 0.01
+        if len(attempts) <= banner_after:
+            return FakeSocket(b"")  # user-mode NAT accepted, then closed: no sshd yet
+        return FakeSocket(b"SSH-2.0-OpenSSH_9.2")
+
+    start = clock.now
+    return attempts, Probes(
+        is_running=lambda: clock.now - start >= running_after,
+        address=lambda: Endpoint("127.0.0.1", 2222),
+        login=login or (lambda sock: "transport"),
+        boot_finished=lambda t: True,
+        serial_tail=lambda n: tail,
+        connect=connect,
+    )
+
+
+def test_stages_in_order_with_detection_lag():
+    clock, events = FakeClock(), []
+    attempts, fake = probes(clock, banner_after=3)
+    transport, state = wait_ready("node", fake, events.append, clock=clock, sleep=clock.sleep)
+    assert transport == "transport"
+    assert [e.stage for e in events] == ["running", "address", "banner", "auth", "boot-finished"]
+    assert len(attempts) == 4  # one probe in flight at a time, retried after POLL_GAP
+    assert state.detection_lag == pytest.approx(0.05)  # the gap between probes
+    assert state.endpoint == Endpoint("127.0.0.1", 2222)
+    assert state.stages["banner"] <= state.stages["auth"] <= state.total()
+
+
+def test_timeout_names_vm_stage_and_shows_serial_tail():
+    clock = FakeClock()
+    _, fake = probes(clock, banner_after=10**9, tail="[ 1.0] kernel panic\n")
+    with pytest.raises(NotReady) as info:
+        wait_ready("web-1", fake, lambda e: None, budgets={"banner": 2.0}, clock=clock,
+                   sleep=clock.sleep)
+    assert info.value.message.startswith(
+        "VM 'web-1' is not ready: stage 'banner' took longer than 2 s")
+    assert "| [ 1.0] kernel panic" in info.value.hint
+
+
+def test_wrong_host_key_is_not_retried():
+    clock = FakeClock()
+    calls = []
+
+    def login(_sock):
+        calls.append(1)
+        raise HostKeyMismatch("VM 'node' presented a host key that does not match")
+
+    _, fake = probes(clock, banner_after=0, login=login)
+    with pytest.raises(HostKeyMismatch):
+        wait_ready("node", fake, lambda e: None, clock=clock, sleep=clock.sleep)
+    assert calls == [1]
+
+
+def test_transient_login_failures_are_retried():
+    clock = FakeClock()
+    calls = []
+
+    def login(_sock):
+        calls.append(1)
+        if len(calls) < 3:
+            raise EOFError("sshd still starting")
+        return "transport"
+
+    _, fake = probes(clock, banner_after=0, login=login)
+    transport, _ = wait_ready("node", fake, lambda e: None, clock=clock, sleep=clock.sleep)
+    assert transport == "transport" and len(calls) == 3
