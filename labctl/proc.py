@@ -10,8 +10,6 @@ from pathlib import Path
 
 from labctl.errors import LabctlError
 
-TAIL_LINES = 15
-
 
 def require(program: str, package: str) -> str:
     path = shutil.which(program)
@@ -37,8 +35,10 @@ def run(argv: Sequence[str], *, what: str, log: Path | None = None,
         with log.open("a", encoding="utf-8") as fh:
             fh.write(f"$ {' '.join(argv)}\n{result.stdout}{result.stderr}\n")
     if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-TAIL_LINES:]
-        last = tail[-1] if tail else f"exit status {result.returncode}"
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        # Debian tools print the cause as the first "E: " line and a generic one last.
+        errors = [line for line in lines if line.startswith("E: ")]
+        last = errors[0] if errors else (lines[-1] if lines else f"exit status {result.returncode}")
         where = f"; full output in {log}" if log else ""
         raise LabctlError(f"{what} failed: {last}", f"exit status {result.returncode}{where}")
     return result.stdout

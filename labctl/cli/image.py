@@ -36,7 +36,8 @@ def build(
             cache.get(recipe.name).manifest.get("recipe_digest") == recipe.digest():
         out.print(f"image '{recipe.name}' is up to date (use --force to rebuild).", markup=False)
         return
-    image = build_image(recipe, cache, STATE.data_dir / "cache" / "debs", ProgressPrinter())
+    image = build_image(recipe, cache, STATE.data_dir / "cache" / "debs", ProgressPrinter(),
+                        STATE.data_dir / "logs" / f"image-{recipe.name}.log")
     out.print(f"built image '{image.name}': {image.disk} "
               f"({image.manifest['size'] >> 20} MiB, sha256 {image.sha256[:12]})", markup=False)
 

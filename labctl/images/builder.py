@@ -26,7 +26,10 @@ from labctl.images.recipe import Recipe
 MMDEBSTRAP_TIMEOUT = 30 * 60
 
 
-def build_image(recipe: Recipe, cache: ImageCache, deb_cache: Path, report: Report) -> Image:
+def build_image(recipe: Recipe, cache: ImageCache, deb_cache: Path, report: Report,
+                log: Path) -> Image:
+    """Build `recipe` into `cache`; every command's output goes to `log`, which
+    outlives the staging directory so a failed build can be read."""
     subject = f"image {recipe.name}"
     start = time.monotonic()
 
@@ -37,8 +40,9 @@ def build_image(recipe: Recipe, cache: ImageCache, deb_cache: Path, report: Repo
                              ("qemu-img", "qemu-utils")):
         proc.require(program, package)
     ensure(deb_cache)
+    ensure(log.parent)
+    log.write_text(f"labctl image build {recipe.name}\n")
     with cache.staging(recipe.name) as stage:
-        log = stage / "build.log"
         rootfs = stage / "rootfs"
         step("mmdebstrap", f"installing {len(recipe.packages)} packages from {recipe.suite} "
              "(1-3 min; .debs cached in " + str(deb_cache) + ")")

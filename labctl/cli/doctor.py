@@ -1,0 +1,37 @@
+"""labctl doctor: what this host can run, and what a lab needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from labctl.cli.app import STATE, app
+from labctl.cli.common import URI_OPTION, VAR_OPTION, load, settings
+from labctl.cli.output import out, print_json
+from labctl.doctor import run_checks
+
+STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+
+@app.command()
+def doctor(
+    lab_file: Path = typer.Argument(None, metavar="[LAB.yaml]",
+                                    help="Also check this lab's RAM, disk and images."),
+    var: list[str] = VAR_OPTION,
+    uri: str = URI_OPTION,
+) -> None:
+    """Check libvirtd, KVM or TCG, qemu, tools, memory, disk and images."""
+    lab = load(lab_file, var) if lab_file else None
+    conf = settings(uri)
+    checks = run_checks(conf.uri, conf.data_dir, lab)
+    if STATE.json:
+        print_json([c.__dict__ for c in checks])
+    else:
+        table = Table(show_header=False, box=None)
+        for check in checks:
+            table.add_row(check.name, f"[{STYLE[check.status]}]{check.status}[/]", check.detail)
+        out.print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)

@@ -1,0 +1,121 @@
+"""Host checks for `labctl doctor`: can this machine run the lab? Returns
+Check records; the CLI renders them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.errors import LabctlError
+from labctl.images.cache import ImageCache
+from labctl.model import Lab
+from labctl.virt.connection import Accel, connect, is_local, probe_accel
+from labctl.virt.storage import SYSTEM_POOL_DIR
+
+# Host RAM one guest costs beyond its own memory (qemu + TCG translation cache).
+OVERHEAD_MIB = {"qemu": 450, "kvm": 150}
+DISK_PER_VM_MIB = 300  # overlay growth for a short lab session
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+def run_checks(uri: str, data_dir: Path, lab: Lab | None = None) -> list[Check]:
+    checks = [_tools()]
+    try:
+        conn = connect(uri)
+    except LabctlError as exc:
+        return [*checks, Check("libvirt", "fail", f"{exc.message} ({exc.hint})")]
+    checks.append(Check("libvirt", "ok", f"{uri}: libvirt {_version(conn.getLibVersion())}, "
+                        f"{conn.getType()} {_version(conn.getVersion())}"))
+    accel = probe_accel(conn, uri)
+    checks.append(_accel_check(accel, uri))
+    checks.append(_qemu_check(conn, accel))
+    if is_local(uri):
+        checks.append(_memory_check(lab, accel))
+        checks.append(_disk_check(lab))
+    checks.append(_images_check(data_dir, lab))
+    return checks
+
+
+def _version(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    return f"{major}.{rest // 1000}.{rest % 1000}"
+
+
+def _tools() -> Check:
+    wanted = {"ssh": "openssh-client", "qemu-img": "qemu-utils", "mmdebstrap": "mmdebstrap",
+              "mke2fs": "e2fsprogs", "dnsmasq": "dnsmasq-base"}
+    missing = [f"{tool} ({pkg})" for tool, pkg in wanted.items()
+               if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
+    if missing:
+        return Check("tools", "fail", "missing: " + ", ".join(missing)
+                     + "; scripts/setup installs them")
+    return Check("tools", "ok", "ssh, qemu-img, mmdebstrap, mke2fs, dnsmasq")
+
+
+def _accel_check(accel: Accel, uri: str) -> Check:
+    if accel.is_kvm:
+        return Check("acceleration", "ok", "KVM works: guests boot in seconds")
+    detail = f"{accel.reason}; expect ~20 s to SSH per VM"
+    if is_local(uri) and os.path.exists("/dev/kvm"):
+        detail += ("; libvirtd may hang ~75 s per define probing this /dev/kvm: "
+                   "scripts/libvirtd-netns hides it from the daemon")
+    return Check("acceleration", "warn", detail)
+
+
+def _qemu_check(conn, accel: Accel) -> Check:
+    try:
+        caps = conn.getDomainCapabilities(None, "x86_64", "q35", accel.domain_type, 0)
+    except Exception as exc:  # libvirtError, or no q35 machine type
+        return Check("qemu", "fail", f"no usable qemu-system-x86_64 for q35: {exc}")
+    path = caps.split("<path>", 1)[1].split("</path>", 1)[0] if "<path>" in caps else "?"
+    return Check("qemu", "ok", f"{path} (q35, {accel.domain_type})")
+
+
+def _meminfo_mib(key: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def _memory_check(lab: Lab | None, accel: Accel) -> Check:
+    available = _meminfo_mib("MemAvailable")
+    if lab is None:
+        return Check("memory", "ok", f"{available} MiB available")
+    need = sum(vm.memory_mib + OVERHEAD_MIB[accel.domain_type] for vm in lab.vms)
+    status = "ok" if need <= available else "fail"
+    return Check("memory", status, f"lab '{lab.name}' needs ~{need} MiB "
+                 f"({len(lab.vms)} VM(s) + qemu overhead), {available} MiB available")
+
+
+def _disk_check(lab: Lab | None) -> Check:
+    path = SYSTEM_POOL_DIR if os.path.isdir(SYSTEM_POOL_DIR) else "/var/lib/libvirt"
+    if not os.path.isdir(path):
+        return Check("disk", "warn", f"{path} does not exist (is libvirt installed?)")
+    stat = os.statvfs(path)
+    free = stat.f_bavail * stat.f_frsize >> 20
+    need = DISK_PER_VM_MIB * (len(lab.vms) if lab else 1) + 800  # + one base image
+    return Check("disk", "ok" if free >= need else "fail",
+                 f"{free} MiB free in {path}, ~{need} MiB needed")
+
+
+def _images_check(data_dir: Path, lab: Lab | None) -> Check:
+    cache = ImageCache(data_dir / "images")
+    have = {image.name for image in cache.list()}
+    if lab is None:
+        return Check("images", "ok" if have else "warn",
+                     f"cached: {', '.join(sorted(have))}" if have else
+                     "no images yet: 'labctl image build debian-12'")
+    missing = sorted({vm.image for vm in lab.vms} - have)
+    if missing:
+        return Check("images", "fail", f"not in the cache: {', '.join(missing)}; "
+                     f"'labctl image build {missing[0]}'")
+    return Check("images", "ok", f"all of the lab's images are cached in {cache.root}")
