@@ -13,6 +13,7 @@ class Event:
     stage: str  # short machine-friendly stage name: "mmdebstrap", "ssh-banner"
     detail: str = ""  # one human line
     elapsed: float | None = None  # seconds since the subject started, when known
+    amount: tuple[int, int] | None = None  # (done, total) for transfers; total 0 if unknown
 
 
 Report = Callable[[Event], None]

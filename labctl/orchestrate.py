@@ -186,12 +186,16 @@ def _ssh_entries(conn: libvirt.virConnect, layout: Layout) -> list[SshEntry]:
 
 
 def _save_readiness(files: LabFiles, outcomes: list[VmOutcome]) -> None:
-    data = {o.name: {"verb": o.verb, "stages": o.readiness.stages,
-                     "detection_lag": o.readiness.detection_lag, "at": time.time()}
-            for o in outcomes if o.readiness is not None}
+    """Stage times of the last start of each VM, for `status` and the benchmark."""
     path = files.dir / "readiness.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**old, **data}, indent=2) + "\n")
+    now = time.time()
+    for o in outcomes:
+        if o.readiness is not None and (o.verb != "keep" or o.name not in old):
+            old[o.name] = {"verb": o.verb, "stages": o.readiness.stages,
+                           "detection_lag": o.readiness.detection_lag,
+                           "started_at": now - o.readiness.total()}
+    path.write_text(json.dumps(old, indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -237,6 +241,7 @@ class VmStatus:
     user: str
     stages: dict[str, float]
     detection_lag: float | None
+    uptime: float | None  # seconds since labctl last started it
 
 
 _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
@@ -255,9 +260,11 @@ def status(lab_name: str, settings: Settings) -> list[VmStatus]:
         state = _STATES.get(dom.state(0)[0], "other")
         endpoint = access.endpoint(conn, dom) if state == "running" else None
         seen = readiness.get(found.meta.name, {})
+        started = seen.get("started_at")
         out.append(VmStatus(found.meta.name, found.libvirt_name, state,
                             str(endpoint) if endpoint else None, found.meta.user,
-                            seen.get("stages", {}), seen.get("detection_lag")))
+                            seen.get("stages", {}), seen.get("detection_lag"),
+                            time.time() - started if started and state == "running" else None))
     return out
 
 

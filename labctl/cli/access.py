@@ -33,15 +33,23 @@ def status(
         out.print(f"lab '{name}' has no VMs.", markup=False)
         return
     table = Table(title=f"lab {name}", title_justify="left")
-    for column in ("VM", "state", "ssh", "user", "ready after", "banner lag"):
+    for column in ("VM", "state", "ssh", "user", "uptime", "ready after", "banner lag"):
         table.add_column(column)
     for row in rows:
         ready = row.stages.get("auth")
         lag = row.detection_lag
         table.add_row(row.name, row.state, row.endpoint or "-", row.user,
-                      f"{ready:.1f} s" if ready is not None else "-",
+                      _duration(row.uptime), f"{ready:.1f} s" if ready is not None else "-",
                       f"{1000 * lag:.0f} ms" if lag is not None else "-")
     out.print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 @app.command()

@@ -7,6 +7,13 @@ import time
 from pathlib import Path
 
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from labctl.cli.app import STATE
 from labctl.cli.output import err
@@ -51,6 +58,29 @@ class ProgressPrinter:
         detail = f"  {event.detail}" if event.detail else ""
         err.print(f"[dim]{elapsed:6.1f}s[/dim] {event.subject:<18} [bold]{event.stage}[/bold]"
                   f"{detail}", highlight=False)
+
+
+class TransferBar:
+    """A rich progress bar fed by Events that carry an amount (downloads)."""
+
+    def __enter__(self):
+        self.progress = Progress("{task.description}", BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+                                 disable=STATE.json)
+        self.progress.__enter__()
+        self.task = None
+        return self
+
+    def __call__(self, event: Event) -> None:
+        if event.amount is None:
+            return
+        done, total = event.amount
+        if self.task is None:
+            self.task = self.progress.add_task(event.subject, total=total or None)
+        self.progress.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
 
 
 def lab_name(lab: str | None, uri: str | None) -> str:

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from labctl.cli.app import STATE, app
-from labctl.cli.common import ProgressPrinter
+from labctl.cli.common import ProgressPrinter, TransferBar
 from labctl.cli.output import out, print_json
 from labctl.errors import UsageError
 from labctl.images import recipe as recipes
@@ -54,7 +54,8 @@ def pull(
         name = stem.removesuffix(".qcow2").removesuffix(".img").replace("_", "-")[:64]
     if not IMAGE_NAME_RE.match(name):
         raise UsageError(f"'{name}' is not a valid image name", "pass --name NAME")
-    image = pull_image(url, sha256, name, _cache(), ProgressPrinter())
+    with TransferBar() as bar:
+        image = pull_image(url, sha256, name, _cache(), bar)
     out.print(f"pulled image '{image.name}' ({image.manifest['size'] >> 20} MiB, "
               "sha256 verified)", markup=False)
 

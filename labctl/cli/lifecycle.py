@@ -21,6 +21,7 @@ from labctl.cli.common import (
 from labctl.cli.output import out, print_json
 from labctl.errors import UsageError
 from labctl.plan import summary
+from labctl.ssh.wait import STAGES
 
 
 @app.command()
@@ -47,11 +48,14 @@ def up(
                                  help="VMs provisioned at once (default 2 under TCG, 4 with KVM)."),
     timeout: float = typer.Option(None, "--timeout", min=1,
                                   help="Seconds each readiness stage may take."),
+    total_timeout: float = typer.Option(None, "--total-timeout", min=1,
+                                        help="Seconds a VM may take to be ready (default 900)."),
 ) -> None:
     """Create what is missing, start what is stopped, wait until every VM answers SSH."""
     lab = load(lab_file, var)
-    budgets = {} if timeout is None else {s: timeout for s in
-                                          ("running", "address", "banner", "auth", "boot-finished")}
+    budgets = {} if timeout is None else {s: timeout for s in STAGES}
+    if total_timeout is not None:
+        budgets["total"] = total_timeout
     result = orchestrate.up(lab, settings(uri, templates, workers=parallel, budgets=budgets),
                             ProgressPrinter())
     if STATE.json:

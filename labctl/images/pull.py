@@ -47,7 +47,7 @@ def pull_image(url: str, sha256: str, name: str, cache: ImageCache, report: Repo
                     last_report = time.monotonic()
                     of = f" of {total >> 20} MiB" if total else ""
                     report(Event(subject, "download", f"{done >> 20} MiB{of}",
-                                 time.monotonic() - start))
+                                 time.monotonic() - start, (done, total)))
         actual = digest.hexdigest()
         if actual != expected:
             raise LabctlError(f"checksum mismatch for {url}: got sha256 {actual}",

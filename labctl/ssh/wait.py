@@ -21,7 +21,7 @@ from labctl.ssh.transport import Endpoint, SSHTransport
 
 STAGES = ("running", "address", "banner", "auth", "boot-finished")
 DEFAULT_BUDGETS = {"running": 60.0, "address": 300.0, "banner": 300.0, "auth": 120.0,
-                   "boot-finished": 600.0}
+                   "boot-finished": 600.0, "total": 900.0}
 POLL_GAP = 0.05  # between probes: labctl notices sshd well within 100 ms
 ATTEMPT_TIMEOUT = 10.0  # one probe waits this long for a banner before retrying
 SERIAL_TAIL_LINES = 20
@@ -71,8 +71,9 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
 
     def until(stage: str, attempt: Callable[[float], object]) -> object:
         """Call attempt(deadline) until it returns something truthy or the budget ends."""
-        stage_start = clock()
-        deadline = stage_start + budgets[stage]
+        stage_deadline = clock() + budgets[stage]
+        total_deadline = state.start + budgets["total"]
+        deadline = min(stage_deadline, total_deadline)
         while True:
             result = attempt(deadline)
             if result:
@@ -80,9 +81,12 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
             if clock() >= deadline:
                 tail = probes.serial_tail(SERIAL_TAIL_LINES).rstrip()
                 shown = "\n".join(f"    | {line}" for line in tail.splitlines()) or "    (empty)"
+                which = (f"stage '{stage}' took longer than {budgets[stage]:.0f} s"
+                         if deadline == stage_deadline else
+                         f"still in stage '{stage}' after the total budget of "
+                         f"{budgets['total']:.0f} s")
                 raise NotReady(
-                    f"VM '{vm}' is not ready: stage '{stage}' took longer than "
-                    f"{budgets[stage]:.0f} s ({clock() - state.start:.0f} s since start)",
+                    f"VM '{vm}' is not ready: {which} ({clock() - state.start:.0f} s since start)",
                     f"last {SERIAL_TAIL_LINES} lines of its serial console:\n{shown}")
             sleep(POLL_GAP)
 

@@ -141,3 +141,10 @@ def test_down_by_name_without_the_file_leaves_nothing(settings):
     result = labctl("down", "--name", "ittimeout")
     assert "lab 'ittimeout' removed: 1 VM(s)" in result.stdout
     assert leftovers(lab.name, settings) == {}
+
+
+def test_doctor_on_the_real_stack():
+    result = labctl("--json", "doctor", str(PAIR))
+    checks = {c["name"]: c["status"] for c in json.loads(result.stdout)}
+    assert checks["libvirt"] == checks["qemu"] == checks["images"] == "ok"
+    assert checks["acceleration"] in ("ok", "warn")  # warn: TCG fallback, said once

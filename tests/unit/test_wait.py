@@ -80,6 +80,14 @@ def test_timeout_names_vm_stage_and_shows_serial_tail():
     assert "| [ 1.0] kernel panic" in info.value.hint
 
 
+def test_total_budget_caps_the_stages():
+    clock = FakeClock()
+    _, fake = probes(clock, banner_after=10**9)
+    with pytest.raises(NotReady, match="still in stage 'banner' after the total budget of 5 s"):
+        wait_ready("web-1", fake, lambda e: None, budgets={"total": 5.0}, clock=clock,
+                   sleep=clock.sleep)
+
+
 def test_wrong_host_key_is_not_retried():
     clock = FakeClock()
     calls = []
