@@ -33,6 +33,9 @@ class VmPlan:
     domain: str  # libvirt domain name
     nics: tuple[NicPlan, ...]
     spec_hash: str
+    # TCP ports containers publish in the VM; on user-mode networks each is
+    # forwarded from 127.0.0.1 on the host (decided at create, so part of the hash).
+    published: tuple[int, ...] = ()
 
     # Every volume of a VM starts with "DOMAIN." and every object of a lab with
     # "LAB.": names cannot contain dots, so no other lab or VM shares the prefix.
@@ -115,9 +118,14 @@ def lab_layout(lab: Lab, image_digests: dict[str, str]) -> Layout:
     vms = []
     for vm in lab.vms:
         nics = tuple(_nic(lab, prefix, vm, att.network, att.ip, bridged) for att in vm.networks)
-        # Containers are deployed over SSH and do not make a VM "changed".
-        machine = {k: v for k, v in dataclasses.asdict(vm).items() if k != "containers"}
+        # Containers are deployed over SSH and do not make a VM "changed"; only the
+        # ports they publish do, where the VM's user-mode NIC must forward them.
+        machine = {k: v for k, v in dataclasses.asdict(vm).items()
+                   if k not in ("containers", "runtime")}
+        published = tuple(sorted({p.host for c in vm.containers for p in c.ports
+                                  if p.proto == "tcp"})) if any(
+            n.mode == "user" for n in nics) else ()
         digest = spec_hash(machine, image_digests.get(vm.image, ""),
-                           [net_hash.get(n.network, "user") for n in nics])
-        vms.append(VmPlan(vm, object_name(prefix, vm.name), nics, digest))
+                           [net_hash.get(n.network, "user") for n in nics], published)
+        vms.append(VmPlan(vm, object_name(prefix, vm.name), nics, digest, published))
     return Layout(lab, prefix, tuple(networks), tuple(vms))

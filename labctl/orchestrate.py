@@ -16,6 +16,7 @@ import libvirt
 import paramiko
 
 from labctl import plan as planner
+from labctl.deploy import deploy_vm, observe, plan_containers
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.images.cache import ImageCache
@@ -53,6 +54,7 @@ class VmOutcome:
     verb: str
     readiness: Readiness | None = None
     error: str | None = None
+    containers: tuple[planner.Action, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class UpResult:
 
     @property
     def changed(self) -> bool:
-        return any(a.changes for a in self.actions)
+        return any(a.changes for a in self.actions) or any(
+            a.changes for vm in self.vms for a in vm.containers)
 
 
 def layout_for(lab: Lab, settings: Settings) -> Layout:
@@ -75,8 +78,22 @@ def layout_for(lab: Lab, settings: Settings) -> Layout:
 
 
 def plan_lab(lab: Lab, settings: Settings) -> list[planner.Action]:
+    """VM and network actions, then container actions: observed over SSH in VMs
+    that will be kept; in VMs about to be (re)created every container is new."""
     conn = connect(settings.uri)
-    return planner.plan(layout_for(lab, settings), inventory.observe(conn, lab.name))
+    actions = planner.plan(layout_for(lab, settings), inventory.observe(conn, lab.name))
+    verbs = {a.name: a.verb for a in actions if a.kind == "vm"}
+    for vm in lab.vms:
+        observed = []
+        if verbs.get(vm.name) == "keep":
+            transport = connect_vm(lab.name, vm.name, settings)
+            try:
+                observed = observe(transport, lab.name, vm.name,
+                                   frozenset(c.runtime for c in vm.containers))
+            finally:
+                transport.close()
+        actions += plan_containers(vm, observed, lab.directory)
+    return actions
 
 
 def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
@@ -126,8 +143,12 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
                 prov.start_vm(vm_plan.domain)
                 report(Event(f"vm {vm_plan.vm.name}", "started", "", time.monotonic() - began))
             transport, readiness = _wait(conn, files, vm_plan, settings, report, began)
-            transport.close()
-            return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, readiness)
+            try:  # the readiness connection carries the deployment too
+                containers = deploy_vm(transport, lab, vm_plan.vm, report)
+            finally:
+                transport.close()
+            return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, readiness,
+                             containers=tuple(containers))
         except LabctlError as exc:
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, error=exc.message
                              + (f"\n  hint: {exc.hint}" if exc.hint else ""))

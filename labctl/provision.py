@@ -95,17 +95,24 @@ class Provisioner:
                                                                               self.templates)))
         ssh_port = None
         user_nics, bridged = [], []
+        published: list[tuple[int, int]] = []  # (127.0.0.1 port, VM port)
         for nic in plan.nics:
             if nic.mode == "user":
                 forwards: tuple[tuple[int, int], ...] = ()
-                if ssh_port is None:  # the first user-mode NIC carries SSH
-                    ssh_port = old_port or free_port(self._ports_in_use())
+                if ssh_port is None:  # the first user-mode NIC carries SSH and ports
+                    taken = self._ports_in_use()
+                    ssh_port = old_port or free_port(taken)
                     forwards = ((ssh_port, 22),)
+                    for port in plan.published:
+                        host = port if _free(port, taken | {ssh_port}) else free_port(taken)
+                        taken.add(host)
+                        published.append((host, port))
+                    forwards += tuple(published)
                 user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet))
             else:
                 bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
         meta = Meta(self.files.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
-                    ssh_port=ssh_port)
+                    ssh_port=ssh_port, forwards=tuple(published))
         spec = DomainSpec(
             name=plan.domain, domain_type=self.accel.domain_type, memory_mib=vm.memory_mib,
             vcpus=vm.vcpus, disk=overlay, seed=seed_path,
@@ -148,7 +155,23 @@ class Provisioner:
         return None
 
     def _ports_in_use(self) -> set[int]:
-        return {f.meta.ssh_port for f in inventory.domains(self.conn) if f.meta.ssh_port}
+        ports = set()
+        for found in inventory.domains(self.conn):
+            ports.update(host for host, _guest in found.meta.forwards)
+            if found.meta.ssh_port:
+                ports.add(found.meta.ssh_port)
+        return ports
+
+
+def _free(port: int, taken: set[int]) -> bool:
+    if port in taken:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(avoid: set[int]) -> int:

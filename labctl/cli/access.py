@@ -10,12 +10,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from labctl import orchestrate
+from labctl import orchestrate, workloads
 from labctl.cli.app import STATE, app
 from labctl.cli.common import LAB_OPTION, URI_OPTION, lab_name, settings, split_target
 from labctl.cli.output import out, print_json
 from labctl.errors import LabctlError, UsageError
 from labctl.labfiles import LabFiles
+from labctl.shell import join
 
 
 @app.command()
@@ -73,26 +74,30 @@ def ssh(
 
 @app.command(name="exec", context_settings={"allow_interspersed_args": False})
 def exec_(
-    target: str = typer.Argument(..., metavar="VM|LAB.VM"),
+    target: str = typer.Argument(..., metavar="VM|LAB.VM|VM/CONTAINER"),
     command: list[str] = typer.Argument(..., metavar="-- COMMAND..."),
     lab: str = LAB_OPTION,
     uri: str = URI_OPTION,
 ) -> None:
-    """Run a command in a VM; its output and exit code pass through."""
+    """Run a command in a VM, or in a container (VM/CONTAINER); output and exit code pass."""
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         raise UsageError("no command given", "e.g. labctl exec node -- uname -a")
-    name, vm = split_target(target, lab, uri)
+    vm_part, _, container = target.partition("/")
+    name, vm = split_target(vm_part, lab, uri)
     transport = orchestrate.connect_vm(name, vm, settings(uri))
     try:
-        # One argument is a shell command line; several are quoted word by word.
-        result = transport.run(command[0] if len(command) == 1 else command)
+        if container:  # the runtime's exec, inside the container
+            runtime = workloads.find_container(transport, name, vm, container)
+            line = runtime.command("exec", container, *(
+                ["sh", "-c", command[0]] if len(command) == 1 else command))
+        else:  # one argument is a shell command line; several are quoted word by word
+            line = command[0] if len(command) == 1 else join(command)
+        code = transport.stream(line, sys.stdout.buffer, sys.stderr.buffer)
     finally:
         transport.close()
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
-    raise typer.Exit(result.exit_status)
+    raise typer.Exit(code)
 
 
 @app.command()

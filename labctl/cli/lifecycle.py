@@ -63,6 +63,8 @@ def up(
                     "accel": result.accel.domain_type, "seconds": round(result.seconds, 2),
                     "ssh_config": str(result.ssh_config),
                     "vms": [{"name": v.name, "domain": v.domain, "action": v.verb,
+                             "containers": [{"name": a.name, "action": a.verb}
+                                            for a in v.containers],
                              "stages": v.readiness.stages if v.readiness else {},
                              "detection_lag": v.readiness.detection_lag if v.readiness else None}
                             for v in result.vms]})
@@ -76,6 +78,9 @@ def up(
         out.print(f"{vm.name}: {vm.verb}, SSH ready {ssh_ready:.1f} s after start "
                   f"(banner {r.stages.get('banner', 0):.1f} s, readiness detection lag {lag}), "
                   f"at {r.endpoint}", markup=False)
+        if vm.containers:
+            out.print("  containers: " + ", ".join(f"{a.name.split('/', 1)[1]} {a.verb}"
+                                                   for a in vm.containers), markup=False)
     if result.changed:
         out.print(f"lab '{result.lab}' is up ({result.seconds:.1f} s).", markup=False)
     else:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import paramiko
 
@@ -104,6 +105,31 @@ class SSHTransport:
             raise LabctlError(f"{self.label}: SSH connection lost: {exc}",
                               "check the VM with 'labctl status'") from None
         return CommandResult(text, status, stdout, stderr, time.monotonic() - start)
+
+    def stream(self, command: str | Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
+        """Run a command, copying its output as it comes (logs -f); its exit status."""
+        text = command if isinstance(command, str) else join(command)
+        try:
+            channel = self._transport.open_session(timeout=30)
+            channel.exec_command(text)
+            while True:
+                if channel.recv_ready():
+                    stdout.write(channel.recv(65536))
+                    stdout.flush()
+                elif channel.recv_stderr_ready():
+                    stderr.write(channel.recv_stderr(65536))
+                    stderr.flush()
+                elif channel.exit_status_ready():
+                    break
+                else:
+                    time.sleep(0.02)
+            while channel.recv_ready():
+                stdout.write(channel.recv(65536))
+            while channel.recv_stderr_ready():
+                stderr.write(channel.recv_stderr(65536))
+            return channel.recv_exit_status()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise LabctlError(f"{self.label}: SSH connection lost: {exc}") from None
 
     def put(self, local: Path, remote: str, mode: int | None = None) -> None:
         with self._transport.open_sftp_client() as sftp:

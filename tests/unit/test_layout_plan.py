@@ -40,10 +40,20 @@ def test_spec_hash_follows_the_machine_not_its_containers():
     base = layout_of("course.yaml")
     lab = base.lab
     vm = lab.vms[0]
-    fewer = dataclasses.replace(lab, vms=(dataclasses.replace(vm, containers=()),))
+    web, *others = vm.containers
+    other_image = dataclasses.replace(vm, containers=(
+        dataclasses.replace(web, command=("httpd", "-f")), *others[:1]))
+    unpublished = dataclasses.replace(vm, containers=tuple(others))
     bigger = dataclasses.replace(lab, vms=(dataclasses.replace(vm, memory_mib=2048),))
-    assert lab_layout(fewer, {"debian-12": DIGEST}).vms[0].spec_hash == base.vms[0].spec_hash
+    assert base.vms[0].published == (8000,)
+    same = lab_layout(dataclasses.replace(lab, vms=(other_image,)), {"debian-12": DIGEST})
+    assert same.vms[0].spec_hash == base.vms[0].spec_hash
+    # A user-mode VM forwards published ports from 127.0.0.1: they are part of it.
+    fewer = lab_layout(dataclasses.replace(lab, vms=(unpublished,)), {"debian-12": DIGEST})
+    assert fewer.vms[0].published == () and fewer.vms[0].spec_hash != base.vms[0].spec_hash
     assert lab_layout(bigger, {"debian-12": DIGEST}).vms[0].spec_hash != base.vms[0].spec_hash
+    podman = dataclasses.replace(lab, vms=(dataclasses.replace(vm, runtime="podman"),))
+    assert lab_layout(podman, {"debian-12": DIGEST}).vms[0].spec_hash == base.vms[0].spec_hash
     assert lab_layout(lab, {"debian-12": "cd" * 32}).vms[0].spec_hash != base.vms[0].spec_hash
 
 

@@ -1,0 +1,80 @@
+"""labctl ps / logs / restart / port: the containers inside a lab's VMs.
+(`labctl exec VM/CONTAINER -- CMD` lives with exec in access.py.)"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.table import Table
+
+from labctl import workloads
+from labctl.cli.app import STATE, app
+from labctl.cli.common import LAB_OPTION, URI_OPTION, lab_name, settings, split_target
+from labctl.cli.output import out, print_json
+from labctl.errors import UsageError
+from labctl.orchestrate import connect_vm
+
+
+def split_container(target: str, lab: str | None, uri: str | None) -> tuple[str, str, str]:
+    """'VM/CONTAINER' or 'LAB.VM/CONTAINER' -> (lab, vm, container)."""
+    vm_part, sep, container = target.partition("/")
+    if not sep or not container:
+        raise UsageError(f"'{target}' is not VM/CONTAINER", "e.g. labctl logs node/web")
+    name, vm = split_target(vm_part, lab, uri)
+    return name, vm, container
+
+
+@app.command()
+def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = URI_OPTION) -> None:
+    """Every container in every running VM of a lab."""
+    name = lab_name(lab, uri)
+    rows = workloads.list_containers(name, settings(uri))
+    if STATE.json:
+        print_json([row.__dict__ for row in rows])
+        return
+    table = Table(title=f"lab {name}: containers", title_justify="left")
+    for column in ("VM", "container", "runtime", "image", "state", "ports", "started"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.vm, r.name, r.runtime, r.image, r.state, ", ".join(r.ports) or "-",
+                      r.started or "-")
+    out.print(table)
+
+
+@app.command()
+def logs(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
+         lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
+    """A container's output."""
+    name, vm, container = split_container(target, lab, uri)
+    transport = connect_vm(name, vm, settings(uri))
+    try:
+        runtime = workloads.find_container(transport, name, vm, container)
+        code = transport.stream(runtime.logs(container, follow), sys.stdout.buffer,
+                                sys.stderr.buffer)
+    finally:
+        transport.close()
+    raise typer.Exit(code)
+
+
+@app.command()
+def restart(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
+            lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
+    """Restart one container."""
+    name, vm, container = split_container(target, lab, uri)
+    transport = connect_vm(name, vm, settings(uri))
+    try:
+        workloads.find_container(transport, name, vm, container).restart(container)
+    finally:
+        transport.close()
+    out.print(f"restarted {vm}/{container}", markup=False)
+
+
+@app.command()
+def port(target: str = typer.Argument(..., metavar="VM|LAB.VM"),
+         number: int = typer.Argument(..., metavar="PORT", min=1, max=65535),
+         lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
+    """Where the host reaches a port published in a VM (prints HOST:PORT)."""
+    name, vm = split_target(target, lab, uri)
+    out.print(str(workloads.published_port(name, vm, number, settings(uri))), markup=False)

@@ -1,0 +1,166 @@
+"""Deploying a VM's containers over its SSH connection.
+
+Desired (the lab file) against observed (containers whose labels say this lab
+and VM, in every runtime in use): create, recreate (spec hash changed), start
+(stopped), keep, or delete. The spec hash is computed on the host from the
+container record and what its image is made from, so `plan` can show container
+changes without touching the VM, and an unchanged container is never restarted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+from labctl.errors import LabctlError
+from labctl.events import Event, Report
+from labctl.layout import spec_hash
+from labctl.model import VM, Container, Lab
+from labctl.plan import Action
+from labctl.runtime.oci import LABEL, ContainerInfo, OciRuntime
+from labctl.runtime.sources import ImageSources, context_tar, source_digest
+from labctl.shell import quote
+from labctl.ssh.transport import SSHTransport
+
+BIND_ROOT = ".labctl/binds"  # bind-mount sources, under the lab user's home
+
+
+def container_hash(container: Container, lab_dir: Path) -> str:
+    return spec_hash(dataclasses.asdict(container), source_digest(container, lab_dir))
+
+
+def run_args(lab: str, vm: str, c: Container, ref: str, digest: str, bind_root: str) -> list[str]:
+    args = ["--name", c.name, "--hostname", c.name,
+            "--label", f"{LABEL}.lab={lab}", "--label", f"{LABEL}.vm={vm}",
+            "--label", f"{LABEL}.name={c.name}", "--label", f"{LABEL}.spec={digest}"]
+    if c.restart != "no":
+        args += ["--restart", c.restart]
+    for p in c.ports:
+        args += ["-p", f"{p.host_ip + ':' if p.host_ip else ''}{p.host}:{p.container}/{p.proto}"]
+    for v in c.volumes:
+        source = v.source if v.kind == "named" else f"{bind_root}/{v.source}"
+        args += ["-v", f"{source}:{v.target}{':ro' if v.read_only else ''}"]
+    for key, value in c.env:
+        args += ["-e", f"{key}={value}"]
+    return [*args, ref, *(c.command or ())]
+
+
+def observe(transport: SSHTransport, lab: str, vm: str,
+            wanted: frozenset[str] = frozenset()) -> list[ContainerInfo]:
+    """labctl's containers of this lab in the VM. docker is asked only if its
+    daemon runs or the lab wants it: asking would start dockerd (~1-2 s)."""
+    found = []
+    for binary in ("podman", "docker"):
+        if binary in wanted or _in_use(transport, binary):
+            runtime = OciRuntime(binary, transport, f"VM '{vm}'")
+            found += [c for c in runtime.containers(lab) if c.labels.get(f"{LABEL}.vm") == vm]
+    return found
+
+
+def _in_use(transport: SSHTransport, binary: str) -> bool:
+    if binary == "docker":
+        return transport.run("systemctl is-active --quiet docker.service").ok
+    return transport.run(f"command -v {binary} >/dev/null").ok
+
+
+def plan_containers(vm: VM, observed: list[ContainerInfo], lab_dir: Path) -> list[Action]:
+    desired = {c.name: c for c in vm.containers}
+    actions = []
+    for info in observed:
+        wanted = desired.get(info.name)
+        if wanted is None or wanted.runtime != info.runtime:
+            actions.append(Action("delete", "container", f"{vm.name}/{info.name}",
+                                  f"no longer in the lab file ({info.runtime})"))
+    current = {(i.name, i.runtime): i for i in observed}
+    for c in vm.containers:
+        info = current.get((c.name, c.runtime))
+        name = f"{vm.name}/{c.name}"
+        if info is None:
+            actions.append(Action("create", "container", name, c.runtime))
+        elif info.spec_hash != container_hash(c, lab_dir):
+            actions.append(Action("recreate", "container", name, "its definition changed"))
+        elif info.state != "running":
+            actions.append(Action("start", "container", name, f"it is {info.state}"))
+        else:
+            actions.append(Action("keep", "container", name, "unchanged"))
+    return actions
+
+
+def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report) -> list[Action]:
+    where = f"VM '{vm.name}'"
+    for binary in sorted({c.runtime for c in vm.containers}):
+        if not OciRuntime(binary, transport, where).available():
+            user = next(c.name for c in vm.containers if c.runtime == binary)
+            raise LabctlError(f"{where} has no {binary}: container '{user}' cannot run",
+                              f"use 'runtime: {'podman' if binary == 'docker' else 'docker'}' "
+                              "or an image that has it")
+    observed = observe(transport, lab.name, vm.name, frozenset(c.runtime for c in vm.containers))
+    actions = plan_containers(vm, observed, lab.directory)
+    if not any(a.changes for a in actions):
+        return actions
+    sources = ImageSources(transport, lab.name, lab.directory, where)
+    runtimes = {b: OciRuntime(b, transport, where) for b in ("podman", "docker")}
+    by_name = {c.name: c for c in vm.containers}
+    kinds = {(i.name, i.runtime) for i in observed}
+    bind_root = _upload_binds(transport, sources, lab, vm)
+    for action in actions:
+        name = action.name.split("/", 1)[1]
+        start = time.monotonic()
+        if action.verb == "delete":
+            for binary in ("podman", "docker"):
+                if (name, binary) in kinds and (name not in by_name
+                                                or by_name[name].runtime != binary):
+                    runtimes[binary].remove(name)
+        elif action.verb in ("create", "recreate"):
+            c = by_name[name]
+            runtime = runtimes[c.runtime]
+            ref = sources.ensure(runtime, c)
+            runtime.remove(name)
+            args = run_args(lab.name, vm.name, c, ref, container_hash(c, lab.directory),
+                            bind_root)
+            result = runtime.run_detached(args)
+            if not result.ok:
+                runtime.remove(name)  # docker leaves a "created" container behind
+                raise _run_error(where, c, result.stderr or result.stdout)
+        elif action.verb == "start":
+            runtimes[by_name[name].runtime].start(name)
+        if action.changes:
+            report(Event(f"vm {vm.name}", f"container {action.verb}",
+                         f"{name}", time.monotonic() - start))
+    return actions
+
+
+def _upload_binds(transport: SSHTransport, sources: ImageSources, lab: Lab, vm: VM) -> str:
+    """Copy every bind source of the VM's containers; return the absolute root."""
+    root = f"{sources.home}/{BIND_ROOT}/{lab.name}"
+    for source in sorted({v.source for c in vm.containers for v in c.volumes
+                          if v.kind == "bind"}):
+        local = lab.directory / source
+        remote = f"{root}/{source}"
+        if local.is_dir():
+            data = context_tar(local)
+            with tempfile.NamedTemporaryFile() as tmp:
+                tmp.write(data)
+                tmp.flush()
+                transport.run(["mkdir", "-p", remote]).check("mkdir")
+                transport.put(Path(tmp.name), f"{remote}.tar")
+            transport.run(["sh", "-c", f"tar -xf {quote(remote + '.tar')} -C {quote(remote)} "
+                           f"&& rm {quote(remote + '.tar')}"]).check("unpacking a bind mount")
+        else:
+            transport.run(["mkdir", "-p", str(Path(remote).parent)]).check("mkdir")
+            transport.put(local, remote)
+    return root
+
+
+def _run_error(where: str, c: Container, output: str) -> LabctlError:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    last = next((line for line in reversed(lines) if "rror" in line), lines[-1] if lines else "")
+    if "address already in use" in output.lower() or "port is already allocated" in output:
+        ports = ", ".join(str(p.host) for p in c.ports)
+        return LabctlError(f"{where}, container '{c.name}': host port {ports} is already in "
+                           "use in the VM", "another process or container holds it; "
+                           "pick another host port")
+    return LabctlError(f"{where}, container '{c.name}' did not start: {last}",
+                       "see 'labctl logs' for the container, or fix its command")

@@ -1,0 +1,105 @@
+"""The course lab (examples/course.yaml) for real: a server built from a
+Dockerfile inside the VM and published with 8000:9000, answering the host; two
+containers sharing the named volume volshare, whose data outlives them; the same
+scenario on docker and on podman, on one VM that is kept between them."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from labctl.config import load_lab
+from labctl.orchestrate import down
+
+from .conftest import LABS, ROOT, labctl, leftovers
+
+COURSE = ROOT / "examples" / "course.yaml"
+ERRORS = LABS / "errors"
+
+
+@pytest.fixture(scope="module")
+def course(settings):
+    down("course", settings, lambda e: None)
+    yield
+    down("course", settings, lambda e: None)
+    assert leftovers("course", settings) == {}
+
+
+def containers() -> dict[str, dict]:
+    return {row["name"]: row for row in json.loads(labctl("--json", "ps", "course").stdout)}
+
+
+def in_vm(command: str) -> str:
+    return labctl("exec", "course.docker-host", "--", command).stdout
+
+
+@pytest.mark.parametrize("runtime", ["docker", "podman"])
+def test_course_cycle(course, runtime):
+    up = json.loads(labctl("--json", "up", str(COURSE), "--var", f"runtime={runtime}").stdout)
+    (vm,) = up["vms"]
+    assert vm["action"] in (("create",) if runtime == "docker" else ("keep",))
+    assert {c["action"] for c in vm["containers"]} >= {"create"}
+    rows = containers()
+    assert set(rows) == {"chatserver", "writer-1", "reader-2"}
+    assert {r["runtime"] for r in rows.values()} == {runtime}
+    assert all(r["state"] == "running" for r in rows.values())
+    assert rows["chatserver"]["ports"] == ["8000->9000/tcp"]
+
+    # The server answers from the host, through the port labctl forwards.
+    address = labctl("port", "course.docker-host", "8000").stdout.strip()
+    page = urllib.request.urlopen(f"http://{address}/", timeout=30).read().decode()
+    assert "Hello from a container inside a VM" in page
+
+    # One named volume, two containers: written by one, read by the other...
+    assert labctl("exec", "course.docker-host/reader-2", "--",
+                  "cat /extshare/greeting").stdout == "hello from writer-1\n"
+    # ...and still there once both are gone and a new container mounts it.
+    in_vm(f"sudo {runtime} rm -f writer-1 reader-2")
+    survivor = in_vm(f"sudo {runtime} run --rm -v volshare:/x busybox cat /x/greeting")
+    assert survivor == "hello from writer-1\n"
+
+    # up puts back what was removed and restarts nothing else.
+    started = containers()["chatserver"]["started"]
+    again = json.loads(labctl("--json", "up", str(COURSE), "--var", f"runtime={runtime}").stdout)
+    verbs = {c["name"]: c["action"] for c in again["vms"][0]["containers"]}
+    assert verbs == {"docker-host/chatserver": "keep", "docker-host/writer-1": "create",
+                     "docker-host/reader-2": "create"}
+    assert containers()["chatserver"]["started"] == started
+    third = labctl("up", str(COURSE), "--var", f"runtime={runtime}")
+    assert "nothing changed" in third.stdout
+    logs = labctl("logs", "course.docker-host/chatserver")
+    assert logs.returncode == 0
+
+
+def test_missing_image_names_vm_and_container(course):
+    result = labctl("up", str(ERRORS / "missing-image.yaml"), check=False)
+    assert result.returncode == 1
+    assert ("VM 'docker-host', container 'ghost': image 'nginx:1.25' is not in the VM and "
+            "could not be pulled") in result.stderr
+    assert "ghost" not in containers()
+
+
+def test_failed_build_names_vm_and_container(course):
+    result = labctl("up", str(ERRORS / "bad-build.yaml"), check=False)
+    assert result.returncode == 1
+    assert "VM 'docker-host', container 'broken': the build of ./badbuild failed" in result.stderr
+    assert "broken" not in containers()
+
+
+def test_port_taken_in_the_vm(course):
+    in_vm("sudo podman rm -f squatter >/dev/null 2>&1; sudo podman run -d --name squatter "
+          "-p 8000:80 docker.io/library/busybox:latest httpd -f -p 80")
+    try:
+        result = labctl("up", str(ERRORS / "port-taken.yaml"), check=False)
+        assert result.returncode == 1
+        assert ("VM 'docker-host', container 'late': host port 8000 is already in use in the VM"
+                in result.stderr)
+        assert "late" not in containers()
+    finally:
+        in_vm("sudo podman rm -f squatter")
+
+
+def test_course_lab_loads(course):
+    assert load_lab(COURSE).vm("docker-host").containers[0].ports[0].host == 8000

@@ -1,0 +1,139 @@
+"""The container layer against a fake transport: command lines (golden, both
+runtimes), inspect parsing, the container planner, image tars, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from labctl.config import load_lab
+from labctl.deploy import container_hash, deploy_vm, plan_containers, run_args
+from labctl.errors import LabctlError
+from labctl.runtime.oci import ContainerInfo, OciRuntime
+from labctl.runtime.sources import context_tar, local_image, source_digest
+from labctl.ssh.transport import CommandResult
+
+from .fixtures import GOLDEN, ROOT
+
+COURSE = load_lab(ROOT / "examples" / "course.yaml")
+
+
+class FakeTransport:
+    """Answers commands from a table of (substring -> CommandResult fields)."""
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]] | None = None):
+        self.answers, self.commands = answers or {}, []
+
+    def run(self, command, timeout=None, input_data=None):
+        text = command if isinstance(command, str) else " ".join(command)
+        self.commands.append(text)
+        for needle, (status, out, err) in self.answers.items():
+            if needle in text:
+                return CommandResult(text, status, out, err, 0.0)
+        return CommandResult(text, 0, "", "", 0.0)
+
+
+@pytest.mark.parametrize("binary", ["docker", "podman"])
+def test_run_command_lines_golden(binary, golden):
+    vm = COURSE.vm("docker-host")
+    lines = []
+    for c in vm.containers:
+        args = run_args("course", vm.name, c, "REF", "SPEC", "/home/lab/.labctl/binds/course")
+        lines.append(OciRuntime(binary, FakeTransport(), "VM 'x'").command("run", "-d", *args))
+    golden(GOLDEN / f"run-{binary}.txt", "\n".join(lines) + "\n")
+
+
+DOCKER_INSPECT = [{"Name": "/web", "Config": {"Image": "busybox", "Labels": {
+    "labctl.lab": "course", "labctl.vm": "docker-host", "labctl.spec": "abc"}},
+    "State": {"Status": "running", "StartedAt": "2026-11-25T09:00:00.1Z"},
+    "HostConfig": {"PortBindings": {"9000/tcp": [{"HostIp": "", "HostPort": "8000"}]}}}]
+PODMAN_INSPECT = [{"Name": "web", "ImageName": "docker.io/library/busybox:latest",
+                   "Config": {"Image": "docker.io/library/busybox:latest",
+                              "Labels": {"labctl.lab": "course", "labctl.spec": "abc"}},
+                   "State": {"Status": "exited", "StartedAt": "2026-11-25T09:00:00Z"},
+                   "HostConfig": {"PortBindings": {}}}]
+
+
+@pytest.mark.parametrize("binary,data,expected", [
+    ("docker", DOCKER_INSPECT, ContainerInfo(
+        "web", "docker", "busybox", "running", DOCKER_INSPECT[0]["Config"]["Labels"],
+        ("8000->9000/tcp",), "2026-11-25T09:00:00.1Z")),
+    ("podman", PODMAN_INSPECT, ContainerInfo(
+        "web", "podman", "docker.io/library/busybox:latest", "exited",
+        {"labctl.lab": "course", "labctl.spec": "abc"}, (), "2026-11-25T09:00:00Z")),
+])
+def test_containers_are_read_from_inspect(binary, data, expected):
+    transport = FakeTransport({"ps -a -q": (0, "id1\n", ""),
+                               "container inspect": (0, json.dumps(data), "")})
+    (info,) = OciRuntime(binary, transport, "VM 'x'").containers("course")
+    assert info == expected and info.spec_hash == "abc"
+    assert transport.commands[0] == (f"sudo -n {binary} ps -a -q --filter "
+                                     "label=labctl.lab=course")
+
+
+def test_container_plan_covers_every_verb():
+    vm = COURSE.vm("docker-host")
+    chat, writer, reader = vm.containers
+    observed = [
+        ContainerInfo("chatserver", "docker", "x", "running",
+                      {"labctl.spec": container_hash(chat, COURSE.directory)}),
+        ContainerInfo("writer-1", "docker", "x", "exited",
+                      {"labctl.spec": container_hash(writer, COURSE.directory)}),
+        ContainerInfo("reader-2", "docker", "x", "running", {"labctl.spec": "old"}),
+        ContainerInfo("leftover", "podman", "x", "running", {}),
+    ]
+    verbs = [(a.verb, a.name) for a in plan_containers(vm, observed, COURSE.directory)]
+    assert verbs == [("delete", "docker-host/leftover"), ("keep", "docker-host/chatserver"),
+                     ("start", "docker-host/writer-1"), ("recreate", "docker-host/reader-2")]
+
+
+def test_runtime_switch_deletes_and_creates():
+    vm = COURSE.vm("docker-host")
+    podman_vm = dataclasses.replace(vm, containers=tuple(
+        dataclasses.replace(c, runtime="podman") for c in vm.containers))
+    observed = [ContainerInfo(c.name, "docker", "x", "running",
+                              {"labctl.spec": container_hash(c, COURSE.directory)})
+                for c in vm.containers]
+    verbs = sorted({a.verb for a in plan_containers(podman_vm, observed, COURSE.directory)})
+    assert verbs == ["create", "delete"]
+
+
+def test_missing_runtime_is_one_clear_line():
+    transport = FakeTransport({"command -v docker": (1, "", "")})
+    with pytest.raises(LabctlError) as info:
+        deploy_vm(transport, COURSE, COURSE.vm("docker-host"), lambda e: None)
+    assert info.value.message == "VM 'docker-host' has no docker: container 'chatserver' cannot run"
+    assert info.value.hint.startswith("use 'runtime: podman'")
+
+
+def test_busybox_rootfs_is_deterministic_and_complete():
+    image = local_image("busybox")
+    assert image is not None and image.ref == "docker.io/library/busybox:latest"
+    assert local_image("busybox:latest") == image and local_image("nginx") is None
+    assert image.tar == image.tar
+    names = tarfile.open(fileobj=io.BytesIO(image.tar)).getnames()
+    assert "bin/busybox" in names and "bin/sh" in names and "tmp" in names
+
+
+def test_context_tar_is_deterministic_and_stays_inside(tmp_path: Path):
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM busybox\n")
+    first = context_tar(tmp_path / "ctx")
+    (tmp_path / "ctx" / "Dockerfile").touch()  # a new mtime changes nothing
+    assert context_tar(tmp_path / "ctx") == first
+    (tmp_path / "secret").write_text("no")
+    (tmp_path / "ctx" / "leak").symlink_to(tmp_path / "secret")
+    with pytest.raises(LabctlError, match="links outside the build context"):
+        context_tar(tmp_path / "ctx")
+
+
+def test_source_digest_follows_the_build_context():
+    chat = COURSE.vm("docker-host").containers[0]
+    assert source_digest(chat, COURSE.directory) == source_digest(chat, COURSE.directory)
+    assert source_digest(dataclasses.replace(chat, build=None, image="nginx"),
+                         COURSE.directory) == "ref:nginx"
