@@ -24,6 +24,7 @@ from labctl.labfiles import LabFiles, SshEntry
 from labctl.layout import Layout, VmPlan, lab_layout
 from labctl.model import Lab
 from labctl.provision import Provisioner
+from labctl.registry import LabRegistry, guest_config_commands
 from labctl.ssh.transport import SSHTransport
 from labctl.ssh.wait import Probes, Readiness, wait_ready
 from labctl.virt import access, inventory
@@ -144,6 +145,8 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
                 report(Event(f"vm {vm_plan.vm.name}", "started", "", time.monotonic() - began))
             transport, readiness = _wait(conn, files, vm_plan, settings, report, began)
             try:  # the readiness connection carries the deployment too
+                if registry is not None:
+                    configure_registry(transport, registry.address)
                 containers = deploy_vm(transport, lab, vm_plan.vm, report)
             finally:
                 transport.close()
@@ -153,6 +156,7 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, error=exc.message
                              + (f"\n  hint: {exc.hint}" if exc.hint else ""))
 
+    registry = LabRegistry(settings.data_dir, lab.name).status()
     workers = settings.workers or (4 if accel.is_kvm else 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(bring_up, layout.vms))
@@ -166,6 +170,12 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
             (first[1] if len(first) > 1 else "") + "\n  'labctl up' again resumes; "
             "'labctl down' removes the lab")
     return UpResult(lab.name, accel, actions, outcomes, config, time.monotonic() - start)
+
+
+def configure_registry(transport: SSHTransport, address: str) -> None:
+    """Let the VM's podman and docker use the lab registry over plain HTTP."""
+    transport.run(["sudo", "-n", "sh", "-c", guest_config_commands(address)]).check(
+        f"{transport.label}: configuring the lab registry")
 
 
 def _remove_attached_vms(prov: Provisioner, layout: Layout, network: str,
@@ -250,6 +260,8 @@ def down(lab_name: str, settings: Settings, report: Report) -> DownResult:
     leftovers = storage.names(prefix=f"{lab_name}.")  # from a run killed mid-create
     for name in leftovers:
         storage.delete(name)
+    if LabRegistry(settings.data_dir, lab_name).stop():
+        report(Event(f"lab {lab_name}", "registry", "stopped and deleted"))
     return DownResult(lab_name, domains, networks, leftovers, files.remove())
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from labctl.deploy import observe
 from labctl.errors import LabctlError
-from labctl.orchestrate import Settings, connect_vm
+from labctl.orchestrate import Settings, configure_registry, connect_vm
+from labctl.registry import LabRegistry, Registry, lab_gateway
 from labctl.runtime.oci import OciRuntime
 from labctl.ssh.transport import Endpoint, SSHTransport
 from labctl.virt import access, inventory
@@ -69,3 +70,37 @@ def published_port(lab: str, vm: str, port: int, settings: Settings) -> Endpoint
     published = ", ".join(str(g) for _h, g in meta.forwards) or "none"
     raise LabctlError(f"port {port} of VM '{vm}' is not published to the host",
                       f"published ports: {published}; publish it with 'ports:' in the lab file")
+
+
+def registry_up(lab: str, settings: Settings) -> Registry:
+    """Start the lab registry on the lab network's gateway and configure every
+    running VM to use it (VMs created later are configured by `up`)."""
+    conn = connect(settings.uri)
+    registry = LabRegistry(settings.data_dir, lab).start(lab_gateway(conn, lab))
+    for found in inventory.domains(conn, lab):
+        if found.active:
+            transport = connect_vm(lab, found.meta.name, settings)
+            try:
+                configure_registry(transport, registry.address)
+            finally:
+                transport.close()
+    return registry
+
+
+def push(lab: str, vm: str, container: str, as_name: str | None, settings: Settings) -> str:
+    """Publish the image a container runs to the lab registry; its new reference."""
+    registry = LabRegistry(settings.data_dir, lab).status()
+    if registry is None:
+        raise LabctlError(f"lab '{lab}' has no registry running",
+                          f"start it with 'labctl registry up {lab}'")
+    transport = connect_vm(lab, vm, settings)
+    try:
+        runtime = find_container(transport, lab, vm, container)
+        image = next(c.image for c in observe(transport, lab, vm) if c.name == container
+                     and c.runtime == runtime.binary)
+        target = f"{registry.address}/{as_name or container + ':latest'}"
+        runtime.call("tag", image, target, what=f"tagging {image}")
+        runtime.call("push", target, timeout=600, what=f"pushing {target}")
+    finally:
+        transport.close()
+    return target

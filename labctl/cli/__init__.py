@@ -15,6 +15,7 @@ from labctl.cli import (  # noqa: F401  (importing registers the commands)
     doctor,
     image,
     lifecycle,
+    registry,
     schema,
     validate,
     version,

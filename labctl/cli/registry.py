@@ -1,0 +1,57 @@
+"""labctl registry up|down|status and labctl push: the lab's own OCI registry."""
+
+from __future__ import annotations
+
+import typer
+
+from labctl import workloads
+from labctl.cli.app import STATE, app
+from labctl.cli.common import LAB_OPTION, URI_OPTION, lab_name, settings
+from labctl.cli.containers import split_container
+from labctl.cli.output import out, print_json
+from labctl.registry import LabRegistry
+
+registry_app = typer.Typer(help="The lab's own OCI registry (CNCF distribution).",
+                           no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+LAB_ARG = typer.Argument(None, metavar="[LAB.yaml|NAME]")
+
+
+@registry_app.command("up")
+def registry_up(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
+    """Start the registry on the lab network; VMs are configured to use it."""
+    registry = workloads.registry_up(lab_name(lab, uri), settings(uri))
+    out.print(f"lab registry of '{registry.lab}' at {registry.address} "
+              "(push with 'labctl push VM/CONTAINER')", markup=False)
+
+
+@registry_app.command("down")
+def registry_down(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
+    """Stop the registry and delete what was pushed to it."""
+    name = lab_name(lab, uri)
+    stopped = LabRegistry(settings(uri).data_dir, name).stop()
+    out.print(f"lab registry of '{name}' " + ("stopped." if stopped else "was not running."),
+              markup=False)
+
+
+@registry_app.command("status")
+def registry_status(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
+    """Where the registry listens, if it runs."""
+    name = lab_name(lab, uri)
+    registry = LabRegistry(settings(uri).data_dir, name).status()
+    if STATE.json:
+        print_json(registry.__dict__ if registry else None)
+    else:
+        out.print(f"running at {registry.address} (pid {registry.pid})" if registry
+                  else "not running", markup=False)
+
+
+@app.command()
+def push(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
+         as_name: str = typer.Option(None, "--as", metavar="NAME:TAG",
+                                     help="Name in the registry (default CONTAINER:latest)."),
+         lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
+    """Publish the image a container runs to the lab registry."""
+    name, vm, container = split_container(target, lab, uri)
+    ref = workloads.push(name, vm, container, as_name, settings(uri))
+    out.print(f"pushed {ref}", markup=False)

@@ -1,0 +1,146 @@
+"""The lab registry: a real OCI registry (Debian's docker-registry, i.e. CNCF
+distribution) run by labctl on the host for one lab, bound only to the gateway
+address of the lab's own libvirt network, so its VMs reach it and nothing else
+does. VMs on user-mode networks cannot reach the host (restrict=on), so a lab
+needs a nat or isolated network to have a registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from labctl.datadir import ensure
+from labctl.errors import LabctlError
+from labctl.virt import inventory
+
+PORT = 5000
+CONFIG = """version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+http:
+  addr: {address}
+"""
+
+
+@dataclass(frozen=True)
+class Registry:
+    lab: str
+    address: str  # host:port as the VMs see it
+    pid: int
+
+
+class LabRegistry:
+    def __init__(self, data_dir: Path, lab: str):
+        self.lab = lab
+        self.dir = data_dir / "registry" / lab
+
+    def status(self) -> Registry | None:
+        try:
+            pid = int((self.dir / "pid").read_text())
+            address = (self.dir / "address").read_text().strip()
+        except (OSError, ValueError):
+            return None
+        if not _alive(pid):
+            return None
+        return Registry(self.lab, address, pid)
+
+    def start(self, bind_ip: str) -> Registry:
+        running = self.status()
+        if running is not None:
+            return running
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise LabctlError("docker-registry is not installed",
+                              "install the Debian package docker-registry (scripts/setup does)")
+        address = f"{bind_ip}:{PORT}"
+        ensure(self.dir)
+        (self.dir / "config.yml").write_text(CONFIG.format(storage=self.dir / "storage",
+                                                           address=address))
+        log = (self.dir / "registry.log").open("ab")
+        process = subprocess.Popen([binary, "serve", str(self.dir / "config.yml")],
+                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)  # outlives this command
+        (self.dir / "pid").write_text(str(process.pid))
+        (self.dir / "address").write_text(address)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise LabctlError(f"the lab registry exited at start (status "
+                                  f"{process.returncode})", f"see {self.dir / 'registry.log'}")
+            if _answers(address):
+                return Registry(self.lab, address, process.pid)
+            time.sleep(0.1)
+        self.stop()
+        raise LabctlError(f"the lab registry did not answer on {address} within 15 s",
+                          f"see {self.dir / 'registry.log'}")
+
+    def stop(self) -> bool:
+        """Stop it and delete its storage; true if there was anything."""
+        running = self.status()
+        if running is not None:
+            os.kill(running.pid, signal.SIGTERM)
+            for _ in range(50):
+                if not _alive(running.pid):
+                    break
+                time.sleep(0.1)
+        existed = self.dir.exists()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return existed or running is not None
+
+
+def lab_gateway(conn: libvirt.virConnect, lab: str) -> str:
+    """The host's address on the lab's first nat/isolated network."""
+    for found in inventory.networks(conn, lab):
+        ip = ET.fromstring(conn.networkLookupByName(found.libvirt_name).XMLDesc(0)).find("ip")
+        if found.active and ip is not None and ip.get("address"):
+            return ip.get("address")
+    raise LabctlError(f"lab '{lab}' has no running nat or isolated network for a registry",
+                      "VMs on user-mode networks cannot reach the host: add a network with "
+                      "'mode: nat' (or isolated) and run 'labctl up'")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie of ours (the registry exited) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _answers(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as response:
+            return response.status == 200
+    except (TimeoutError, OSError):
+        return False
+
+
+def guest_config_commands(address: str) -> str:
+    """Shell (run as root in a VM) that lets podman and docker use the lab
+    registry over plain HTTP; restarts dockerd only if its config changed."""
+    podman = f'[[registry]]\nlocation = "{address}"\ninsecure = true\n'
+    docker = f'{{"insecure-registries": ["{address}"]}}\n'
+    return (
+        "set -e; mkdir -p /etc/containers/registries.conf.d /etc/docker; "
+        f"printf %s '{podman}' > /etc/containers/registries.conf.d/50-labctl.conf; "
+        f"if [ \"$(cat /etc/docker/daemon.json 2>/dev/null)\" != '{docker.strip()}' ]; then "
+        f"printf %s '{docker}' > /etc/docker/daemon.json; "
+        "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; "
+        "fi; fi")
