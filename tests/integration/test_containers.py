@@ -103,3 +103,39 @@ def test_port_taken_in_the_vm(course):
 
 def test_course_lab_loads(course):
     assert load_lab(COURSE).vm("docker-host").containers[0].ports[0].host == 8000
+
+
+ARCHIVE_LAB = """name: course
+defaults: {memory: 768M, runtime: docker}
+vms:
+  - name: docker-host
+    containers:
+      - name: fromarchive
+        image: {archive: ./bb.tar}
+        command: httpd -f -p 9000 -h /www
+        ports: ["8000:9000"]
+        volumes: ["./site:/www:ro"]
+"""
+
+
+def test_archive_image_and_bind_mount(course, tmp_path):
+    in_vm("sudo podman save -o /tmp/bb.tar docker.io/library/busybox:latest && "
+          "sudo chmod 0644 /tmp/bb.tar")
+    labctl("cp", "course.docker-host:/tmp/bb.tar", str(tmp_path / "bb.tar"))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("served from a bind mount\n")
+    (tmp_path / "archive.yaml").write_text(ARCHIVE_LAB)
+    up = json.loads(labctl("--json", "up", str(tmp_path / "archive.yaml")).stdout)
+    assert up["vms"][0]["action"] == "keep"  # same machine: only containers change
+    assert {c["name"]: c["action"] for c in up["vms"][0]["containers"]}[
+        "docker-host/fromarchive"] == "create"
+    address = labctl("port", "course.docker-host", "8000").stdout.strip()
+
+    def page() -> str:
+        return urllib.request.urlopen(f"http://{address}/", timeout=30).read().decode()
+
+    assert page() == "served from a bind mount\n"
+    labctl("restart", "course.docker-host/fromarchive")
+    assert page() == "served from a bind mount\n"
+    again = labctl("up", str(tmp_path / "archive.yaml"))
+    assert "nothing changed" in again.stdout
