@@ -143,7 +143,7 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
             if verb != "keep":
                 prov.start_vm(vm_plan.domain)
                 report(Event(f"vm {vm_plan.vm.name}", "started", "", time.monotonic() - began))
-            transport, readiness = _wait(conn, files, vm_plan, settings, report, began)
+            transport, readiness = wait_vm_ready(conn, files, vm_plan, settings, report, began)
             try:  # the readiness connection carries the deployment too
                 if registry is not None:
                     configure_registry(transport, registry.address)
@@ -187,7 +187,7 @@ def _remove_attached_vms(prov: Provisioner, layout: Layout, network: str,
             prov.remove_vm(vm_plan, forget_keys=False)
 
 
-def _wait(conn: libvirt.virConnect, files: LabFiles, vm_plan: VmPlan, settings: Settings,
+def wait_vm_ready(conn: libvirt.virConnect, files: LabFiles, vm_plan: VmPlan, settings: Settings,
           report: Report, began: float) -> tuple[SSHTransport, Readiness]:
     dom = conn.lookupByName(vm_plan.domain)
     label = f"VM '{vm_plan.vm.name}'"

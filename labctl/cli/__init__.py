@@ -11,6 +11,7 @@ from pathlib import Path
 
 from labctl.cli import (  # noqa: F401  (importing registers the commands)
     access,
+    bench,
     containers,
     doctor,
     image,

@@ -25,6 +25,8 @@ from labctl.ssh.transport import SSHTransport
 
 SOURCE_LABEL = "labctl.source"
 REMOTE_CACHE = ".labctl/cache"  # under the lab user's home in the VM
+OS_RELEASE = ('NAME="BusyBox"\nID=busybox\n'
+              'PRETTY_NAME="BusyBox (made by labctl from Debian busybox-static)"\n')
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -60,7 +62,8 @@ def local_image(ref: str) -> LocalImage | None:
 
 @cache
 def _busybox_rootfs(binary: str) -> bytes:
-    """A deterministic tar: /bin/busybox, one symlink per applet, /tmp."""
+    """A deterministic tar: /bin/busybox, one symlink per applet, /tmp, and an
+    /etc/os-release so the course's `run IMAGE cat /etc/os-release` works."""
     path = Path(binary)
     if not path.is_file():
         raise LabctlError(f"{binary} is missing on this host",
@@ -69,10 +72,14 @@ def _busybox_rootfs(binary: str) -> bytes:
                              check=True).stdout.split()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, kind in (("bin", tarfile.DIRTYPE), ("tmp", tarfile.DIRTYPE)):
+        for name in ("bin", "etc", "tmp"):
             info = tarfile.TarInfo(name)
-            info.type, info.mode = kind, 0o1777 if name == "tmp" else 0o755
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
             tar.addfile(info)
+        release = OS_RELEASE.encode()
+        info = tarfile.TarInfo("etc/os-release")
+        info.size, info.mode = len(release), 0o644
+        tar.addfile(info, io.BytesIO(release))
         data = path.read_bytes()
         info = tarfile.TarInfo("bin/busybox")
         info.size, info.mode = len(data), 0o755

@@ -1,0 +1,65 @@
+"""From raw samples to what the report says: summaries per metric, the VM
+phases (which add up to the total by construction), the headline ratio with
+its bootstrap interval, and which measurements are too noisy to call clean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labctl.bench.measure import CONTAINER_METRICS, PROCESS_METRICS, VM_PHASES
+from labctl.bench.stats import NOISY_CV, Summary, ratio_of_medians, summarize
+
+SSH_READY_PHASES = VM_PHASES[: VM_PHASES.index("login") + 1]
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    s: Summary = summarize(values)
+    return {**s.__dict__, "noisy": s.noisy}
+
+
+def ssh_ready(boot: dict[str, Any]) -> float:
+    """Define to an authenticated SSH command: what 'VM boot to SSH' means."""
+    return sum(boot["phases"][p] for p in SSH_READY_PHASES)
+
+
+def analyse(data: dict[str, Any]) -> dict[str, Any]:
+    boots = data["vm_boot"]
+    vm = {
+        "phases": {p: _summary([b["phases"][p] for b in boots]) for p in VM_PHASES},
+        "total": _summary([b["total"] for b in boots]),
+        "ssh_ready": _summary([ssh_ready(b) for b in boots]),
+        "phase_sum_error": max(abs(sum(b["phases"].values()) - b["total"]) for b in boots),
+        "guest": {k: _summary([b["guest"][k] for b in boots if k in b["guest"]])
+                  for k in ("kernel", "initrd", "userspace")
+                  if any(k in b["guest"] for b in boots)},
+    }
+    containers = {
+        runtime: {m: _summary([s[m] for s in samples if m in s]) for m in CONTAINER_METRICS
+                  if any(m in s for s in samples)}
+        for runtime, samples in data["containers"].items() if samples}
+    process = {m: _summary([s[m] for s in data["process"] if m in s]) for m in PROCESS_METRICS
+               if any(m in s for s in data["process"])}
+    headline = {}
+    for runtime, samples in data["containers"].items():
+        starts = [s["run_true"] for s in samples if "run_true" in s]
+        if starts and boots:
+            r = ratio_of_medians([ssh_ready(b) for b in boots], starts)
+            headline[runtime] = {"ratio": r.value, "low": r.low, "high": r.high}
+    noisy = [name for name, summary in _all(vm, containers, process) if summary["noisy"]]
+    return {"vm": vm, "containers": containers, "process": process,
+            "ssh_round_trip": _summary(data["ssh_round_trip"]) if data["ssh_round_trip"] else None,
+            "headline": headline, "noisy": noisy, "noisy_cv": NOISY_CV}
+
+
+def _all(vm, containers, process):
+    yield "vm ssh_ready", vm["ssh_ready"]
+    for runtime, metrics in containers.items():
+        for metric, summary in metrics.items():
+            yield f"{runtime} {metric}", summary
+    for metric, summary in process.items():
+        yield f"process {metric}", summary
+
+
+def headline_text(runtime: str, h: dict[str, float]) -> str:
+    return (f"a {runtime} container starts {h['ratio']:.0f}x faster than a VM boots to SSH "
+            f"(95% CI {h['low']:.0f}x-{h['high']:.0f}x)")

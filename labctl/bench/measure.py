@@ -1,0 +1,160 @@
+"""Taking the measurements. VM boot: one fresh linked clone per repetition,
+timed on the host's monotonic clock in consecutive phases that add up to the
+total. Containers: timed *inside* the guest (date +%s%N around each command),
+so SSH latency does not count; the SSH round trip is measured separately."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labctl.errors import LabctlError
+from labctl.orchestrate import Settings, wait_vm_ready
+from labctl.provision import Provisioner
+from labctl.runtime.oci import OciRuntime
+from labctl.runtime.sources import ImageSources
+from labctl.ssh.transport import SSHTransport
+from labctl.virt import access
+
+# Consecutive phases of a VM boot; their durations add up to the total.
+VM_PHASES = ("define", "start", "firmware", "kernel", "init-to-address", "address-to-banner",
+             "login", "boot-finished")
+MARKERS = {"first-output": None, "init": "Welcome to ", "address": "labctl-ready address="}
+CONTAINER_METRICS = ("cold_run", "run_true", "run_cat", "create", "start")
+PROCESS_METRICS = ("true", "cat")
+
+
+class SerialWatcher(threading.Thread):
+    """Notes when the serial log first shows output and each marker (host clock)."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.seen = path, {}
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        text = ""
+        while not self._halt.is_set():
+            try:
+                text = self.path.read_text(errors="replace")
+            except OSError:
+                pass
+            now = time.monotonic()
+            for name, needle in MARKERS.items():
+                if name not in self.seen and text and (needle is None or needle in text):
+                    self.seen[name] = now
+            if len(self.seen) == len(MARKERS):
+                return
+            self._halt.wait(0.01)
+
+    def stop(self) -> dict[str, float]:
+        self._halt.set()
+        self.join(timeout=1)
+        return dict(self.seen)
+
+
+@dataclass
+class VmBoot:
+    phases: dict[str, float]
+    total: float
+    guest: dict[str, float] = field(default_factory=dict)  # systemd-analyze's own view
+
+
+def boot_vm(prov: Provisioner, settings: Settings, vm_plan, image, base,
+            report) -> tuple[VmBoot, SSHTransport]:
+    """Create and boot one fresh VM; its phase times and a live connection."""
+    prov.remove_vm(vm_plan, forget_keys=False)
+    t0 = time.monotonic()
+    prov.create_vm(vm_plan, image, base)
+    t_define = time.monotonic()
+    dom = prov.conn.lookupByName(vm_plan.domain)
+    watcher = SerialWatcher(access.serial_log_path(dom.XMLDesc(0)) or Path("/nonexistent"))
+    watcher.start()
+    prov.start_vm(vm_plan.domain)
+    t_started = time.monotonic()
+    transport, ready = wait_vm_ready(prov.conn, prov.files, vm_plan, settings, report, t_define)
+    seen = watcher.stop()
+    points = [t0, t_define, t_started, seen.get("first-output", t_started),
+              seen.get("init", t_started), seen.get("address", t_define + ready.stages["banner"]),
+              t_define + ready.stages["banner"], t_define + ready.stages["auth"],
+              t_define + ready.stages["boot-finished"]]
+    for i in range(1, len(points)):  # a marker seen late by the poller cannot go backwards
+        points[i] = max(points[i], points[i - 1])
+    phases = {name: points[i + 1] - points[i] for i, name in enumerate(VM_PHASES)}
+    guest = parse_systemd_analyze(transport.run("systemd-analyze", timeout=60).stdout)
+    return VmBoot(phases, points[-1] - points[0], guest), transport
+
+
+_ANALYZE = re.compile(r"((?:[\d.]+(?:min|ms|s)\s*)+)\((kernel|initrd|userspace)\)")
+
+
+def parse_systemd_analyze(text: str) -> dict[str, float]:
+    """'Startup finished in 4.1s (kernel) + 13.1s (userspace) = 17.2s' -> seconds."""
+    out = {}
+    for amount, part in _ANALYZE.findall(text):
+        out[part] = _seconds(amount)
+    return out
+
+
+def _seconds(amount: str) -> float:
+    total = 0.0
+    for number, unit in re.findall(r"([\d.]+)(min|ms|s)", amount):
+        total += float(number) * {"min": 60, "s": 1, "ms": 0.001}[unit]
+    return round(total, 3)  # systemd prints milliseconds at best
+
+
+GUEST_TIMER = r"""
+t() {
+    s=$(date +%s%N); "$@" >/dev/null 2>&1 || return 1; e=$(date +%s%N)
+    echo $(( (e - s) / 1000 ))
+}
+"""
+
+
+def container_sample(transport: SSHTransport, runtime: OciRuntime, sources: ImageSources,
+                     image: str) -> dict[str, float]:
+    """One repetition for one runtime, in seconds, timed inside the guest."""
+    ref = sources.ensure_named(runtime, image, "bench")
+    rt = runtime.command()  # "sudo -n docker" / "sudo -n podman"
+    runtime.call("rmi", "-f", ref)  # cold: the first run after the image is loaded
+    sources.ensure_named(runtime, image, "bench")
+    script = GUEST_TIMER + f"""
+echo cold_run $(t {rt} run --rm --network=none {ref} true)
+echo run_true $(t {rt} run --rm --network=none {ref} true)
+echo run_cat $(t {rt} run --rm --network=none {ref} cat /etc/os-release)
+s=$(date +%s%N); id=$({rt} create --network=none {ref} true); e=$(date +%s%N)
+echo create $(( (e - s) / 1000 ))
+echo start $(t {rt} start -a "$id")
+{rt} rm -f "$id" >/dev/null 2>&1
+"""
+    return _parse_micros(transport.run(["sh", "-c", script], timeout=600).check(
+        f"timing {runtime.binary} in the VM").stdout)
+
+
+def process_sample(transport: SSHTransport) -> dict[str, float]:
+    script = GUEST_TIMER + "echo true $(t /bin/true)\necho cat $(t cat /etc/os-release)\n"
+    return _parse_micros(transport.run(["sh", "-c", script]).check("timing processes").stdout)
+
+
+def ssh_round_trip(transport: SSHTransport) -> float:
+    start = time.monotonic()
+    transport.run("true")
+    return time.monotonic() - start
+
+
+def _parse_micros(text: str) -> dict[str, float]:
+    """'name microseconds' lines; a name alone means that command failed."""
+    out, failed = {}, []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = int(parts[1]) / 1e6
+        elif len(parts) == 1:
+            failed.append(parts[0])
+    if failed:
+        raise LabctlError(f"bench: timing {', '.join(failed)} failed in the VM",
+                          "the command failed there; run it with 'labctl exec' to see why")
+    return out

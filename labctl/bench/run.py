@@ -1,0 +1,116 @@
+"""`labctl bench`: boot fresh VMs and start containers in them, repeatedly,
+and return every sample with the host facts they were measured under."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+from dataclasses import replace
+from typing import Any
+
+from labctl import __version__
+from labctl.bench.measure import (
+    boot_vm,
+    container_sample,
+    process_sample,
+    ssh_round_trip,
+)
+from labctl.errors import LabctlError
+from labctl.events import Event, Report
+from labctl.labfiles import LabFiles
+from labctl.layout import lab_layout
+from labctl.model import Attachment, Bench, Lab, Network
+from labctl.orchestrate import Settings
+from labctl.provision import Provisioner
+from labctl.runtime.oci import OciRuntime
+from labctl.runtime.sources import ImageSources
+from labctl.virt.connection import connect, probe_accel
+from labctl.virt.storage import Storage
+
+
+def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None = None,
+              warmup: int | None = None, runtimes: tuple[str, ...] | None = None) -> dict[str, Any]:
+    spec = lab.bench or Bench()
+    spec = replace(spec, repeat=repeat or spec.repeat,
+                   warmup=spec.warmup if warmup is None else warmup,
+                   runtimes=runtimes or spec.runtimes)
+    vm = lab.vms[0]
+    if spec.vm_image:
+        vm = replace(vm, image=spec.vm_image)
+    # Its own user-mode network: a lab's fixed NAT subnet would collide with the lab.
+    bench_lab = replace(lab, name=f"{lab.name}-bench"[:30], networks=(Network("bench", "user"),),
+                        vms=(replace(vm, containers=(), networks=(Attachment("bench"),)),))
+    image = settings.images.get(vm.image)
+    conn = connect(settings.uri)
+    accel = probe_accel(conn, settings.uri)
+    report(Event("host", "accel", accel.reason))
+    files = LabFiles(settings.data_dir, bench_lab.name)
+    storage = Storage(conn)
+    prov = Provisioner(conn, storage, files, accel, report, settings.templates)
+    files.login_key()
+    vm_plan = lab_layout(bench_lab, {vm.image: image.sha256}).vms[0]
+    base = storage.ensure_base(image)
+    boots, samples, process, rtt = [], {r: [] for r in spec.runtimes}, [], []
+    transport = None
+    try:
+        total = spec.warmup + spec.repeat
+        for i in range(total):
+            label = "warm-up" if i < spec.warmup else f"{i - spec.warmup + 1}/{spec.repeat}"
+            if transport is not None:
+                transport.close()
+            report(Event("bench", "vm-boot", f"boot {label}"))
+            boot, transport = boot_vm(prov, settings, vm_plan, image, base, lambda e: None)
+            report(Event("bench", "vm-boot", f"boot {label}: {boot.total:.1f} s"))
+            if i >= spec.warmup:
+                boots.append({"phases": boot.phases, "total": boot.total, "guest": boot.guest})
+        sources = ImageSources(transport, bench_lab.name, lab.directory, "bench VM")
+        for i in range(total):
+            for binary in spec.runtimes:
+                runtime = OciRuntime(binary, transport, "bench VM")
+                if not runtime.available():
+                    raise LabctlError(f"the bench VM has no {binary}", "remove it from runtimes")
+                sample = container_sample(transport, runtime, sources, spec.image)
+                report(Event("bench", f"{binary}", f"run {i + 1}/{total}: "
+                             f"run --rm true {sample.get('run_true', 0):.2f} s"))
+                if i >= spec.warmup:
+                    samples[binary].append(sample)
+            if i >= spec.warmup:
+                process.append(process_sample(transport))
+                rtt.append(ssh_round_trip(transport))
+        versions = {b: transport.run(f"{b} --version").stdout.strip() for b in spec.runtimes}
+    finally:
+        if transport is not None:
+            transport.close()
+        prov.remove_vm(vm_plan)
+        files.remove()
+    return {
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "lab": lab.name,
+        "settings": {"repeat": spec.repeat, "warmup": spec.warmup,
+                     "runtimes": list(spec.runtimes), "image": spec.image, "vm_image": vm.image,
+                     "vm_memory_mib": vm.memory_mib, "vm_vcpus": vm.vcpus},
+        "host": host_facts(conn, accel, image, versions),
+        "vm_boot": boots,
+        "containers": samples,
+        "process": process,
+        "ssh_round_trip": rtt,
+    }
+
+
+def host_facts(conn, accel, image, versions: dict[str, str]) -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    mem = next((int(line.split()[1]) // 1024 for line in open("/proc/meminfo")
+                if line.startswith("MemTotal")), 0)
+    lib = conn.getLibVersion()
+    qemu = conn.getVersion()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "ram_mib": mem, "accel": accel.domain_type,
+        "accel_reason": accel.reason, "kernel": platform.release(),
+        "libvirt": f"{lib // 1_000_000}.{lib // 1000 % 1000}.{lib % 1000}",
+        "qemu": f"{qemu // 1_000_000}.{qemu // 1000 % 1000}.{qemu % 1000}",
+        "labctl": __version__, "image": image.name, "image_sha256": image.sha256,
+        "runtimes": versions, "measured_at_monotonic": time.monotonic(),
+    }

@@ -1,0 +1,29 @@
+"""A minimal real `labctl bench run`: 1 VM, 2 repetitions, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import LABS, labctl, leftovers
+
+
+def test_bench_end_to_end(settings, tmp_path):
+    html = tmp_path / "report.html"
+    result = json.loads(labctl("--json", "bench", "run", str(LABS / "bench.yaml"),
+                               "--html", str(html), "--csv", str(tmp_path / "s.csv")).stdout)
+    data, analysis = result["data"], result["analysis"]
+    assert len(data["vm_boot"]) == 2 and len(data["containers"]["podman"]) == 2
+    for boot in data["vm_boot"]:
+        assert sum(boot["phases"].values()) == pytest.approx(boot["total"])
+        assert boot["phases"]["init-to-address"] > 0 and boot["guest"]["userspace"] > 0
+    assert data["host"]["accel"] in ("qemu", "kvm") and data["host"]["image_sha256"]
+    headline = analysis["headline"]["podman"]
+    assert headline["low"] <= headline["ratio"] <= headline["high"] and headline["ratio"] > 1
+    page = html.read_text()
+    assert f"{analysis['vm']['ssh_ready']['median']:.3f}" in page
+    assert (tmp_path / "s.csv").read_text().startswith("what,n,min,median")
+    history = json.loads(labctl("--json", "bench", "history").stdout)
+    assert result["run_id"] in [r["run_id"] for r in history]
+    assert leftovers("itbench-bench", settings) == {}

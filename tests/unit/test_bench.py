@@ -1,0 +1,113 @@
+"""The comparison's statistics, analysis and reports on recorded phase data
+(golden JSON/CSV), and its measuring helpers against fakes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from labctl.bench import report
+from labctl.bench.analysis import analyse, headline_text, ssh_ready
+from labctl.bench.measure import SerialWatcher, _parse_micros, parse_systemd_analyze
+from labctl.bench.stats import percentile, ratio_of_medians, summarize
+from labctl.bench.store import Results
+from labctl.errors import LabctlError
+
+from .fixtures import DATA, GOLDEN
+
+RECORDED = json.loads((DATA / "bench" / "recorded-run.json").read_text())
+
+
+def test_summary_statistics():
+    s = summarize([10.0, 12.0, 11.0, 13.0, 14.0])
+    assert (s.n, s.min, s.median, s.mean) == (5, 10.0, 12.0, 12.0)
+    assert s.p95 == pytest.approx(13.8)
+    assert s.stdev == pytest.approx(1.5811, abs=1e-4)
+    assert s.cv == pytest.approx(0.1318, abs=1e-4) and s.noisy
+    assert not summarize([10.0, 10.1, 9.9]).noisy
+    assert percentile([1.0], 0.95) == 1.0
+
+
+def test_ratio_has_a_deterministic_interval_around_it():
+    slow, fast = [24.0, 25.0, 23.5, 26.0, 24.5], [3.3, 3.4, 3.2, 3.6, 3.35]
+    r = ratio_of_medians(slow, fast)
+    assert r.value == pytest.approx(24.5 / 3.35)
+    assert r.low <= r.value <= r.high and r.high - r.low < 1.5
+    assert ratio_of_medians(slow, fast) == r  # seeded: the same numbers every time
+    assert r.overlaps(ratio_of_medians(slow[::-1], fast))
+
+
+def test_analysis_golden_and_phases_add_up(golden):
+    analysis = analyse(RECORDED)
+    assert analysis["vm"]["phase_sum_error"] < 1e-9
+    for boot in RECORDED["vm_boot"]:
+        assert sum(boot["phases"].values()) == pytest.approx(boot["total"])
+        assert ssh_ready(boot) == pytest.approx(boot["total"] - boot["phases"]["boot-finished"])
+    assert "docker run_true" in analysis["noisy"] and "podman run_true" not in analysis["noisy"]
+    golden(GOLDEN / "bench" / "analysis.json", json.dumps(analysis, indent=1, sort_keys=True)
+           + "\n")
+    golden(GOLDEN / "bench" / "summary.csv", report.csv_text(analysis))
+
+
+def test_html_report_shows_the_numbers():
+    analysis = analyse(RECORDED)
+    page = report.html_page("20261125-100000", RECORDED, analysis, b"\x89PNG fake")
+    podman = analysis["headline"]["podman"]
+    assert headline_text("podman", podman) in page
+    assert f"{analysis['vm']['ssh_ready']['median']:.3f}" in page
+    assert "Test CPU" in page and "data:image/png;base64," in page
+    assert "Noisy (coefficient of variation over 10%): " in page
+
+
+def test_plot_is_a_png():
+    png = report.plot_png(RECORDED, analyse(RECORDED))
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_systemd_analyze_is_parsed():
+    assert parse_systemd_analyze(
+        "Startup finished in 4.144s (kernel) + 13.120s (userspace) = 17.265s\n") == {
+        "kernel": 4.144, "userspace": 13.12}
+    assert parse_systemd_analyze("Startup finished in 1min 2.5s (kernel) + 820ms (initrd) "
+                                 "+ 9s (userspace) = 1min 12s") == {
+        "kernel": 62.5, "initrd": 0.82, "userspace": 9.0}
+
+
+def test_guest_timings_and_failures():
+    assert _parse_micros("run_true 3300000\ncreate 1500000\n") == {"run_true": 3.3,
+                                                                   "create": 1.5}
+    with pytest.raises(LabctlError, match="timing run_cat failed in the VM"):
+        _parse_micros("run_true 3300000\nrun_cat\n")
+
+
+def test_serial_watcher_notes_markers_in_order(tmp_path: Path):
+    log = tmp_path / "serial.log"
+    watcher = SerialWatcher(log)
+    watcher.start()
+
+    def boot():
+        for text in ("[ 0.0] Linux version\n", "Welcome to Debian!\n",
+                     "<3>labctl-ready address=10.0.2.15/24\n"):
+            time.sleep(0.05)
+            with log.open("a") as fh:
+                fh.write(text)
+
+    writer = threading.Thread(target=boot)
+    writer.start()
+    writer.join()
+    time.sleep(0.1)
+    seen = watcher.stop()
+    assert seen["first-output"] < seen["init"] < seen["address"]
+
+
+def test_results_history_round_trip(tmp_path: Path):
+    results = Results(tmp_path)
+    first, second = results.add(RECORDED), results.add(RECORDED)
+    assert first != second and results.get(first) == RECORDED
+    assert [r[0] for r in results.history()] == [first, second]
+    with pytest.raises(LabctlError, match="no bench run 'nope'"):
+        results.get("nope")
