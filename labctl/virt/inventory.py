@@ -23,20 +23,20 @@ class Found:
 
 
 def domains(conn: libvirt.virConnect, lab: str | None = None) -> list[Found]:
-    found = []
-    for dom in conn.listAllDomains(0):
-        meta = _meta(dom.XMLDesc, 0)
-        if meta is not None and (lab is None or meta.lab == lab):
-            found.append(Found(meta, dom.name(), bool(dom.isActive())))
-    return sorted(found, key=lambda f: f.libvirt_name)
+    return _labelled(conn.listAllDomains(0), lab)
 
 
 def networks(conn: libvirt.virConnect, lab: str | None = None) -> list[Found]:
+    return _labelled(conn.listAllNetworks(0), lab)
+
+
+def _labelled(objects: list, lab: str | None) -> list[Found]:
+    """Those of the libvirt objects that carry labctl metadata (of `lab`)."""
     found = []
-    for net in conn.listAllNetworks(0):
-        meta = _meta(net.XMLDesc, 0)
+    for obj in objects:
+        meta = _meta(obj.XMLDesc, 0)
         if meta is not None and (lab is None or meta.lab == lab):
-            found.append(Found(meta, net.name(), bool(net.isActive())))
+            found.append(Found(meta, obj.name(), bool(obj.isActive())))
     return sorted(found, key=lambda f: f.libvirt_name)
 
 
