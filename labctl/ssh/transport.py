@@ -7,6 +7,7 @@ callers never parse paramiko channels themselves.
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from collections.abc import Sequence
@@ -88,48 +89,50 @@ class SSHTransport:
             input_data: bytes | None = None) -> CommandResult:
         text = command if isinstance(command, str) else join(command)
         start = time.monotonic()
+        out, err = io.BytesIO(), io.BytesIO()
+        status = self._exec(text, out, err, timeout, input_data)
+        return CommandResult(text, status, out.getvalue().decode(errors="replace"),
+                             err.getvalue().decode(errors="replace"), time.monotonic() - start)
+
+    def stream(self, command: str | Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
+        """Run a command, copying its output as it comes (logs -f); its exit status."""
+        return self._exec(command if isinstance(command, str) else join(command), stdout, stderr)
+
+    def _exec(self, text: str, stdout: BinaryIO, stderr: BinaryIO, timeout: float | None = None,
+              input_data: bytes | None = None) -> int:
+        """Both output streams are drained as they come: reading one to its end
+        first could stall a command that fills the other's window."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             channel = self._transport.open_session(timeout=30)
-            channel.settimeout(timeout)
             channel.exec_command(text)
             if input_data is not None:
                 channel.sendall(input_data)
                 channel.shutdown_write()
-            stdout = channel.makefile("rb").read().decode(errors="replace")
-            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
-            status = channel.recv_exit_status()
-        except TimeoutError:
-            raise LabctlError(f"{self.label}: command timed out after {timeout:.0f} s: "
-                              f"{text[:80]}") from None
+            while True:
+                busy = False
+                if channel.recv_ready():
+                    stdout.write(channel.recv(65536))
+                    busy = True
+                if channel.recv_stderr_ready():
+                    stderr.write(channel.recv_stderr(65536))
+                    busy = True
+                if not busy:
+                    # EOF follows the last byte of output; the exit status may not.
+                    if channel.eof_received and channel.exit_status_ready() \
+                            and not channel.recv_ready() and not channel.recv_stderr_ready():
+                        break
+                    if deadline is not None and time.monotonic() > deadline:
+                        channel.close()
+                        raise LabctlError(f"{self.label}: command timed out after "
+                                          f"{timeout:.0f} s: {text[:80]}")
+                    time.sleep(0.005)
+                stdout.flush()
+                stderr.flush()
+            return channel.recv_exit_status()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise LabctlError(f"{self.label}: SSH connection lost: {exc}",
                               "check the VM with 'labctl status'") from None
-        return CommandResult(text, status, stdout, stderr, time.monotonic() - start)
-
-    def stream(self, command: str | Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
-        """Run a command, copying its output as it comes (logs -f); its exit status."""
-        text = command if isinstance(command, str) else join(command)
-        try:
-            channel = self._transport.open_session(timeout=30)
-            channel.exec_command(text)
-            while True:
-                if channel.recv_ready():
-                    stdout.write(channel.recv(65536))
-                    stdout.flush()
-                elif channel.recv_stderr_ready():
-                    stderr.write(channel.recv_stderr(65536))
-                    stderr.flush()
-                elif channel.exit_status_ready():
-                    break
-                else:
-                    time.sleep(0.02)
-            while channel.recv_ready():
-                stdout.write(channel.recv(65536))
-            while channel.recv_stderr_ready():
-                stderr.write(channel.recv_stderr(65536))
-            return channel.recv_exit_status()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise LabctlError(f"{self.label}: SSH connection lost: {exc}") from None
 
     def put(self, local: Path, remote: str, mode: int | None = None) -> None:
         with self._transport.open_sftp_client() as sftp:

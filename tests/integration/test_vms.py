@@ -148,3 +148,14 @@ def test_doctor_on_the_real_stack():
     checks = {c["name"]: c["status"] for c in json.loads(result.stdout)}
     assert checks["libvirt"] == checks["qemu"] == checks["images"] == "ok"
     assert checks["acceleration"] in ("ok", "warn")  # warn: TCG fallback, said once
+
+
+def test_large_output_on_both_streams_does_not_stall(pair, settings):
+    alpha = connect_vm("itpair", "alpha", settings)
+    try:
+        result = alpha.run("head -c 3000000 /dev/zero | tr '\\0' e >&2; "
+                           "head -c 3000000 /dev/zero | tr '\\0' o", timeout=120)
+    finally:
+        alpha.close()
+    assert len(result.stderr) == 3_000_000 and len(result.stdout) == 3_000_000
+    assert set(result.stdout) == {"o"} and set(result.stderr) == {"e"}
