@@ -30,6 +30,11 @@ from labctl.virt.connection import connect, probe_accel
 from labctl.virt.storage import Storage
 
 
+def bench_lab_name(lab: Lab) -> str:
+    """The bench's own lab: never touches the lab it was given."""
+    return f"{lab.name}-bench"[:30]
+
+
 def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None = None,
               warmup: int | None = None, runtimes: tuple[str, ...] | None = None) -> dict[str, Any]:
     spec = lab.bench or Bench()
@@ -40,7 +45,7 @@ def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None =
     if spec.vm_image:
         vm = replace(vm, image=spec.vm_image)
     # Its own user-mode network: a lab's fixed NAT subnet would collide with the lab.
-    bench_lab = replace(lab, name=f"{lab.name}-bench"[:30], networks=(Network("bench", "user"),),
+    bench_lab = replace(lab, name=bench_lab_name(lab), networks=(Network("bench", "user"),),
                         vms=(replace(vm, containers=(), networks=(Attachment("bench"),)),))
     image = settings.images.get(vm.image)
     conn = connect(settings.uri)

@@ -10,16 +10,18 @@ from rich.table import Table
 
 from labctl.bench import report as reports
 from labctl.bench.analysis import analyse, headline_text
-from labctl.bench.run import run_bench
+from labctl.bench.run import bench_lab_name, run_bench
 from labctl.bench.store import Results
 from labctl.cli.app import STATE, app
 from labctl.cli.common import (
     LAB_ARG,
+    NO_WAIT_OPTION,
     TEMPLATES_OPTION,
     URI_OPTION,
     VAR_OPTION,
     ProgressPrinter,
     load,
+    locked,
     settings,
 )
 from labctl.cli.output import out, print_json
@@ -39,12 +41,14 @@ def run(
     runtime: list[str] = typer.Option(None, "--runtime", help="docker or podman (repeatable)."),
     csv: Path = typer.Option(None, "--csv", help="Also write the summary as CSV here."),
     html: Path = typer.Option(None, "--html", help="Write the HTML report here."),
+    no_wait: bool = NO_WAIT_OPTION,
 ) -> None:
     """Boot fresh VMs and start containers in them; store and report the results."""
     lab = load(lab_file, var)
     conf = settings(uri, templates)
-    data = run_bench(lab, conf, ProgressPrinter(), repeat, warmup,
-                     tuple(runtime) if runtime else None)
+    with locked(bench_lab_name(lab), "bench run", no_wait):
+        data = run_bench(lab, conf, ProgressPrinter(), repeat, warmup,
+                         tuple(runtime) if runtime else None)
     run_id = Results(conf.data_dir).add(data)
     show(run_id, data, html or conf.data_dir / "bench" / f"{run_id}.html", csv)
 

@@ -20,6 +20,7 @@ from labctl.cli.output import err
 from labctl.config import load_lab, parse_var_overrides
 from labctl.errors import LabctlError
 from labctl.events import Event
+from labctl.lock import lab_lock
 from labctl.model import Lab
 from labctl.orchestrate import Settings
 from labctl.virt import inventory
@@ -34,6 +35,18 @@ LAB_OPTION = typer.Option(None, "--lab", "-l", metavar="LAB",
                           help="Lab file or lab name (default: the only lab that has VMs).")
 TEMPLATES_OPTION = typer.Option(None, "--templates", metavar="DIR",
                                 help="Use your own copy of labctl's templates/ directory.")
+
+
+NO_WAIT_OPTION = typer.Option(False, "--no-wait",
+                              help="Fail at once if another labctl is working on this lab.")
+
+
+def locked(lab: str, action: str, no_wait: bool):
+    """The lab's lock for this command, saying so while it waits."""
+    return lab_lock(STATE.data_dir, lab, action, wait=not no_wait,
+                    waiting=lambda holder: err.print(f"lab '{lab}' is busy: {holder}; waiting "
+                                                     "(--no-wait to give up at once)",
+                                                     markup=False))
 
 
 def settings(uri: str | None, templates: Path | None = None, **extra) -> Settings:

@@ -10,12 +10,14 @@ from labctl import orchestrate
 from labctl.cli.app import STATE, app
 from labctl.cli.common import (
     LAB_ARG,
+    NO_WAIT_OPTION,
     TEMPLATES_OPTION,
     URI_OPTION,
     VAR_OPTION,
     ProgressPrinter,
     lab_name,
     load,
+    locked,
     settings,
 )
 from labctl.cli.output import out, print_json
@@ -50,14 +52,16 @@ def up(
                                   help="Seconds each readiness stage may take."),
     total_timeout: float = typer.Option(None, "--total-timeout", min=1,
                                         help="Seconds a VM may take to be ready (default 900)."),
+    no_wait: bool = NO_WAIT_OPTION,
 ) -> None:
     """Create what is missing, start what is stopped, wait until every VM answers SSH."""
     lab = load(lab_file, var)
     budgets = {} if timeout is None else {s: timeout for s in STAGES}
     if total_timeout is not None:
         budgets["total"] = total_timeout
-    result = orchestrate.up(lab, settings(uri, templates, workers=parallel, budgets=budgets),
-                            ProgressPrinter())
+    with locked(lab.name, "up", no_wait):
+        result = orchestrate.up(lab, settings(uri, templates, workers=parallel,
+                                              budgets=budgets), ProgressPrinter())
     if STATE.json:
         print_json({"lab": result.lab, "changed": result.changed,
                     "accel": result.accel.domain_type, "seconds": round(result.seconds, 2),
@@ -96,12 +100,14 @@ def down(
                               help="Lab file or lab name; works when the file is gone."),
     name: str = typer.Option(None, "--name", help="The lab's name (instead of the file)."),
     uri: str = URI_OPTION,
+    no_wait: bool = NO_WAIT_OPTION,
 ) -> None:
     """Remove every VM, network, volume and local file of a lab."""
     if lab and name:
         raise UsageError("give the lab file or --name, not both")
     target = lab_name(lab or name, uri)
-    result = orchestrate.down(target, settings(uri), ProgressPrinter())
+    with locked(target, "down", no_wait):
+        result = orchestrate.down(target, settings(uri), ProgressPrinter())
     if STATE.json:
         print_json(result.__dict__)
     elif result.removed_anything:

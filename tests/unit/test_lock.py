@@ -1,0 +1,94 @@
+"""Per-lab locking across real processes: wait, refuse, take over from the dead."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import LabctlError
+from labctl.lock import lab_lock
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from labctl.lock import lab_lock
+with lab_lock(Path(sys.argv[1]), "course", "up"):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold(data_dir: Path, seconds: float) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir), str(seconds)],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "held\n"
+    return process
+
+
+def test_second_process_is_refused_or_waits(tmp_path: Path):
+    holder = hold(tmp_path, 1.0)
+    try:
+        with pytest.raises(LabctlError) as info:
+            with lab_lock(tmp_path, "course", "down", wait=False):
+                pass
+        assert info.value.message == (f"lab 'course' is busy: labctl (pid {holder.pid}) is "
+                                      "running 'up'")
+        told = []
+        start = time.monotonic()
+        with lab_lock(tmp_path, "course", "down", waiting=told.append):
+            waited = time.monotonic() - start
+        assert told == [f"labctl (pid {holder.pid}) is running 'up'"] and waited > 0.3
+    finally:
+        holder.wait()
+
+
+def test_other_labs_proceed_in_parallel(tmp_path: Path):
+    holder = hold(tmp_path, 5.0)
+    try:
+        with lab_lock(tmp_path, "other", "up", wait=False):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path):
+    holder = hold(tmp_path, 60.0)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with lab_lock(tmp_path, "course", "up", wait=False):
+        assert "running 'up'" in (tmp_path / "locks" / "course.lock").read_text()
+
+
+def test_waiting_has_a_limit(tmp_path: Path):
+    holder = hold(tmp_path, 5.0)
+    try:
+        with pytest.raises(LabctlError, match="still busy after 0 s"):
+            with lab_lock(tmp_path, "course", "up", timeout=0.3):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_cli_up_no_wait_says_who_holds_the_lab(tmp_path: Path, capsys):
+    from labctl.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    holder = hold(tmp_path, 5.0)
+    try:
+        with pytest.raises(SystemExit) as info:
+            main([f"--data-dir={tmp_path}", "up", str(root / "examples" / "course.yaml"),
+                  "--no-wait"])
+        assert info.value.code == 1
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: lab 'course' is busy: labctl (pid {holder.pid}) is running 'up'",
+            "  hint: wait for it, or run again without --no-wait"]
+    finally:
+        holder.kill()
+        holder.wait()
