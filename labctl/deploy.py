@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from labctl import interrupt
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.layout import spec_hash
@@ -106,6 +107,7 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report) -> list
     kinds = {(i.name, i.runtime) for i in observed}
     bind_root = _upload_binds(transport, sources, lab, vm)
     for action in actions:
+        interrupt.checkpoint()  # between containers, never inside one's run
         name = action.name.split("/", 1)[1]
         start = time.monotonic()
         if action.verb == "delete":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.datadir import ensure
+from labctl.fileio import write_atomic
 from labctl.ssh import keys
 from labctl.ssh.keys import KeyPair
 
@@ -23,6 +24,7 @@ class SshEntry:
 
 class LabFiles:
     def __init__(self, data_dir: Path, lab: str):
+        self.data_dir = data_dir
         self.dir = data_dir / "labs" / lab
         self.lab = lab
 
@@ -69,8 +71,8 @@ class LabFiles:
                 f"  HostKeyAlias {e.alias}\n  UserKnownHostsFile {self.known_hosts_path}\n"
                 "  StrictHostKeyChecking yes\n  PasswordAuthentication no\n"
                 "  LogLevel ERROR\n\n")
-        self.known_hosts_path.write_text("".join(known))
-        self.ssh_config_path.write_text("".join(config))
+        write_atomic(self.known_hosts_path, "".join(known))
+        write_atomic(self.ssh_config_path, "".join(config))
         return self.ssh_config_path
 
     def remove(self) -> bool:

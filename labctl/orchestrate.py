@@ -4,6 +4,7 @@ Events and return results; they never print."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import socket
@@ -15,10 +16,12 @@ from pathlib import Path
 import libvirt
 import paramiko
 
+from labctl import interrupt
 from labctl import plan as planner
 from labctl.deploy import deploy_vm, observe, plan_containers
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
+from labctl.fileio import read_json, write_atomic
 from labctl.images.cache import ImageCache
 from labctl.labfiles import LabFiles, SshEntry
 from labctl.layout import Layout, VmPlan, lab_layout
@@ -82,7 +85,8 @@ def plan_lab(lab: Lab, settings: Settings) -> list[planner.Action]:
     """VM and network actions, then container actions: observed over SSH in VMs
     that will be kept; in VMs about to be (re)created every container is new."""
     conn = connect(settings.uri)
-    actions = planner.plan(layout_for(lab, settings), inventory.observe(conn, lab.name))
+    files = LabFiles(settings.data_dir, lab.name)
+    actions = planner.plan(layout_for(lab, settings), observe_lab(conn, files))
     verbs = {a.name: a.verb for a in actions if a.kind == "vm"}
     for vm in lab.vms:
         observed = []
@@ -97,15 +101,25 @@ def plan_lab(lab: Lab, settings: Settings) -> list[planner.Action]:
     return actions
 
 
+def observe_lab(conn: libvirt.virConnect, files: LabFiles) -> list[planner.Observed]:
+    """What libvirt has of the lab; a VM whose keys this data dir lost (another
+    data dir made it, or the files were deleted) cannot be logged into: recreate."""
+    observed = inventory.observe(conn, files.lab)
+    has_login = files.login_key_path.exists()
+    return [dataclasses.replace(o, reachable=False)
+            if o.kind == "vm" and not (has_login and files.pinned_host_key(o.libvirt_name))
+            else o for o in observed]
+
+
 def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
     start = time.monotonic()
     layout = layout_for(lab, settings)
     conn = connect(settings.uri)
     accel = probe_accel(conn, settings.uri)
     report(Event("host", "accel", accel.reason))
-    actions = planner.plan(layout, inventory.observe(conn, lab.name))
-    report(Event(f"lab {lab.name}", "plan", planner.summary(actions)))
     files = LabFiles(settings.data_dir, lab.name)
+    actions = planner.plan(layout, observe_lab(conn, files))
+    report(Event(f"lab {lab.name}", "plan", planner.summary(actions)))
     storage = Storage(conn)
     prov = Provisioner(conn, storage, files, accel, report, settings.templates)
     files.login_key()  # once, before VMs are created in parallel
@@ -118,6 +132,7 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
         name = f"{layout.prefix}.{action.name}"
         if action.kind != "network":
             continue
+        interrupt.checkpoint()
         if action.verb == "delete":
             prov.remove_network(name)
         elif action.verb in ("create", "recreate"):
@@ -135,12 +150,14 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
     def bring_up(vm_plan: VmPlan) -> VmOutcome:
         verb = verbs[("vm", vm_plan.vm.name)]
         try:
+            interrupt.checkpoint()
             if verb in ("create", "recreate"):
                 image, base = bases[vm_plan.vm.image]
                 report(Event(f"vm {vm_plan.vm.name}", "define", f"{verb} {vm_plan.domain}"))
                 prov.create_vm(vm_plan, image, base)
             began = time.monotonic()
             if verb != "keep":
+                interrupt.checkpoint()
                 prov.start_vm(vm_plan.domain)
                 report(Event(f"vm {vm_plan.vm.name}", "started", "", time.monotonic() - began))
             transport, readiness = wait_vm_ready(conn, files, vm_plan, settings, report, began)
@@ -155,14 +172,25 @@ def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
         except LabctlError as exc:
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, error=exc.message
                              + (f"\n  hint: {exc.hint}" if exc.hint else ""))
+        except libvirt.libvirtError as exc:  # e.g. libvirtd went away mid-readiness
+            return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb,
+                             error=f"VM '{vm_plan.vm.name}': libvirt failed: "
+                             f"{exc.get_error_message()}\n  hint: is libvirtd running? "
+                             "('labctl doctor' checks)")
 
     registry = LabRegistry(settings.data_dir, lab.name).status()
     workers = settings.workers or (4 if accel.is_kvm else 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(bring_up, layout.vms))
+    failed = [o for o in outcomes if o.error]
+    if interrupt.requested():
+        ready = len(outcomes) - len(failed)
+        raise interrupt.Interrupted(
+            f"interrupted: lab '{lab.name}' is partly up ({ready} of {len(outcomes)} VMs "
+            "ready); every step in flight finished",
+            f"'labctl up {lab.source}' finishes it; 'labctl down {lab.name}' removes it")
     config = files.write_ssh_files(_ssh_entries(conn, layout))
     _save_readiness(files, outcomes)
-    failed = [o for o in outcomes if o.error]
     if failed:
         first = failed[0].error.split("\n  hint: ")
         raise LabctlError(
@@ -219,14 +247,14 @@ def _ssh_entries(conn: libvirt.virConnect, layout: Layout) -> list[SshEntry]:
 def _save_readiness(files: LabFiles, outcomes: list[VmOutcome]) -> None:
     """Stage times of the last start of each VM, for `status` and the benchmark."""
     path = files.dir / "readiness.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
+    old = read_json(path)
     now = time.time()
     for o in outcomes:
         if o.readiness is not None and (o.verb != "keep" or o.name not in old):
             old[o.name] = {"verb": o.verb, "stages": o.readiness.stages,
                            "detection_lag": o.readiness.detection_lag,
                            "started_at": now - o.readiness.total()}
-    path.write_text(json.dumps(old, indent=2) + "\n")
+    write_atomic(path, json.dumps(old, indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -251,18 +279,27 @@ def down(lab_name: str, settings: Settings, report: Report) -> DownResult:
     prov = Provisioner(conn, storage, files, Accel("qemu", ""), report)
     domains = [f.libvirt_name for f in inventory.domains(conn, lab_name)]
     for name in domains:
+        _stop_point(lab_name)
         report(Event(f"vm {name}", "remove", "destroy, undefine, delete volumes"))
         prov.remove_vm(name)
     networks = [f.libvirt_name for f in inventory.networks(conn, lab_name)]
     for name in networks:
+        _stop_point(lab_name)
         report(Event(f"network {name}", "remove"))
         prov.remove_network(name)
     leftovers = storage.names(prefix=f"{lab_name}.")  # from a run killed mid-create
     for name in leftovers:
         storage.delete(name)
+    _stop_point(lab_name)
     if LabRegistry(settings.data_dir, lab_name).stop():
         report(Event(f"lab {lab_name}", "registry", "stopped and deleted"))
     return DownResult(lab_name, domains, networks, leftovers, files.remove())
+
+
+def _stop_point(lab_name: str) -> None:
+    if interrupt.requested():
+        raise interrupt.Interrupted(f"interrupted: lab '{lab_name}' is partly removed",
+                                    f"'labctl down {lab_name}' again finishes removing it")
 
 
 @dataclass(frozen=True)
@@ -286,7 +323,7 @@ def status(lab_name: str, settings: Settings) -> list[VmStatus]:
     conn = connect(settings.uri)
     files = LabFiles(settings.data_dir, lab_name)
     path = files.dir / "readiness.json"
-    readiness = json.loads(path.read_text()) if path.exists() else {}
+    readiness = read_json(path)
     out = []
     for found in inventory.domains(conn, lab_name):
         dom = conn.lookupByName(found.libvirt_name)

@@ -21,6 +21,7 @@ class Observed:
     libvirt_name: str
     spec_hash: str
     active: bool
+    reachable: bool = True  # false: the data dir lost the keys to log in
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ def plan(layout: Layout, observed: list[Observed]) -> list[Action]:
             actions.append(Action("create", kind, name))
         elif current.spec_hash != digest:
             actions.append(Action("recreate", kind, name, "its definition changed"))
+        elif not current.reachable:
+            actions.append(Action("recreate", kind, name, "its SSH keys are gone from the "
+                                  "data dir"))
         elif not current.active:
             actions.append(Action("start", kind, name, "it is stopped"))
         else:

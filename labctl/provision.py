@@ -40,7 +40,8 @@ class Provisioner:
         self.remove_network(plan.libvirt_name)
         net = plan.network
         subnet = net.subnet or choose_subnet(self._taken_subnets())
-        meta = Meta(self.files.lab, "network", net.name, plan.spec_hash)
+        meta = Meta(self.files.lab, "network", net.name, plan.spec_hash,
+                    data_dir=str(self.files.data_dir.resolve()))
         spec = NetworkSpec(plan.libvirt_name, net.mode, subnet, meta.to_xml(),
                            tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations))
         created = self.conn.networkDefineXML(network_xml(spec, self.templates))
@@ -112,7 +113,8 @@ class Provisioner:
             else:
                 bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
         meta = Meta(self.files.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
-                    ssh_port=ssh_port, forwards=tuple(published))
+                    ssh_port=ssh_port, forwards=tuple(published),
+                    data_dir=str(self.files.data_dir.resolve()))
         spec = DomainSpec(
             name=plan.domain, domain_type=self.accel.domain_type, memory_mib=vm.memory_mib,
             vcpus=vm.vcpus, disk=overlay, seed=seed_path,

@@ -20,6 +20,7 @@ import libvirt
 
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
+from labctl.fileio import write_atomic
 from labctl.virt import inventory
 
 PORT = 5000
@@ -74,8 +75,8 @@ class LabRegistry:
         process = subprocess.Popen([binary, "serve", str(self.dir / "config.yml")],
                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # outlives this command
-        (self.dir / "pid").write_text(str(process.pid))
-        (self.dir / "address").write_text(address)
+        write_atomic(self.dir / "pid", str(process.pid))
+        write_atomic(self.dir / "address", address)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import sys
 import tempfile
 import traceback
 from pathlib import Path
 
+import libvirt
+
 from labctl.cli import (  # noqa: F401  (importing registers the commands)
     access,
     bench,
     containers,
     doctor,
+    gc,
     image,
     lifecycle,
     registry,
@@ -23,7 +27,8 @@ from labctl.cli import (  # noqa: F401  (importing registers the commands)
 )
 from labctl.cli.app import STATE, app
 from labctl.cli.output import print_error_lines
-from labctl.errors import EXIT_INTERNAL, LabctlError
+from labctl.errors import EXIT_FAILED, EXIT_INTERNAL, LabctlError
+from labctl.interrupt import EXIT_INTERRUPTED
 
 __all__ = ["app", "main"]
 
@@ -37,15 +42,43 @@ def main(argv: list[str] | None = None) -> None:
         print_error_lines(exc.lines())
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print_error_lines(["error: interrupted"])
-        sys.exit(130)
+        print_error_lines(["error: interrupted at once; a lab being changed may be half-made",
+                           "  hint: 'labctl up LAB.yaml' finishes it; 'labctl down LAB' "
+                           "removes it; 'labctl gc' finds leftovers"])
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            _internal_error()
+        where = f" {exc.filename}" if exc.filename else ""
+        print_error_lines([f"error: cannot write or read{where}: {exc.strerror}",
+                           f"  hint: {USER_OS_ERRORS[exc.errno]}"])
+        sys.exit(EXIT_FAILED)
+    except libvirt.libvirtError as exc:  # a call outside the wrapped ones: libvirtd left
+        print_error_lines([f"error: libvirt failed: {exc.get_error_message()}",
+                           "  hint: is libvirtd running? 'labctl doctor' checks; then run "
+                           "the command again"])
+        sys.exit(EXIT_FAILED)
     except Exception:  # a bug: keep the traceback for the report, not the screen
-        log = write_debug_log(traceback.format_exc())
-        print_error_lines([
-            f"error: internal error: {sys.exc_info()[1]!s:.200}",
-            f"  hint: this is a bug in labctl; details are in {log}",
-        ])
-        sys.exit(EXIT_INTERNAL)
+        _internal_error()
+
+
+# Failures of the host, not of labctl: said in one line with what to do.
+USER_OS_ERRORS = {
+    errno.ENOSPC: "the disk is full: free space (labctl gc removes leftovers), then run again",
+    errno.EDQUOT: "the disk quota is used up: free space, then run again",
+    errno.EACCES: "labctl lacks permission there: check --data-dir and who owns it",
+    errno.EPERM: "labctl lacks permission there: check --data-dir and who owns it",
+    errno.EROFS: "that file system is read-only: choose another --data-dir",
+}
+
+
+def _internal_error() -> None:
+    log = write_debug_log(traceback.format_exc())
+    print_error_lines([
+        f"error: internal error: {sys.exc_info()[1]!s:.200}",
+        f"  hint: this is a bug in labctl; details are in {log}",
+    ])
+    sys.exit(EXIT_INTERNAL)
 
 
 def write_debug_log(text: str) -> Path:

@@ -19,6 +19,7 @@ from labctl.cli.common import (
     TEMPLATES_OPTION,
     URI_OPTION,
     VAR_OPTION,
+    WAIT_LOCK_OPTION,
     ProgressPrinter,
     load,
     locked,
@@ -42,11 +43,12 @@ def run(
     csv: Path = typer.Option(None, "--csv", help="Also write the summary as CSV here."),
     html: Path = typer.Option(None, "--html", help="Write the HTML report here."),
     no_wait: bool = NO_WAIT_OPTION,
+    wait_lock: float = WAIT_LOCK_OPTION,
 ) -> None:
     """Boot fresh VMs and start containers in them; store and report the results."""
     lab = load(lab_file, var)
     conf = settings(uri, templates)
-    with locked(bench_lab_name(lab), "bench run", no_wait):
+    with locked(bench_lab_name(lab), "bench run", no_wait, wait_lock):
         data = run_bench(lab, conf, ProgressPrinter(), repeat, warmup,
                          tuple(runtime) if runtime else None)
     run_id = Results(conf.data_dir).add(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from labctl import interrupt
 from labctl.cli.app import STATE
 from labctl.cli.output import err
 from labctl.config import load_lab, parse_var_overrides
@@ -39,14 +41,26 @@ TEMPLATES_OPTION = typer.Option(None, "--templates", metavar="DIR",
 
 NO_WAIT_OPTION = typer.Option(False, "--no-wait",
                               help="Fail at once if another labctl is working on this lab.")
+WAIT_LOCK_OPTION = typer.Option(None, "--wait-lock", metavar="SECONDS", min=0,
+                                help="Wait at most this long for another labctl working on "
+                                     "this lab (default: as long as it takes).")
 
 
-def locked(lab: str, action: str, no_wait: bool):
-    """The lab's lock for this command, saying so while it waits."""
-    return lab_lock(STATE.data_dir, lab, action, wait=not no_wait,
-                    waiting=lambda holder: err.print(f"lab '{lab}' is busy: {holder}; waiting "
-                                                     "(--no-wait to give up at once)",
-                                                     markup=False))
+@contextlib.contextmanager
+def locked(lab: str, action: str, no_wait: bool, wait_lock: float | None = None):
+    """For commands that change a lab: its lock (saying so while it waits), and
+    Ctrl-C deferred to the core's next safe point (see labctl.interrupt)."""
+    def waiting(holder: str) -> None:
+        limit = f"up to {wait_lock:.0f} s" if wait_lock is not None else "--no-wait to give up"
+        err.print(f"lab '{lab}' is busy: {holder}; waiting ({limit})", markup=False)
+
+    def stopping() -> None:
+        err.print("stopping after the steps in flight (Ctrl-C again to abort at once)",
+                  markup=False)
+
+    with lab_lock(STATE.data_dir, lab, action, wait=not no_wait, timeout=wait_lock,
+                  waiting=waiting), interrupt.deferred_sigint(stopping):
+        yield
 
 
 def settings(uri: str | None, templates: Path | None = None, **extra) -> Settings:

@@ -14,6 +14,7 @@ from labctl.cli.common import (
     TEMPLATES_OPTION,
     URI_OPTION,
     VAR_OPTION,
+    WAIT_LOCK_OPTION,
     ProgressPrinter,
     lab_name,
     load,
@@ -53,13 +54,14 @@ def up(
     total_timeout: float = typer.Option(None, "--total-timeout", min=1,
                                         help="Seconds a VM may take to be ready (default 900)."),
     no_wait: bool = NO_WAIT_OPTION,
+    wait_lock: float = WAIT_LOCK_OPTION,
 ) -> None:
     """Create what is missing, start what is stopped, wait until every VM answers SSH."""
     lab = load(lab_file, var)
     budgets = {} if timeout is None else {s: timeout for s in STAGES}
     if total_timeout is not None:
         budgets["total"] = total_timeout
-    with locked(lab.name, "up", no_wait):
+    with locked(lab.name, "up", no_wait, wait_lock):
         result = orchestrate.up(lab, settings(uri, templates, workers=parallel,
                                               budgets=budgets), ProgressPrinter())
     if STATE.json:
@@ -101,12 +103,13 @@ def down(
     name: str = typer.Option(None, "--name", help="The lab's name (instead of the file)."),
     uri: str = URI_OPTION,
     no_wait: bool = NO_WAIT_OPTION,
+    wait_lock: float = WAIT_LOCK_OPTION,
 ) -> None:
     """Remove every VM, network, volume and local file of a lab."""
     if lab and name:
         raise UsageError("give the lab file or --name, not both")
     target = lab_name(lab or name, uri)
-    with locked(target, "down", no_wait):
+    with locked(target, "down", no_wait, wait_lock):
         result = orchestrate.down(target, settings(uri), ProgressPrinter())
     if STATE.json:
         print_json(result.__dict__)

@@ -12,6 +12,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from labctl.fileio import write_atomic
+
 
 @dataclass(frozen=True)
 class KeyPair:
@@ -57,5 +59,5 @@ def load_or_create(path: Path, comment: str) -> KeyPair:
     pair = KeyPair(private, f"{public} {comment}")
     pub = path.with_name(path.name + ".pub")
     if not pub.exists() or pub.read_text().strip() != pair.public:
-        pub.write_text(pair.public + "\n")
+        write_atomic(pub, pair.public + "\n", mode=0o644)
     return pair

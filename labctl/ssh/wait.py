@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from labctl import interrupt
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.ssh.transport import Endpoint, SSHTransport
@@ -75,6 +76,7 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
         total_deadline = state.start + budgets["total"]
         deadline = min(stage_deadline, total_deadline)
         while True:
+            interrupt.checkpoint()
             result = attempt(deadline)
             if result:
                 return result

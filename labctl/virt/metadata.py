@@ -26,10 +26,11 @@ class Meta:
     user: str = ""  # the login user of a VM
     ssh_port: int | None = None  # user-mode networking: 127.0.0.1 port forwarded to 22
     forwards: tuple[tuple[int, int], ...] = field(default=())  # (host port, guest port)
+    data_dir: str = ""  # the data dir holding its keys: `gc` leaves other data dirs' labs alone
 
     def to_xml(self) -> str:
         root = ET.Element(f"{PREFIX}:labctl", {f"xmlns:{PREFIX}": NS})
-        for tag in ("lab", "kind", "name", "spec_hash", "version", "user"):
+        for tag in ("lab", "kind", "name", "spec_hash", "version", "user", "data_dir"):
             if getattr(self, tag):
                 ET.SubElement(root, f"{PREFIX}:{tag.replace('_', '-')}").text = getattr(self, tag)
         if self.ssh_port is not None:
@@ -55,4 +56,5 @@ def from_xml(object_xml: str) -> Meta | None:
                      for f in element.findall(f"{{{NS}}}forward"))
     return Meta(lab=text("lab"), kind=text("kind"), name=text("name"),
                 spec_hash=text("spec-hash"), version=text("version"), user=text("user"),
-                ssh_port=int(port) if port else None, forwards=forwards)
+                ssh_port=int(port) if port else None, forwards=forwards,
+                data_dir=text("data-dir"))

@@ -100,3 +100,10 @@ def test_plan_recreates_starts_and_deletes():
 
 def test_count_one_keeps_the_plain_name():
     assert [v.vm.name for v in layout_of("multi-vm.yaml", web_count=1).vms] == ["web", "db"]
+
+
+def test_vm_whose_keys_are_gone_is_recreated():
+    layout = layout_of("hello.yaml")
+    observed = [dataclasses.replace(o, reachable=False) for o in observed_from(layout)]
+    (action,) = plan(layout, observed)
+    assert (action.verb, action.reason) == ("recreate", "its SSH keys are gone from the data dir")

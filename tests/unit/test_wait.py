@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from labctl import interrupt
 from labctl.ssh.transport import Endpoint, HostKeyMismatch
 from labctl.ssh.wait import NotReady, Probes, wait_ready
 
@@ -115,3 +116,20 @@ def test_transient_login_failures_are_retried():
     _, fake = probes(clock, banner_after=0, login=login)
     transport, _ = wait_ready("node", fake, lambda e: None, clock=clock, sleep=clock.sleep)
     assert transport == "transport" and len(calls) == 3
+
+
+def test_ctrl_c_stops_the_wait_at_the_next_poll():
+    clock = FakeClock()
+    _, fake = probes(clock, banner_after=10**9)
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock.now > 110:
+            interrupt.request()
+
+    try:
+        with pytest.raises(interrupt.Interrupted):
+            wait_ready("web-1", fake, lambda e: None, clock=clock, sleep=sleep)
+    finally:
+        interrupt._requested.clear()
+    assert clock.now < 111

@@ -1,0 +1,55 @@
+"""labctl gc: find what no lab can use any more, and remove it when told to."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from labctl import gc as collector
+from labctl.cli.app import STATE, app
+from labctl.cli.common import URI_OPTION, ProgressPrinter, settings
+from labctl.cli.output import err, out, print_json
+from labctl.errors import UsageError
+from labctl.virt.connection import connect
+
+
+@app.command()
+def gc(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+    uri: str = URI_OPTION,
+) -> None:
+    """Remove leftovers: VMs, networks and volumes of labs whose keys are gone,
+    volumes of VMs never defined, unused old base images, files of removed labs."""
+    s = settings(uri)
+    conn = connect(s.uri)
+    garbage = collector.find(conn, s.data_dir, s.images)
+    if STATE.json and (dry_run or not garbage):
+        print_json([g.__dict__ for g in garbage])
+        return
+    if not garbage:
+        out.print("nothing to collect: every labctl resource belongs to a usable lab.",
+                  markup=False)
+        return
+    if not STATE.json:
+        for g in garbage:
+            out.print(f"{g.kind:<8} {g.name}: {g.reason}", markup=False)
+    if dry_run:
+        out.print(f"{len(garbage)} item(s) would be removed (run without --dry-run).",
+                  markup=False)
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{len(garbage)} item(s) to remove; confirm with --yes",
+                             "stdin is not a terminal, so labctl cannot ask")
+        if not typer.confirm(f"remove these {len(garbage)} item(s)?"):
+            raise typer.Exit(1)
+    removed = collector.collect(
+        conn, s.data_dir, garbage, ProgressPrinter(),
+        busy=lambda lab: err.print(f"skipped lab '{lab}': a labctl is working on it",
+                                   markup=False))
+    if STATE.json:
+        print_json([g.__dict__ for g in removed])
+    else:
+        out.print(f"removed {len(removed)} of {len(garbage)} item(s).", markup=False)

@@ -1,0 +1,202 @@
+"""Finding and removing what no lab can use any more: the leftovers of killed
+runs, of deleted data dirs, and of image versions no VM boots from.
+
+`find` gathers Facts (one pass over libvirt, the pool and the data dir) and
+`classify` decides, as a pure function, what is garbage and why:
+
+- a lab's domains and networks whose keys are gone: this data dir made them
+  (their metadata says so) but no longer holds the lab's login key, or the data
+  dir they name does not exist: nobody can log in, `up` would recreate them;
+- volumes named after a domain that does not exist (a create killed before
+  `define`), and base images that no overlay or domain uses and that are not
+  the image cache's current version;
+- a lab's local files (and lab registry) when libvirt holds nothing of the lab.
+
+Labs whose lock is held (an `up` or `down` in progress) are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from labctl.errors import LabctlError
+from labctl.events import Event, Report
+from labctl.images.cache import ImageCache
+from labctl.labfiles import LabFiles
+from labctl.lock import lab_lock
+from labctl.provision import Provisioner
+from labctl.registry import LabRegistry
+from labctl.virt import inventory
+from labctl.virt.connection import Accel
+from labctl.virt.storage import DONE, Storage, base_names
+
+
+@dataclass(frozen=True)
+class Garbage:
+    kind: str  # domain | network | volume | base | files
+    name: str  # libvirt name, volume name, or directory
+    lab: str  # the lab it belongs to; "" for shared base images
+    reason: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    data_dir: str  # resolved
+    domains: dict[str, tuple[str, str]]  # libvirt name -> (lab, data dir in its metadata)
+    networks: dict[str, tuple[str, str]]
+    volumes: list[str]
+    used_paths: set[str]  # volume paths some domain or overlay refers to
+    volume_paths: dict[str, str]  # volume name -> path
+    current_bases: set[str]  # base volume names of the images in the cache now
+    lab_dirs: list[str]  # labs with files (or a registry) in this data dir
+    labs_with_keys: dict[str, set[str]]  # data dir -> labs that have a login key there
+
+
+def classify(f: Facts) -> list[Garbage]:
+    found: list[Garbage] = []
+    keyless: set[str] = set()
+    for kind, objects in (("domain", f.domains), ("network", f.networks)):
+        for name, (lab, owner) in sorted(objects.items()):
+            owner = owner or f.data_dir  # made before metadata named its data dir
+            if lab in f.labs_with_keys.get(owner, set()):
+                continue
+            if owner == f.data_dir:
+                why = "its lab's keys are gone from this data dir: nobody can log in"
+            elif owner not in f.labs_with_keys:
+                why = f"the data dir that made it ({owner}) is gone"
+            else:
+                continue  # another data dir's lab: not ours to judge
+            keyless.add(lab)
+            found.append(Garbage(kind, name, lab, why))
+    stems = sorted({_stem(v) for v in f.volumes if v.startswith("base-")})
+    for stem in stems:
+        members = [v for v in f.volumes if _stem(v) == stem]
+        if not any(v in f.current_bases or f.volume_paths.get(v) in f.used_paths
+                   for v in members):
+            found.append(Garbage("base", stem, "", f"an old base image no VM uses "
+                                 f"({len(members)} volumes)"))
+    for volume in f.volumes:
+        if volume.startswith("base-"):
+            continue
+        parts = volume.split(".")
+        domain = ".".join(parts[:2])
+        if len(parts) >= 3 and domain not in f.domains:
+            found.append(Garbage("volume", volume, parts[0],
+                                 f"belongs to VM {domain}, which does not exist"))
+    labs_in_libvirt = {lab for lab, _ in f.domains.values()} | {lab for lab, _ in
+                                                                 f.networks.values()}
+    for lab in f.lab_dirs:
+        if lab not in labs_in_libvirt or lab in keyless:
+            found.append(Garbage("files", lab, lab, "local files (keys, registry) of a lab "
+                                 "libvirt no longer has"))
+    return found
+
+
+def _stem(volume: str) -> str:
+    """base-IMAGE-DIGEST12 of its disk, kernel, initrd and their markers."""
+    return volume.removesuffix(DONE).rsplit(".", 1)[0]
+
+
+def find(conn: libvirt.virConnect, data_dir: Path, images: ImageCache) -> list[Garbage]:
+    return classify(gather(conn, data_dir, images))
+
+
+def gather(conn: libvirt.virConnect, data_dir: Path, images: ImageCache) -> Facts:
+    storage = Storage(conn)
+    volumes = storage.names()
+    volume_paths = {}
+    used: set[str] = set()
+    for name in volumes:
+        try:
+            vol = storage.pool.storageVolLookupByName(name)
+            volume_paths[name] = vol.path()
+            if not name.startswith("base-"):
+                backing = ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+                if backing:
+                    used.add(backing)
+        except libvirt.libvirtError:
+            continue  # deleted meanwhile
+    domains, networks = {}, {}
+    for found in inventory.domains(conn):
+        domains[found.libvirt_name] = (found.meta.lab, found.meta.data_dir)
+        used.update(_domain_paths(conn, found.libvirt_name))
+    for found in inventory.networks(conn):
+        networks[found.libvirt_name] = (found.meta.lab, found.meta.data_dir)
+    current = set()
+    for image in images.list():
+        current.update(base_names(image))
+    mine = str(data_dir.resolve())
+    owners = {mine} | {d for _, d in [*domains.values(), *networks.values()] if d}
+    return Facts(mine, domains, networks, volumes, used, volume_paths, current,
+                 _lab_dirs(data_dir), {d: _labs_with_keys(Path(d)) for d in owners
+                                       if Path(d).is_dir()})
+
+
+def _domain_paths(conn: libvirt.virConnect, name: str) -> set[str]:
+    try:
+        root = ET.fromstring(conn.lookupByName(name).XMLDesc(0))
+    except libvirt.libvirtError:
+        return set()
+    paths = {s.get("file") for s in root.iter("source") if s.get("file")}
+    paths |= {e.text for tag in ("kernel", "initrd") for e in root.iter(tag) if e.text}
+    return paths
+
+
+def _lab_dirs(data_dir: Path) -> list[str]:
+    names = set()
+    for parent in (data_dir / "labs", data_dir / "registry"):
+        if parent.is_dir():
+            names |= {p.name for p in parent.iterdir() if p.is_dir()}
+    return sorted(names)
+
+
+def _labs_with_keys(data_dir: Path) -> set[str]:
+    labs = data_dir / "labs"
+    if not labs.is_dir():
+        return set()
+    return {p.name for p in labs.iterdir() if (p / "id_ed25519").exists()}
+
+
+def collect(conn: libvirt.virConnect, data_dir: Path, garbage: list[Garbage],
+            report: Report, busy: Callable[[str], None] = lambda _lab: None) -> list[Garbage]:
+    """Remove `garbage`, each lab under its lock (a busy lab is skipped and
+    named through `busy`); returns what was removed."""
+    storage = Storage(conn)
+    removed = []
+    by_lab: dict[str, list[Garbage]] = {}
+    for g in garbage:
+        by_lab.setdefault(g.lab, []).append(g)
+    order = {"domain": 0, "volume": 1, "base": 1, "network": 2, "files": 3}
+    for lab, items in sorted(by_lab.items()):
+        with contextlib.ExitStack() as stack:
+            if lab:
+                try:
+                    stack.enter_context(lab_lock(data_dir, lab, "gc", wait=False))
+                except LabctlError:
+                    busy(lab)
+                    continue
+            files = LabFiles(data_dir, lab or "_")
+            prov = Provisioner(conn, storage, files, Accel("qemu", ""), report)
+            for g in sorted(items, key=lambda g: order[g.kind]):
+                report(Event(f"{g.kind} {g.name}", "remove", g.reason))
+                if g.kind == "domain":
+                    prov.remove_vm(g.name, forget_keys=False)
+                elif g.kind == "network":
+                    prov.remove_network(g.name)
+                elif g.kind == "volume":
+                    storage.delete(g.name)
+                elif g.kind == "base":
+                    for volume in storage.names(prefix=f"{g.name}."):
+                        storage.delete(volume)
+                else:
+                    LabRegistry(data_dir, lab).stop()
+                    shutil.rmtree(files.dir, ignore_errors=True)
+                removed.append(g)
+    return removed

@@ -1,0 +1,69 @@
+"""What gc calls garbage, decided from facts alone (no libvirt needed)."""
+
+from __future__ import annotations
+
+from labctl.gc import Facts, classify
+
+MINE = "/data/mine"
+OTHER = "/data/other"
+
+
+def facts(**changes) -> Facts:
+    base = dict(
+        data_dir=MINE,
+        domains={"web.a": ("web", MINE)},
+        networks={"web.lan": ("web", MINE)},
+        volumes=["web.a.qcow2", "web.a.seed.iso", "base-debian-12-aaaa.qcow2",
+                 "base-debian-12-aaaa.qcow2.complete", "base-debian-12-aaaa.vmlinuz"],
+        used_paths={"/pool/base-debian-12-aaaa.qcow2"},
+        volume_paths={"base-debian-12-aaaa.qcow2": "/pool/base-debian-12-aaaa.qcow2"},
+        current_bases=set(),
+        lab_dirs=["web"],
+        labs_with_keys={MINE: {"web"}},
+    )
+    base.update(changes)
+    return Facts(**base)
+
+
+def test_a_whole_usable_lab_is_not_garbage():
+    assert classify(facts()) == []
+
+
+def test_lab_whose_keys_are_gone_goes_whole():
+    found = classify(facts(labs_with_keys={MINE: set()}))
+    assert [(g.kind, g.name) for g in found] == [
+        ("domain", "web.a"), ("network", "web.lan"), ("files", "web")]
+    assert "keys are gone" in found[0].reason
+
+
+def test_volumes_of_a_vm_never_defined():
+    found = classify(facts(volumes=["web.b.qcow2", "web.a.qcow2"]))
+    assert [(g.kind, g.name, g.lab) for g in found] == [("volume", "web.b.qcow2", "web")]
+
+
+def test_old_base_goes_but_used_or_current_base_stays():
+    old = ["base-debian-12-bbbb.qcow2", "base-debian-12-bbbb.qcow2.complete",
+           "base-debian-12-bbbb.vmlinuz"]
+    cur = ["base-debian-12-cccc.qcow2"]
+    found = classify(facts(volumes=facts().volumes + old + cur,
+                           current_bases={"base-debian-12-cccc.qcow2"}))
+    assert [(g.kind, g.name) for g in found] == [("base", "base-debian-12-bbbb")]
+    assert "3 volumes" in found[0].reason
+
+
+def test_files_of_a_lab_libvirt_no_longer_has():
+    found = classify(facts(lab_dirs=["web", "gone"]))
+    assert [(g.kind, g.name) for g in found] == [("files", "gone")]
+
+
+def test_another_data_dirs_lab_is_left_alone_while_that_dir_has_it():
+    theirs = {"class.x": ("class", OTHER)}
+    assert classify(facts(domains={**facts().domains, **theirs},
+                          labs_with_keys={MINE: {"web"}, OTHER: {"class"}})) == []
+    gone = classify(facts(domains={**facts().domains, **theirs}))  # OTHER deleted
+    assert [(g.kind, g.name) for g in gone] == [("domain", "class.x")]
+    assert OTHER in gone[0].reason
+
+
+def test_objects_made_before_metadata_named_a_data_dir_count_as_ours():
+    assert classify(facts(domains={"web.a": ("web", "")})) == []
