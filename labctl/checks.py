@@ -110,9 +110,11 @@ def _check_containers(containers: list[dict[str, Any]], path: tuple, vm_runtime:
         runtime = c.get("runtime", vm_runtime)
         for v, vol in enumerate(c.get("volumes", [])):
             vwhere = (*where, "volumes", v)
-            if vol.kind == "bind" and not (lab_dir / vol.source).exists():
-                raise SchemaError(vwhere, f"bind mount source './{vol.source}' does not exist",
-                                  "create it next to the lab file")
+            if vol.kind == "bind":
+                if not (lab_dir / vol.source).exists():
+                    raise SchemaError(vwhere, f"bind mount source './{vol.source}' does not "
+                                      "exist", "create it next to the lab file")
+                _inside(lab_dir, vol.source, vwhere)
             if vol.kind == "named":
                 first = volume_runtime.setdefault(vol.source, (runtime, c["name"]))
                 if first[0] != runtime:
@@ -130,10 +132,12 @@ def _check_image_source(c: dict[str, Any], where: tuple, lab_dir: Path) -> None:
         raise SchemaError(where, f"container '{c['name']}' needs 'image' or 'build'",
                           "e.g. 'image: busybox' or 'build: ./web'")
     image = c.get("image")
-    if isinstance(image, dict) and not (lab_dir / image["archive"]).is_file():
-        raise SchemaError((*where, "image", "archive"),
-                          f"image archive './{image['archive']}' does not exist",
-                          "put it next to the lab file")
+    if isinstance(image, dict):
+        if not (lab_dir / image["archive"]).is_file():
+            raise SchemaError((*where, "image", "archive"),
+                              f"image archive './{image['archive']}' does not exist",
+                              "put it next to the lab file")
+        _inside(lab_dir, image["archive"], (*where, "image", "archive"))
     build = c.get("build")
     if build is not None:
         build = {"context": build} if isinstance(build, str) else build
@@ -142,9 +146,19 @@ def _check_image_source(c: dict[str, Any], where: tuple, lab_dir: Path) -> None:
             raise SchemaError((*where, "build"), f"build context './{build['context']}' is not a "
                               "directory", "create it next to the lab file")
         dockerfile = build.get("dockerfile", "Dockerfile")
+        _inside(lab_dir, build["context"], (*where, "build"))
+        _inside(lab_dir, f"{build['context']}/{dockerfile}", (*where, "build"))
         if not (context / dockerfile).is_file():
             raise SchemaError((*where, "build"), f"no {dockerfile} in build context "
                               f"'./{build['context']}'", "add one, or set 'dockerfile:'")
+
+
+def _inside(lab_dir: Path, relative: str, where: tuple) -> None:
+    """values.relative_path checks the words; symlinks and a dockerfile's own
+    '..' only show once resolved."""
+    if not (lab_dir / relative).resolve().is_relative_to(lab_dir.resolve()):
+        raise SchemaError(where, f"'./{relative}' leads outside the lab file's directory",
+                          "keep what the lab uses next to the lab file (copy, do not symlink)")
 
 
 def _check_port(port: Any, where: tuple, container: str, published: dict) -> None:

@@ -16,11 +16,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from labctl import interrupt
+from labctl import interrupt, values
 from labctl.cli.app import STATE
 from labctl.cli.output import err
 from labctl.config import load_lab, parse_var_overrides
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, UsageError
 from labctl.events import Event
 from labctl.lock import lab_lock
 from labctl.model import Lab
@@ -115,7 +115,7 @@ def lab_name(lab: str | None, uri: str | None) -> str:
     if lab:
         if lab.endswith((".yaml", ".yml")) or Path(lab).is_file():
             return load_lab(Path(lab)).name
-        return lab
+        return checked_name(lab, "lab")
     names = sorted({f.meta.lab for f in inventory.domains(connect(settings(uri).uri))})
     if len(names) == 1:
         return names[0]
@@ -127,5 +127,14 @@ def split_target(target: str, lab: str | None, uri: str | None) -> tuple[str, st
     """'VM' (with --lab or a single lab) or 'LAB.VM' -> (lab name, VM name)."""
     if "." in target and not lab:
         name, _, vm = target.partition(".")
-        return name, vm
-    return lab_name(lab, uri), target
+        return checked_name(name, "lab"), checked_name(vm, "VM")
+    return lab_name(lab, uri), checked_name(target, "VM")
+
+
+def checked_name(value: str, what: str) -> str:
+    """A name from the command line: it becomes part of paths and libvirt names."""
+    try:
+        return values.name(63)(value)
+    except values.Invalid as exc:
+        raise UsageError(f"{exc.message.replace('a valid name', f'a valid {what} name')}",
+                         exc.hint) from None
