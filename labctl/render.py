@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shlex
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from xml.sax.saxutils import quoteattr
 
 import jinja2
 
+from labctl import shell
 from labctl.resources import data_dir
 
 
@@ -35,7 +35,7 @@ def _environment(directory: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters["sh"] = lambda v: shlex.quote(str(v))
+    env.filters["sh"] = lambda v: shell.quote(str(v))
     env.filters["json"] = lambda v: json.dumps(v)
     env.filters["b64"] = _b64
     env.filters["xml"] = lambda v: quoteattr(str(v))[1:-1]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import datetime
 import re
-import shlex
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from labctl import proc
+from labctl import proc, shell
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
@@ -73,7 +72,7 @@ def build_image(recipe: Recipe, cache: ImageCache, deb_cache: Path, report: Repo
 
 
 def mmdebstrap_argv(recipe: Recipe, rootfs: Path, deb_cache: Path) -> list[str]:
-    q = shlex.quote
+    q = shell.quote
     hooks = [
         "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
         f"--setup-hook=sync-in {q(str(deb_cache))} /var/cache/apt/archives/",
