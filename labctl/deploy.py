@@ -20,7 +20,7 @@ from labctl.events import Event, Report
 from labctl.layout import spec_hash
 from labctl.model import VM, Container, Lab
 from labctl.plan import Action
-from labctl.runtime.oci import LABEL, ContainerInfo, OciRuntime
+from labctl.runtime.oci import DAMAGED, LABEL, ContainerInfo, OciRuntime
 from labctl.runtime.sources import ImageSources, context_tar, source_digest
 from labctl.shell import quote
 from labctl.ssh.transport import SSHTransport
@@ -80,6 +80,9 @@ def plan_containers(vm: VM, observed: list[ContainerInfo], lab_dir: Path) -> lis
         name = f"{vm.name}/{c.name}"
         if info is None:
             actions.append(Action("create", "container", name, c.runtime))
+        elif info.state == DAMAGED:
+            actions.append(Action("recreate", "container", name, f"{c.runtime} lost part of "
+                                  "it (the VM stopped uncleanly)"))
         elif info.spec_hash != container_hash(c, lab_dir):
             actions.append(Action("recreate", "container", name, "its definition changed"))
         elif info.state != "running":
@@ -123,6 +126,16 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report) -> list
             args = run_args(lab.name, vm.name, c, ref, container_hash(c, lab.directory),
                             bind_root)
             result = runtime.run_detached(args)
+            if not result.ok and _smells_of_damage(result.stderr + result.stdout):
+                # A power cut can leave an image listed but with files missing:
+                # take it again from its source (cheap for labctl's own) and retry once.
+                runtime.remove(name)
+                runtime.call("rmi", "-f", ref)
+                report(Event(f"vm {vm.name}", "image again", f"{ref}: the first run failed"))
+                ref = sources.ensure(runtime, c)
+                result = runtime.run_detached(run_args(lab.name, vm.name, c, ref,
+                                                       container_hash(c, lab.directory),
+                                                       bind_root))
             if not result.ok:
                 runtime.remove(name)  # docker leaves a "created" container behind
                 raise _run_error(where, c, result.stderr or result.stdout)
@@ -131,6 +144,9 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report) -> list
         if action.changes:
             report(Event(f"vm {vm.name}", f"container {action.verb}",
                          f"{name}", time.monotonic() - start))
+    # Container runtimes do not fsync their state: without this, a power cut
+    # minutes later can still lose what was just deployed.
+    transport.run("sync", timeout=120)
     return actions
 
 
@@ -154,6 +170,14 @@ def _upload_binds(transport: SSHTransport, sources: ImageSources, lab: Lab, vm: 
             transport.run(["mkdir", "-p", str(Path(remote).parent)]).check("mkdir")
             transport.put(local, remote)
     return root
+
+
+DAMAGE_SIGNS = ("not found in $path", "no such file or directory", "readlink", "layer")
+
+
+def _smells_of_damage(output: str) -> bool:
+    lowered = output.lower()
+    return any(sign in lowered for sign in DAMAGE_SIGNS)
 
 
 def _run_error(where: str, c: Container, output: str) -> LabctlError:

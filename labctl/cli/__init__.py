@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         if exc.errno not in USER_OS_ERRORS:
             _internal_error()
-        where = f" {exc.filename}" if exc.filename else ""
-        print_error_lines([f"error: cannot write or read{where}: {exc.strerror}",
+        where = exc.filename or f"in the data dir {STATE.data_dir}"
+        print_error_lines([f"error: {exc.strerror.lower()}: {where}",
                            f"  hint: {USER_OS_ERRORS[exc.errno]}"])
         sys.exit(EXIT_FAILED)
     except libvirt.libvirtError as exc:  # a call outside the wrapped ones: libvirtd left

@@ -16,6 +16,7 @@ from labctl.ssh.transport import CommandResult
 
 RUNTIMES = ("podman", "docker")
 LABEL = "labctl"  # label prefix: labctl.lab, labctl.vm, labctl.name, labctl.spec
+DAMAGED = "damaged"  # the state of a container its runtime can list but not inspect
 
 
 class Transport(Protocol):
@@ -99,9 +100,27 @@ class OciRuntime:
                         what="listing containers").stdout.split()
         if not ids:
             return []
-        data = json.loads(self.call("container", "inspect", *ids,
-                                    what="inspecting containers").stdout)
-        return [self._info(item) for item in data]
+        result = self.call("container", "inspect", *ids)
+        if result.ok:
+            return [self._info(item) for item in json.loads(result.stdout)]
+        # One by one: after a power cut podman's storage can lose a container's
+        # layer; that container is reported "damaged" (and recreated), not fatal.
+        out = []
+        for cid in ids:
+            one = self.call("container", "inspect", cid)
+            out.append(self._info(json.loads(one.stdout)[0]) if one.ok
+                       else self._damaged(cid, lab))
+        return out
+
+    def _damaged(self, cid: str, lab: str) -> ContainerInfo:
+        label = (f'{{{{index .Labels "{LABEL}.vm"}}}}' if self.binary == "podman"
+                 else f'{{{{.Label "{LABEL}.vm"}}}}')
+        listed = self.call("ps", "-a", "--filter", f"id={cid}", "--format",
+                           "{{.Names}}|" + label, what="listing a damaged container")
+        name, _, vm = listed.stdout.strip().partition("|")
+        return ContainerInfo(name=name, runtime=self.binary, image="", state=DAMAGED,
+                             labels={f"{LABEL}.lab": lab, f"{LABEL}.vm": vm}, ports=(),
+                             started_at="")
 
     def _info(self, item: dict[str, Any]) -> ContainerInfo:
         config = item.get("Config") or {}

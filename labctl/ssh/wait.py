@@ -58,6 +58,12 @@ class NotReady(LabctlError):
     pass
 
 
+def _console_hint(probes: Probes) -> str:
+    tail = probes.serial_tail(SERIAL_TAIL_LINES).rstrip()
+    shown = "\n".join(f"    | {line}" for line in tail.splitlines()) or "    (empty)"
+    return f"last {SERIAL_TAIL_LINES} lines of its serial console:\n{shown}"
+
+
 def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = None,
                budgets: dict[str, float] | None = None,
                clock: Callable[[], float] = time.monotonic,
@@ -77,19 +83,21 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
         deadline = min(stage_deadline, total_deadline)
         while True:
             interrupt.checkpoint()
+            if stage != "running" and not probes.is_running():
+                raise NotReady(f"VM '{vm}' stopped during stage '{stage}' "
+                               f"({clock() - state.start:.0f} s since start)",
+                               _console_hint(probes))
             result = attempt(deadline)
             if result:
                 return result
             if clock() >= deadline:
-                tail = probes.serial_tail(SERIAL_TAIL_LINES).rstrip()
-                shown = "\n".join(f"    | {line}" for line in tail.splitlines()) or "    (empty)"
                 which = (f"stage '{stage}' took longer than {budgets[stage]:.0f} s"
                          if deadline == stage_deadline else
                          f"still in stage '{stage}' after the total budget of "
                          f"{budgets['total']:.0f} s")
                 raise NotReady(
                     f"VM '{vm}' is not ready: {which} ({clock() - state.start:.0f} s since start)",
-                    f"last {SERIAL_TAIL_LINES} lines of its serial console:\n{shown}")
+                    _console_hint(probes))
             sleep(POLL_GAP)
 
     until("running", lambda _d: probes.is_running())

@@ -64,8 +64,11 @@ def serial_tail(dom: libvirt.virDomain, lines: int) -> str:
 
 
 def is_running(dom: libvirt.virDomain) -> bool:
+    """False if it stopped or vanished; a lost libvirtd raises (nothing to wait for)."""
     try:
         state, _reason = dom.state(0)
     except libvirt.libvirtError:
+        if not dom.connect().isAlive():
+            raise
         return False
     return state == libvirt.VIR_DOMAIN_RUNNING

@@ -5,8 +5,11 @@ dir outside the checkout, and sets LABCTL_IT=1; without it these tests skip."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,59 @@ def labctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
+class Running:
+    """`labctl ARGS` in the background, its stderr (progress lines) read as it
+    comes, so a test can act at a given point: kill it, stop libvirtd..."""
+
+    def __init__(self, *args: str):
+        self.args = args
+        self.proc = subprocess.Popen([sys.executable, "-m", "labctl", *args], text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        """True once a line contains `needle`; False if it ended or timed out first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(needle in line for line in self.lines):
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return False
+                self._changed.wait(min(left, 0.2))
+        return True
+
+    def finish(self, timeout: float = 900) -> tuple[int, str, str]:
+        stdout = self.proc.stdout.read() if self.proc.stdout else ""
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        return code, stdout, "\n".join(self.lines)
+
+    def kill(self, sig: int = signal.SIGKILL) -> bool:
+        """Send `sig` if it still runs; true if it did."""
+        if self.proc.poll() is not None:
+            return False
+        self.proc.send_signal(sig)
+        return True
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The final 'error:' line and its hint: what a user is told at the end."""
+    lines = stderr.splitlines()
+    start = max((i for i, line in enumerate(lines) if line.startswith("error:")), default=None)
+    return [] if start is None else lines[start:]
+
+
 def leftovers(lab: str, settings: Settings) -> dict[str, list[str]]:
     """Every kind of thing a lab can leave behind, by its 'LAB.' prefix."""
     conn = connect(settings.uri)
@@ -59,6 +115,7 @@ def leftovers(lab: str, settings: Settings) -> dict[str, list[str]]:
                      if n.name().startswith(f"{lab}.")],
         "volumes": volumes,
         "files": [str(p) for p in (settings.data_dir / "labs" / lab).glob("**/*")],
+        "registry": [str(p) for p in (settings.data_dir / "registry" / lab).glob("*")],
     }
     conn.close()
     return {k: v for k, v in found.items() if v}

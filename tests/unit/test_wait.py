@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pytest
@@ -133,3 +134,13 @@ def test_ctrl_c_stops_the_wait_at_the_next_poll():
     finally:
         interrupt._requested.clear()
     assert clock.now < 111
+
+
+def test_a_vm_that_stops_is_reported_at_once_not_waited_out():
+    clock = FakeClock()
+    _, fake = probes(clock, banner_after=10**9, tail="reboot: Power down\n")
+    fake = dataclasses.replace(fake, is_running=lambda: clock.now < 103)
+    with pytest.raises(NotReady) as info:
+        wait_ready("web-1", fake, lambda e: None, clock=clock, sleep=clock.sleep)
+    assert info.value.message == "VM 'web-1' stopped during stage 'banner' (3 s since start)"
+    assert "| reboot: Power down" in info.value.hint
