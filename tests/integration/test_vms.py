@@ -159,3 +159,12 @@ def test_large_output_on_both_streams_does_not_stall(pair, settings):
         alpha.close()
     assert len(result.stderr) == 3_000_000 and len(result.stdout) == 3_000_000
     assert set(result.stdout) == {"o"} and set(result.stderr) == {"e"}
+
+
+def test_vms_of_one_lab_reach_each_other(pair, settings):
+    """The positive control of the isolation test: same lab, same network."""
+    alpha = connect_vm("itpair", "alpha", settings)
+    try:
+        assert alpha.run("timeout 5 bash -c '</dev/tcp/10.213.250.20/22'", timeout=30).ok
+    finally:
+        alpha.close()

@@ -137,3 +137,33 @@ def test_source_digest_follows_the_build_context():
     assert source_digest(chat, COURSE.directory) == source_digest(chat, COURSE.directory)
     assert source_digest(dataclasses.replace(chat, build=None, image="nginx"),
                          COURSE.directory) == "ref:nginx"
+
+
+class OneBadInspect(FakeTransport):
+    """podman after a power cut: the batch inspect and id2's fail, ps still lists."""
+
+    def run(self, command, timeout=None, input_data=None):
+        text = command if isinstance(command, str) else " ".join(command)
+        self.commands.append(text)
+        if "ps -a -q" in text:
+            return CommandResult(text, 0, "id1\nid2\n", "", 0.0)
+        if "container inspect" in text:
+            if text.endswith(" id1"):
+                return CommandResult(text, 0, json.dumps(PODMAN_INSPECT), "", 0.0)
+            return CommandResult(text, 125, "", 'Error: getting graph driver info "x": '
+                                 "readlink /var/lib/containers/storage/overlay: invalid "
+                                 "argument", 0.0)
+        if "--filter id=id2" in text:
+            return CommandResult(text, 0, "sleeper|node\n", "", 0.0)
+        return CommandResult(text, 0, "", "", 0.0)
+
+
+def test_a_container_its_runtime_cannot_inspect_is_damaged_and_recreated():
+    web, damaged = OciRuntime("podman", OneBadInspect(), "VM 'x'").containers("course")
+    assert web.name == "web" and web.state == "exited"
+    assert (damaged.name, damaged.state, damaged.labels["labctl.vm"]) == (
+        "sleeper", "damaged", "node")
+    vm = load_lab(ROOT / "tests" / "data" / "labs" / "integration" / "fault.yaml").vm("node")
+    (action,) = plan_containers(vm, [damaged], ROOT)
+    assert (action.verb, action.reason) == (
+        "recreate", "podman lost part of it (the VM stopped uncleanly)")
