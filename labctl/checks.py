@@ -20,6 +20,7 @@ def check_lab(doc: dict[str, Any], lab_dir: Path) -> None:
         raise SchemaError(("vms",), "the lab has no VMs", "add at least one entry under 'vms:'")
     networks = _check_networks(doc.get("networks", []))
     _check_vm_names(doc)
+    _check_class(doc)
     defaults = doc.get("defaults", {})
     for i, vm in enumerate(doc["vms"]):
         path = ("vms", i)
@@ -91,6 +92,23 @@ def _check_fixed_ip(vm: dict[str, Any], ip: Any, net: dict[str, Any], where: tup
     if ip == subnet.network_address + 1:
         raise SchemaError(where, f"address {ip} is the gateway of network '{net['name']}'",
                           f"use {subnet.network_address + 2} or above")
+
+
+def _check_class(doc: dict[str, Any]) -> None:
+    students = doc.get("students", [])
+    if students and "copies" in doc:
+        raise SchemaError(("copies",), "set 'copies' or 'students', not both",
+                          "a students list makes one copy per name", at_key=True)
+    seen: set[str] = set()
+    for k, student in enumerate(students):
+        if student in seen:
+            raise SchemaError(("students", k), f"student '{student}' is listed twice",
+                              "each student gets one copy: names must be unique")
+        seen.add(student)
+    longest = max([len(s) for s in students] or [len(str(doc.get("copies", 1)))])
+    if len(doc["name"]) + 1 + longest > 63:
+        raise SchemaError(("name",), f"lab name '{doc['name']}' plus a copy id is longer than "
+                          "63 characters", "use a shorter lab name or shorter student names")
 
 
 def _check_containers(containers: list[dict[str, Any]], path: tuple, vm_runtime: str,

@@ -60,23 +60,35 @@ class LabFiles:
         """known_hosts pins each VM's key under its alias (so it survives a new
         port or address); ssh_config is usable as is: ssh -F PATH ALIAS."""
         ensure(self.dir)
-        known, config = [], [f"# labctl lab '{self.lab}': ssh -F {self.ssh_config_path} NAME\n"]
+        write_atomic(self.known_hosts_path, self.known_hosts_text(entries))
+        write_atomic(self.ssh_config_path, ssh_config_text(
+            entries, self.login_key_path, self.known_hosts_path,
+            f"# labctl lab '{self.lab}': ssh -F {self.ssh_config_path} NAME"))
+        return self.ssh_config_path
+
+    def known_hosts_text(self, entries: list[SshEntry]) -> str:
+        lines = []
         for e in sorted(entries, key=lambda e: e.alias):
             key = self.pinned_host_key(e.alias)
             if key:
-                known.append(f"{e.alias} {' '.join(key.split()[:2])}\n")
-            config.append(
-                f"Host {e.alias}\n  HostName {e.host}\n  Port {e.port}\n  User {e.user}\n"
-                f"  IdentityFile {self.login_key_path}\n  IdentitiesOnly yes\n"
-                f"  HostKeyAlias {e.alias}\n  UserKnownHostsFile {self.known_hosts_path}\n"
-                "  StrictHostKeyChecking yes\n  PasswordAuthentication no\n"
-                "  LogLevel ERROR\n\n")
-        write_atomic(self.known_hosts_path, "".join(known))
-        write_atomic(self.ssh_config_path, "".join(config))
-        return self.ssh_config_path
+                lines.append(f"{e.alias} {' '.join(key.split()[:2])}\n")
+        return "".join(lines)
 
     def remove(self) -> bool:
         if self.dir.exists():
             shutil.rmtree(self.dir)
             return True
         return False
+
+
+def ssh_config_text(entries: list[SshEntry], identity: Path | str, known_hosts: Path | str,
+                    header: str, jump: str | None = None) -> str:
+    config = [header + "\n"]
+    for e in sorted(entries, key=lambda e: e.alias):
+        config.append(
+            f"Host {e.alias}\n  HostName {e.host}\n  Port {e.port}\n  User {e.user}\n"
+            f"  IdentityFile {identity}\n  IdentitiesOnly yes\n"
+            f"  HostKeyAlias {e.alias}\n  UserKnownHostsFile {known_hosts}\n"
+            "  StrictHostKeyChecking yes\n  PasswordAuthentication no\n"
+            + (f"  ProxyJump {jump}\n" if jump else "") + "  LogLevel ERROR\n\n")
+    return "".join(config)

@@ -14,6 +14,7 @@ from labctl.model import BENCH_COMPARISONS
 from labctl.schema import Either, Enum, Field, Int, ListOf, MapOf, Obj, Parsed, Str, Type
 
 MAX_COUNT = 50  # replicas of one VM; a class of students uses copies, not count
+MAX_COPIES = 200  # copies of a lab: a large class spread over several hosts
 RUNTIMES = ("podman", "docker")
 
 
@@ -149,6 +150,10 @@ LAB = Obj("the lab", {
     "networks": Field(ListOf(NETWORK, max_items=16)),
     "vms": Field(ListOf(VM, max_items=100), required=True),
     "bench": Field(BENCH),
+    "copies": Field(Int(1, MAX_COPIES, "isolated copies of the lab (one per student), named "
+                        "LAB-1..LAB-N")),
+    "students": Field(ListOf(_name(30, "a student: one isolated copy named LAB-STUDENT"),
+                             max_items=MAX_COPIES)),
 }, doc="a labctl lab file")
 
 

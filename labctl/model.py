@@ -123,6 +123,10 @@ class Lab:
     networks: tuple[Network, ...] = ()
     vms: tuple[VM, ...] = ()
     bench: Bench | None = None
+    copies: int = 1  # isolated copies `up` makes (one per student)
+    students: tuple[str, ...] = ()  # names the copies (LAB-STUDENT); sets copies
+    group: str = ""  # for a copy: the lab file's own name; "" otherwise
+    copy: str = ""  # for a copy: its id (a student's name or 1..N)
 
     @property
     def directory(self) -> Path:
@@ -170,6 +174,8 @@ def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> L
         networks=networks,
         vms=tuple(vms),
         bench=bench,
+        copies=len(doc["students"]) if doc.get("students") else doc.get("copies", 1),
+        students=tuple(doc.get("students", ())),
     )
 
 

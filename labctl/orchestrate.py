@@ -18,6 +18,7 @@ import paramiko
 
 from labctl import interrupt
 from labctl import plan as planner
+from labctl.classroom import remember
 from labctl.deploy import deploy_vm, observe, plan_containers
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
@@ -111,18 +112,26 @@ def observe_lab(conn: libvirt.virConnect, files: LabFiles) -> list[planner.Obser
             else o for o in observed]
 
 
-def up(lab: Lab, settings: Settings, report: Report) -> UpResult:
+def up(lab: Lab, settings: Settings, report: Report,
+       reset: frozenset[str] = frozenset()) -> UpResult:
+    """Bring the lab to its file; VMs named in `reset` are recreated from their
+    base image (a fresh overlay: their post-`up` state) whatever their state."""
     start = time.monotonic()
     layout = layout_for(lab, settings)
     conn = connect(settings.uri)
     accel = probe_accel(conn, settings.uri)
     report(Event("host", "accel", accel.reason))
     files = LabFiles(settings.data_dir, lab.name)
-    actions = planner.plan(layout, observe_lab(conn, files))
+    actions = [planner.Action("recreate", a.kind, a.name, "reset") if a.kind == "vm"
+               and a.name in reset and a.verb != "create" else a
+               for a in planner.plan(layout, observe_lab(conn, files))]
     report(Event(f"lab {lab.name}", "plan", planner.summary(actions)))
     storage = Storage(conn)
-    prov = Provisioner(conn, storage, files, accel, report, settings.templates)
+    prov = Provisioner(conn, storage, files, accel, report, settings.templates,
+                       group=lab.group, copy=lab.copy)
     files.login_key()  # once, before VMs are created in parallel
+    if lab.group:
+        remember(settings.data_dir, lab)
 
     verbs = {(a.kind, a.name): a.verb for a in actions}
     for action in actions:  # VMs leave before the networks they sit on change

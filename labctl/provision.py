@@ -27,9 +27,11 @@ from labctl.virt.storage import BaseVolumes, Storage
 
 class Provisioner:
     def __init__(self, conn: libvirt.virConnect, storage: Storage, files: LabFiles,
-                 accel: Accel, report: Report, templates: Path | None = None):
+                 accel: Accel, report: Report, templates: Path | None = None,
+                 group: str = "", copy: str = ""):
         self.conn, self.storage, self.files = conn, storage, files
         self.accel, self.report, self.templates = accel, report, templates
+        self.class_meta = {"group": group, "copy": copy}  # in every object's metadata
 
     # -- networks ---------------------------------------------------------------
     def create_network(self, plan: NetworkPlan) -> None:
@@ -41,7 +43,7 @@ class Provisioner:
         net = plan.network
         subnet = net.subnet or choose_subnet(self._taken_subnets())
         meta = Meta(self.files.lab, "network", net.name, plan.spec_hash,
-                    data_dir=str(self.files.data_dir.resolve()))
+                    data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
         spec = NetworkSpec(plan.libvirt_name, net.mode, subnet, meta.to_xml(),
                            tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations))
         created = self.conn.networkDefineXML(network_xml(spec, self.templates))
@@ -114,7 +116,7 @@ class Provisioner:
                 bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
         meta = Meta(self.files.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
                     ssh_port=ssh_port, forwards=tuple(published),
-                    data_dir=str(self.files.data_dir.resolve()))
+                    data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
         spec = DomainSpec(
             name=plan.domain, domain_type=self.accel.domain_type, memory_mib=vm.memory_mib,
             vcpus=vm.vcpus, disk=overlay, seed=seed_path,

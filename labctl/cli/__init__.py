@@ -15,6 +15,7 @@ import libvirt
 from labctl.cli import (  # noqa: F401  (importing registers the commands)
     access,
     bench,
+    classroom,
     containers,
     doctor,
     gc,

@@ -10,22 +10,42 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from labctl import orchestrate, workloads
+from labctl import classroom, orchestrate, workloads
 from labctl.cli.app import STATE, app
-from labctl.cli.common import LAB_OPTION, URI_OPTION, lab_name, settings, split_target
+from labctl.cli.common import (
+    ALL_COPIES_OPTION,
+    COPY_OPTION,
+    LAB_OPTION,
+    URI_OPTION,
+    lab_name,
+    settings,
+    split_target,
+)
 from labctl.cli.output import out, print_json
 from labctl.errors import LabctlError, UsageError
 from labctl.labfiles import LabFiles
 from labctl.shell import join
+from labctl.virt.connection import connect
 
 
 @app.command()
 def status(
     lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"),
     uri: str = URI_OPTION,
+    copy: str = COPY_OPTION,
+    all_copies: bool = ALL_COPIES_OPTION,
 ) -> None:
     """VMs of a lab: state, SSH address, and how long each readiness stage took."""
-    name = lab_name(lab, uri)
+    if all_copies:
+        group = lab_name(lab, uri)
+        copies = classroom.existing_copies(connect(settings(uri).uri), STATE.data_dir, group)
+        for name in copies or [group]:
+            _status_of(name, uri)
+        return
+    _status_of(lab_name(lab, uri, copy), uri)
+
+
+def _status_of(name: str, uri: str | None) -> None:
     rows = orchestrate.status(name, settings(uri))
     if STATE.json:
         print_json([row.__dict__ for row in rows])
@@ -58,10 +78,11 @@ def ssh(
     target: str = typer.Argument(..., metavar="VM|LAB.VM"),
     lab: str = LAB_OPTION,
     uri: str = URI_OPTION,
+    copy: str = COPY_OPTION,
     args: list[str] = typer.Argument(None, metavar="[-- SSH ARGS]"),
 ) -> None:
     """Open an interactive shell in a VM with OpenSSH (host key pinned)."""
-    name, vm = split_target(target, lab, uri)
+    name, vm = split_target(target, lab, uri, copy)
     files = LabFiles(settings(uri).data_dir, name)
     if not files.ssh_config_path.exists():
         raise LabctlError(f"lab '{name}' has no SSH configuration", "run 'labctl up' first")
@@ -78,6 +99,7 @@ def exec_(
     command: list[str] = typer.Argument(..., metavar="-- COMMAND..."),
     lab: str = LAB_OPTION,
     uri: str = URI_OPTION,
+    copy: str = COPY_OPTION,
 ) -> None:
     """Run a command in a VM, or in a container (VM/CONTAINER); output and exit code pass."""
     if command and command[0] == "--":
@@ -85,7 +107,7 @@ def exec_(
     if not command:
         raise UsageError("no command given", "e.g. labctl exec node -- uname -a")
     vm_part, _, container = target.partition("/")
-    name, vm = split_target(vm_part, lab, uri)
+    name, vm = split_target(vm_part, lab, uri, copy)
     transport = orchestrate.connect_vm(name, vm, settings(uri))
     try:
         if container:  # the runtime's exec, inside the container
@@ -106,6 +128,7 @@ def cp(
     destination: str = typer.Argument(..., metavar="DST"),
     lab: str = LAB_OPTION,
     uri: str = URI_OPTION,
+    copy: str = COPY_OPTION,
 ) -> None:
     """Copy a file to or from a VM: 'labctl cp f.txt VM:/tmp/', 'labctl cp VM:/etc/hosts .'"""
     src_vm, src_path = _remote(source)
@@ -113,7 +136,7 @@ def cp(
     if (src_vm is None) == (dst_vm is None):
         raise UsageError("exactly one of SRC and DST must be VM:PATH",
                          "e.g. labctl cp notes.txt node:/tmp/notes.txt")
-    name, vm = split_target(src_vm or dst_vm, lab, uri)
+    name, vm = split_target(src_vm or dst_vm, lab, uri, copy)
     transport = orchestrate.connect_vm(name, vm, settings(uri))
     try:
         if dst_vm is not None:
@@ -140,9 +163,9 @@ def _remote(spec: str) -> tuple[str | None, str]:
 
 @app.command(name="ssh-config")
 def ssh_config(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"),
-               uri: str = URI_OPTION) -> None:
+               uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """Print an OpenSSH config for the lab's VMs (pinned host keys included)."""
-    name = lab_name(lab, uri)
+    name = lab_name(lab, uri, copy)
     path = LabFiles(settings(uri).data_dir, name).ssh_config_path
     if not path.exists():
         raise LabctlError(f"lab '{name}' has no SSH configuration", "run 'labctl up' first")

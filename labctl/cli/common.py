@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from labctl import interrupt, values
+from labctl.classroom import copy_name
 from labctl.cli.app import STATE
 from labctl.cli.output import err
 from labctl.config import load_lab, parse_var_overrides
@@ -110,12 +111,22 @@ class TransferBar:
         self.progress.__exit__(*exc)
 
 
-def lab_name(lab: str | None, uri: str | None) -> str:
-    """--lab as a file or a name; without it, the only lab libvirt has."""
+COPY_OPTION = typer.Option(None, "--copy", metavar="ID",
+                           help="One copy of a class lab: a student's name or 1..N.")
+ALL_COPIES_OPTION = typer.Option(False, "--all-copies", help="Every copy of a class lab.")
+
+
+def lab_name(lab: str | None, uri: str | None, copy: str | None = None) -> str:
+    """--lab as a file or a name (with --copy: that copy); without it, the only
+    lab libvirt has."""
     if lab:
         if lab.endswith((".yaml", ".yml")) or Path(lab).is_file():
-            return load_lab(Path(lab)).name
-        return checked_name(lab, "lab")
+            name = load_lab(Path(lab)).name
+        else:
+            name = checked_name(lab, "lab")
+        return copy_name(name, checked_name(copy, "copy")) if copy else name
+    if copy:
+        raise UsageError("--copy needs the lab: pass LAB.yaml or its name")
     names = sorted({f.meta.lab for f in inventory.domains(connect(settings(uri).uri))})
     if len(names) == 1:
         return names[0]
@@ -123,12 +134,15 @@ def lab_name(lab: str | None, uri: str | None) -> str:
                       f"pass --lab NAME ({', '.join(names)})" if names else "run 'labctl up LAB'")
 
 
-def split_target(target: str, lab: str | None, uri: str | None) -> tuple[str, str]:
+def split_target(target: str, lab: str | None, uri: str | None,
+                 copy: str | None = None) -> tuple[str, str]:
     """'VM' (with --lab or a single lab) or 'LAB.VM' -> (lab name, VM name)."""
     if "." in target and not lab:
         name, _, vm = target.partition(".")
+        if copy:
+            name = copy_name(checked_name(name, "lab"), checked_name(copy, "copy"))
         return checked_name(name, "lab"), checked_name(vm, "VM")
-    return lab_name(lab, uri), checked_name(target, "VM")
+    return lab_name(lab, uri, copy), checked_name(target, "VM")
 
 
 def checked_name(value: str, what: str) -> str:

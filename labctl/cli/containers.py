@@ -10,25 +10,34 @@ from rich.table import Table
 
 from labctl import workloads
 from labctl.cli.app import STATE, app
-from labctl.cli.common import LAB_OPTION, URI_OPTION, lab_name, settings, split_target
+from labctl.cli.common import (
+    COPY_OPTION,
+    LAB_OPTION,
+    URI_OPTION,
+    lab_name,
+    settings,
+    split_target,
+)
 from labctl.cli.output import out, print_json
 from labctl.errors import UsageError
 from labctl.orchestrate import connect_vm
 
 
-def split_container(target: str, lab: str | None, uri: str | None) -> tuple[str, str, str]:
+def split_container(target: str, lab: str | None, uri: str | None,
+                    copy: str | None = None) -> tuple[str, str, str]:
     """'VM/CONTAINER' or 'LAB.VM/CONTAINER' -> (lab, vm, container)."""
     vm_part, sep, container = target.partition("/")
     if not sep or not container:
         raise UsageError(f"'{target}' is not VM/CONTAINER", "e.g. labctl logs node/web")
-    name, vm = split_target(vm_part, lab, uri)
+    name, vm = split_target(vm_part, lab, uri, copy)
     return name, vm, container
 
 
 @app.command()
-def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = URI_OPTION) -> None:
+def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = URI_OPTION,
+       copy: str = COPY_OPTION) -> None:
     """Every container in every running VM of a lab."""
-    name = lab_name(lab, uri)
+    name = lab_name(lab, uri, copy)
     rows = workloads.list_containers(name, settings(uri))
     if STATE.json:
         print_json([row.__dict__ for row in rows])
@@ -45,9 +54,9 @@ def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = UR
 @app.command()
 def logs(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
-         lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
+         lab: str = LAB_OPTION, uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """A container's output."""
-    name, vm, container = split_container(target, lab, uri)
+    name, vm, container = split_container(target, lab, uri, copy)
     transport = connect_vm(name, vm, settings(uri))
     try:
         runtime = workloads.find_container(transport, name, vm, container)
@@ -60,9 +69,9 @@ def logs(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
 
 @app.command()
 def restart(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
-            lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
+            lab: str = LAB_OPTION, uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """Restart one container."""
-    name, vm, container = split_container(target, lab, uri)
+    name, vm, container = split_container(target, lab, uri, copy)
     transport = connect_vm(name, vm, settings(uri))
     try:
         workloads.find_container(transport, name, vm, container).restart(container)
@@ -74,7 +83,7 @@ def restart(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
 @app.command()
 def port(target: str = typer.Argument(..., metavar="VM|LAB.VM"),
          number: int = typer.Argument(..., metavar="PORT", min=1, max=65535),
-         lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
+         lab: str = LAB_OPTION, uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """Where the host reaches a port published in a VM (prints HOST:PORT)."""
-    name, vm = split_target(target, lab, uri)
+    name, vm = split_target(target, lab, uri, copy)
     out.print(str(workloads.published_port(name, vm, number, settings(uri))), markup=False)

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
-from labctl import orchestrate
+from labctl import classroom, orchestrate
 from labctl.cli.app import STATE, app
+from labctl.cli.classroom import down_class, up_class
 from labctl.cli.common import (
+    ALL_COPIES_OPTION,
+    COPY_OPTION,
     LAB_ARG,
     NO_WAIT_OPTION,
     TEMPLATES_OPTION,
@@ -23,22 +26,30 @@ from labctl.cli.common import (
 )
 from labctl.cli.output import out, print_json
 from labctl.errors import UsageError
+from labctl.labschema import MAX_COPIES
 from labctl.plan import summary
 from labctl.ssh.wait import STAGES
 
 
 @app.command()
-def plan(lab_file: Path = LAB_ARG, var: list[str] = VAR_OPTION, uri: str = URI_OPTION) -> None:
-    """Show what 'up' would create, start, recreate or delete."""
+def plan(lab_file: Path = LAB_ARG, var: list[str] = VAR_OPTION, uri: str = URI_OPTION,
+         copy: str = COPY_OPTION) -> None:
+    """Show what 'up' would create, start, recreate or delete (per copy for a class)."""
     lab = load(lab_file, var)
-    actions = orchestrate.plan_lab(lab, settings(uri))
+    labs = classroom.expand(lab, only=copy) if classroom.is_class(lab) or copy else [lab]
+    plans = [(one, orchestrate.plan_lab(one, settings(uri))) for one in labs]
     if STATE.json:
-        print_json([{"verb": a.verb, "kind": a.kind, "name": a.name, "reason": a.reason}
-                    for a in actions])
+        rows = [{"lab": one.name, "verb": a.verb, "kind": a.kind, "name": a.name,
+                 "reason": a.reason} for one, actions in plans for a in actions]
+        print_json(rows if len(labs) > 1 else [{k: v for k, v in r.items() if k != "lab"}
+                                               for r in rows])
         return
-    for action in actions:
-        out.print(str(action), markup=False)
-    out.print(summary(actions), markup=False)
+    for one, actions in plans:
+        if len(labs) > 1 or one.copy:
+            out.print(f"copy {one.copy} ({one.name}):", markup=False)
+        for action in actions:
+            out.print(str(action), markup=False)
+        out.print(summary(actions), markup=False)
 
 
 @app.command()
@@ -55,12 +66,23 @@ def up(
                                         help="Seconds a VM may take to be ready (default 900)."),
     no_wait: bool = NO_WAIT_OPTION,
     wait_lock: float = WAIT_LOCK_OPTION,
+    copies: int = typer.Option(None, "--copies", min=1, max=MAX_COPIES,
+                               help="Isolated copies of the lab, LAB-1..LAB-N (one per "
+                                    "student); overrides the file's copies/students."),
+    copy: str = COPY_OPTION,
+    max_parallel: int = typer.Option(None, "--max-parallel", min=1, max=64,
+                                     help="Copies brought up at once (default: what the "
+                                          "host's cores boot at full speed)."),
 ) -> None:
     """Create what is missing, start what is stopped, wait until every VM answers SSH."""
     lab = load(lab_file, var)
     budgets = {} if timeout is None else {s: timeout for s in STAGES}
     if total_timeout is not None:
         budgets["total"] = total_timeout
+    if classroom.is_class(lab, copies) or copy:
+        up_class(lab, uri, templates, copies, copy, max_parallel, workers=parallel,
+                 budgets=budgets)
+        return
     with locked(lab.name, "up", no_wait, wait_lock):
         result = orchestrate.up(lab, settings(uri, templates, workers=parallel,
                                               budgets=budgets), ProgressPrinter())
@@ -104,11 +126,18 @@ def down(
     uri: str = URI_OPTION,
     no_wait: bool = NO_WAIT_OPTION,
     wait_lock: float = WAIT_LOCK_OPTION,
+    copy: str = COPY_OPTION,
+    all_copies: bool = ALL_COPIES_OPTION,
 ) -> None:
-    """Remove every VM, network, volume and local file of a lab."""
+    """Remove every VM, network, volume and local file of a lab (or of its copies)."""
     if lab and name:
         raise UsageError("give the lab file or --name, not both")
-    target = lab_name(lab or name, uri)
+    group = lab_name(lab or name, uri)
+    from_file = bool(lab) and (lab.endswith((".yaml", ".yml")) or Path(lab).is_file())
+    if all_copies or copy or (from_file and classroom.is_class(load(Path(lab), []))):
+        down_class(group, uri, copy)
+        return
+    target = group
     with locked(target, "down", no_wait, wait_lock):
         result = orchestrate.down(target, settings(uri), ProgressPrinter())
     if STATE.json:

@@ -34,18 +34,15 @@ def _labelled(objects: list, lab: str | None) -> list[Found]:
     """Those of the libvirt objects that carry labctl metadata (of `lab`)."""
     found = []
     for obj in objects:
-        meta = _meta(obj.XMLDesc, 0)
-        if meta is not None and (lab is None or meta.lab == lab):
-            found.append(Found(meta, obj.name(), bool(obj.isActive())))
+        try:
+            meta = metadata.from_xml(obj.XMLDesc(0))
+            if meta is not None and (lab is None or meta.lab == lab):
+                found.append(Found(meta, obj.name(), bool(obj.isActive())))
+        except libvirt.libvirtError:  # removed by another labctl between list and read
+            if not obj.connect().isAlive():
+                raise
     return sorted(found, key=lambda f: f.libvirt_name)
 
 
 def observe(conn: libvirt.virConnect, lab: str) -> list[Observed]:
     return [f.observed() for f in networks(conn, lab) + domains(conn, lab)]
-
-
-def _meta(xml_desc, flags: int) -> Meta | None:
-    try:
-        return metadata.from_xml(xml_desc(flags))
-    except libvirt.libvirtError:  # vanished between list and lookup
-        return None

@@ -27,10 +27,13 @@ class Meta:
     ssh_port: int | None = None  # user-mode networking: 127.0.0.1 port forwarded to 22
     forwards: tuple[tuple[int, int], ...] = field(default=())  # (host port, guest port)
     data_dir: str = ""  # the data dir holding its keys: `gc` leaves other data dirs' labs alone
+    group: str = ""  # a copy of a class: the lab file's name (lab is then GROUP-COPY)
+    copy: str = ""  # a copy of a class: its id (a student's name or 1..N)
 
     def to_xml(self) -> str:
         root = ET.Element(f"{PREFIX}:labctl", {f"xmlns:{PREFIX}": NS})
-        for tag in ("lab", "kind", "name", "spec_hash", "version", "user", "data_dir"):
+        for tag in ("lab", "kind", "name", "spec_hash", "version", "user", "data_dir",
+                    "group", "copy"):
             if getattr(self, tag):
                 ET.SubElement(root, f"{PREFIX}:{tag.replace('_', '-')}").text = getattr(self, tag)
         if self.ssh_port is not None:
@@ -57,4 +60,4 @@ def from_xml(object_xml: str) -> Meta | None:
     return Meta(lab=text("lab"), kind=text("kind"), name=text("name"),
                 spec_hash=text("spec-hash"), version=text("version"), user=text("user"),
                 ssh_port=int(port) if port else None, forwards=forwards,
-                data_dir=text("data-dir"))
+                data_dir=text("data-dir"), group=text("group"), copy=text("copy"))

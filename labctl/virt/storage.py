@@ -6,6 +6,7 @@ working the same way as the local one."""
 from __future__ import annotations
 
 import os
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ class Storage:
             pool.setAutostart(True)
         if not pool.isActive():
             pool.create(0)
-        pool.refresh(0)
+        _when_idle(lambda: pool.refresh(0))  # files put there by hand (or an older labctl)
         return pool
 
     def _pool_dir(self) -> str:
@@ -76,7 +77,8 @@ class Storage:
             return False
 
     def names(self, prefix: str = "") -> list[str]:
-        self.pool.refresh(0)
+        # No refresh: libvirt tracks the volumes made through it, and a refresh
+        # fails while another labctl uploads into the pool.
         return sorted(n for n in self.pool.listVolumes() if n.startswith(prefix))
 
     def ensure_base(self, image: Image) -> BaseVolumes:
@@ -138,6 +140,19 @@ class Storage:
             return False
         vol.delete(0)
         return True
+
+
+def _when_idle(call, seconds: float = 120.0):
+    """Retry a pool-wide call while another client's volume job runs (libvirt
+    refuses a refresh then: "pool has asynchronous jobs running")."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except libvirt.libvirtError as exc:
+            if "asynchronous jobs" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _escape(text: str) -> str:

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import libvirt
 import pytest
 
 from labctl.orchestrate import Settings
@@ -105,9 +106,8 @@ def leftovers(lab: str, settings: Settings) -> dict[str, list[str]]:
     conn = connect(settings.uri)
     try:
         pool = conn.storagePoolLookupByName(POOL)
-        pool.refresh(0)
         volumes = [v for v in pool.listVolumes() if v.startswith(f"{lab}.")]
-    except Exception:  # no pool yet: nothing in it
+    except libvirt.libvirtError:  # no pool yet: nothing in it
         volumes = []
     found = {
         "domains": [d.name() for d in conn.listAllDomains(0) if d.name().startswith(f"{lab}.")],

@@ -1,0 +1,114 @@
+"""Hand-outs: per student a folder with their lab's private key, an OpenSSH
+config and known_hosts that use it, their VMs' addresses and a short README;
+and a roster (CSV) for the instructor.
+
+The config names the key and known_hosts relative to the folder, so it works
+from inside the folder wherever a student copies it (`ssh -F ssh_config VM`);
+`--jump USER@HOST` adds a ProxyJump for students who reach the VMs through
+the lab host from their own machines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl import classroom, orchestrate
+from labctl.errors import LabctlError
+from labctl.fileio import write_atomic
+from labctl.labfiles import LabFiles, SshEntry, ssh_config_text
+from labctl.virt.connection import connect
+
+README = """Your lab: {lab} (copy '{copy}' of '{group}')
+
+Log in to a VM (from this folder):
+  ssh -F ssh_config {first}
+
+VMs:
+{vms}
+The private key in this folder (id_ed25519) is yours alone: keep it private
+(chmod 600 id_ed25519). The VMs' host keys are pinned in known_hosts, so ssh
+will refuse an impostor instead of asking you to trust it.
+"""
+
+
+@dataclass(frozen=True)
+class Handout:
+    copy: str
+    lab: str
+    folder: Path
+    entries: tuple[SshEntry, ...]
+
+
+def write(group: str, settings: orchestrate.Settings, out: Path, only: str | None = None,
+          jump: str | None = None, as_zip: bool = False) -> list[Handout]:
+    conn = connect(settings.uri)
+    copies = classroom.existing_copies(conn, settings.data_dir, group)
+    if only is not None:
+        copies = {name: copy for name, copy in copies.items() if copy == only}
+    if not copies:
+        raise LabctlError(f"class '{group}' has no copies" + (f" named '{only}'" if only else ""),
+                          f"run 'labctl up {group}.yaml' first (with copies or students)")
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    made = []
+    for lab, copy in copies.items():
+        made.append(_one(lab, copy, group, settings, out / copy, jump))
+    _roster(out / "roster.csv", made)
+    if as_zip:
+        for h in made:
+            _zip(h.folder)
+    return made
+
+
+def _one(lab: str, copy: str, group: str, settings: orchestrate.Settings, folder: Path,
+         jump: str | None) -> Handout:
+    files = LabFiles(settings.data_dir, lab)
+    if not files.login_key_path.exists():
+        raise LabctlError(f"copy '{copy}' of '{group}' has no keys in this data dir",
+                          "run 'labctl up' for the class first")
+    entries = []
+    for vm in orchestrate.status(lab, settings):
+        if vm.endpoint:
+            host, _, port = vm.endpoint.rpartition(":")
+            entries.append(SshEntry(vm.domain, host, int(port), vm.user))
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(mode=0o700, parents=True)
+    key = folder / "id_ed25519"
+    shutil.copyfile(files.login_key_path, key)
+    key.chmod(0o600)
+    write_atomic(folder / "id_ed25519.pub", files.login_key().public + "\n", mode=0o644)
+    write_atomic(folder / "known_hosts", files.known_hosts_text(entries), mode=0o644)
+    write_atomic(folder / "ssh_config", ssh_config_text(
+        entries, "id_ed25519", "known_hosts",
+        f"# labctl: {lab} (student '{copy}'): ssh -F ssh_config NAME", jump), mode=0o644)
+    vms = "".join(f"  {e.alias:<28} {e.user}@{e.host} port {e.port}\n" for e in entries)
+    write_atomic(folder / "README.txt", README.format(
+        lab=lab, copy=copy, group=group, first=entries[0].alias if entries else "NAME",
+        vms=vms or "  (no VM is running: ask your instructor)\n"), mode=0o644)
+    return Handout(copy, lab, folder, tuple(entries))
+
+
+def _roster(path: Path, handouts: list[Handout]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["student", "lab", "vm", "ssh_alias", "host", "port", "user", "handout"])
+    for h in handouts:
+        for e in h.entries or (SshEntry("", "", 0, ""),):
+            writer.writerow([h.copy, h.lab, e.alias.split(".", 1)[-1], e.alias, e.host,
+                             e.port or "", e.user, str(h.folder)])
+    write_atomic(path, buf.getvalue())
+
+
+def _zip(folder: Path) -> Path:
+    target = folder.with_suffix(".zip")
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.iterdir()):
+            info = zipfile.ZipInfo(f"{folder.name}/{path.name}")
+            info.external_attr = (path.stat().st_mode & 0o777) << 16
+            archive.writestr(info, path.read_bytes())
+    target.chmod(0o600)
+    return target

@@ -1,0 +1,103 @@
+"""Copies of a lab: names, address plans moved per copy, admission control,
+hand-out files -- all pure or on temporary files."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from labctl import capacity, classroom
+from labctl.config import load_lab
+from labctl.errors import LabctlError, UsageError
+from labctl.labfiles import SshEntry, ssh_config_text
+from labctl.layout import lab_layout
+from labctl.virt.connection import Accel
+
+from .fixtures import DIGEST, ROOT
+
+TCG, KVM = Accel("qemu", ""), Accel("kvm", "")
+
+
+def lab(name="multi-vm.yaml", **overrides):
+    return load_lab(ROOT / "examples" / name, overrides)
+
+
+def test_copy_ids_from_count_students_or_option(tmp_path):
+    path = tmp_path / "class.yaml"
+    path.write_text("name: net\nstudents: [ana, bruno]\nvms:\n  - name: node\n")
+    assert classroom.copy_ids(load_lab(path)) == ["ana", "bruno"]
+    assert classroom.copy_ids(load_lab(path), copies=3) == ["1", "2", "3"]
+    assert classroom.copy_ids(lab("hello.yaml")) == ["1"]
+    assert not classroom.is_class(lab("hello.yaml"))
+    assert classroom.is_class(lab("hello.yaml"), copies=1)
+
+
+def test_every_name_carries_the_copy_id():
+    copy = classroom.make_copy(lab(), "ana", 0)
+    layout = lab_layout(copy, {"debian-12": DIGEST})
+    assert (copy.name, copy.group, copy.copy) == ("multi-ana", "multi", "ana")
+    assert [v.domain for v in layout.vms] == ["multi-ana.web-1", "multi-ana.web-2",
+                                              "multi-ana.db"]
+    assert [n.libvirt_name for n in layout.networks] == ["multi-ana.front", "multi-ana.back"]
+    other = lab_layout(classroom.make_copy(lab(), "bruno", 1), {"debian-12": DIGEST})
+    assert {v.vm.name: v.nics[0].mac for v in layout.vms} != \
+        {v.vm.name: v.nics[0].mac for v in other.vms}
+
+
+def test_address_plans_move_by_their_span_and_never_overlap():
+    copies = classroom.expand(lab(), copies=4)
+    plans = [[n.subnet for n in c.networks] for c in copies]
+    assert [str(s) for s in plans[1]] == ["10.77.3.0/24", "10.77.4.0/24"]
+    every = [s for plan in plans for s in plan]
+    assert all(not a.overlaps(b) for i, a in enumerate(every) for b in every[i + 1:])
+    db = [next(a.ip for a in c.vm("db").networks) for c in copies]
+    assert db[1] == ipaddress.ip_address("10.77.4.10")
+
+
+def test_a_copy_outside_the_private_ranges_is_refused(tmp_path):
+    path = tmp_path / "edge.yaml"
+    path.write_text("name: edge\nnetworks:\n  - name: lan\n    subnet: 192.168.255.0/24\n"
+                    "vms:\n  - name: node\n    networks: [lan]\n")
+    with pytest.raises(LabctlError, match="copy 2 would need network 'lan' on 192.169.0.0/24"):
+        classroom.expand(load_lab(path), copies=2)
+
+
+def test_unknown_copy_is_a_usage_error():
+    with pytest.raises(UsageError, match="lab 'hello' has no copy 'zoe'"):
+        classroom.expand(lab("hello.yaml"), copies=2, only="zoe")
+    # a copy made with --copies N is found by its number without repeating N
+    (third,) = classroom.expand(lab("hello.yaml"), only="3")
+    assert (third.name, third.copy) == ("hello-3", "3")
+
+
+def test_admission_refuses_with_numbers_and_picks_waves():
+    labs = classroom.expand(lab("hello.yaml"), copies=4)
+    need = capacity.needs(labs, TCG)
+    per_vm = labs[0].vms[0].memory_mib + capacity.QEMU_OVERHEAD_MIB["qemu"]
+    assert need.memory_mib == 4 * per_vm and need.vms == 4
+    assert capacity.admit(need, capacity.HostRoom(24_000, 100_000, 2), TCG, None) == 2
+    assert capacity.admit(need, capacity.HostRoom(24_000, 100_000, 2), KVM, None) == 8
+    assert capacity.admit(need, capacity.HostRoom(24_000, 100_000, 2), TCG, 3) == 3
+    with pytest.raises(LabctlError) as info:
+        capacity.admit(need, capacity.HostRoom(2_000, 100_000, 2), TCG, None)
+    assert info.value.message.startswith("4 copies need")
+    assert "copies fit" in info.value.hint
+    with pytest.raises(LabctlError, match="in the labctl pool"):
+        capacity.admit(need, capacity.HostRoom(24_000, 500, 2), TCG, None)
+
+
+def test_handout_config_is_relative_to_its_folder(golden):
+    text = ssh_config_text([SshEntry("hello-ana.node", "127.0.0.1", 40022, "lab")],
+                           "id_ed25519", "known_hosts", "# handout", jump="teacher@lab-host")
+    golden(ROOT / "tests" / "data" / "golden" / "handout_ssh_config", text)
+
+
+def test_class_keys_in_the_lab_file_are_checked(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: c\ncopies: 2\nstudents: [a]\nvms:\n  - name: node\n")
+    with pytest.raises(LabctlError, match="set 'copies' or 'students', not both"):
+        load_lab(path)
+    path.write_text("name: c\nstudents: [a, a]\nvms:\n  - name: node\n")
+    with pytest.raises(LabctlError, match="student 'a' is listed twice"):
+        load_lab(path)
