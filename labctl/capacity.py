@@ -70,21 +70,57 @@ def _mem_available_mib() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") >> 20
 
 
-def admit(need: Needs, host: HostRoom, accel: Accel, max_parallel: int | None) -> int:
-    """Refuse (one line, with the numbers) or return how many copies boot at once."""
-    if need.memory_mib > host.memory_mib * HEADROOM:
-        fit = int(host.memory_mib * HEADROOM // max(need.per_copy_mib, 1))
-        raise LabctlError(
+def place(copies: list[Lab], rooms: dict[str, HostRoom],
+          accels: dict[str, Accel]) -> dict[str, str]:
+    """Each copy (lab name) -> the host URI it goes to: among the hosts it fits
+    (RAM and disk left), the least loaded afterwards -- load being the larger of
+    the share of its free RAM and of its cores (vCPUs per core) the class takes,
+    so equal hosts share a class evenly. Refuses, with the numbers, if a copy
+    fits nowhere -- before anything is created."""
+    left = {uri: [r.memory_mib * HEADROOM, r.disk_mib * HEADROOM] for uri, r in rooms.items()}
+    vcpus = dict.fromkeys(rooms, 0)
+    placed: dict[str, str] = {}
+    for copy in copies:
+        fits = []
+        for uri, room_ in rooms.items():
+            need = needs([copy], accels[uri])
+            if need.memory_mib <= left[uri][0] and need.disk_mib <= left[uri][1]:
+                cpus = sum(vm.vcpus for vm in copy.vms)
+                load = max(1 - (left[uri][0] - need.memory_mib) / (room_.memory_mib * HEADROOM),
+                           (vcpus[uri] + cpus) / max(room_.cpus, 1))
+                fits.append((load, uri, need, cpus))
+        if not fits:
+            total = needs(copies, next(iter(accels.values())))
+            raise _refusal(total, rooms, accels[next(iter(rooms))], len(placed))
+        _, uri, need, cpus = min(fits, key=lambda f: f[0])
+        left[uri][0] -= need.memory_mib
+        left[uri][1] -= need.disk_mib
+        vcpus[uri] += cpus
+        placed[copy.name] = uri
+    return placed
+
+
+def _refusal(need: Needs, rooms: dict[str, HostRoom], accel: Accel, fit: int) -> LabctlError:
+    memory = sum(r.memory_mib for r in rooms.values())
+    disk = sum(r.disk_mib for r in rooms.values())
+    where = "the host" if len(rooms) == 1 else f"{len(rooms)} hosts"
+    if need.memory_mib > memory * HEADROOM:
+        return LabctlError(
             f"{need.copies} copies need {need.memory_mib / 1024:.1f} GiB of RAM "
             f"({need.per_copy_mib} MiB per copy, qemu overhead under "
-            f"{'KVM' if accel.is_kvm else 'TCG'} included) but {host.memory_mib / 1024:.1f} "
-            f"GiB are available", f"{fit} copies fit: use fewer copies or less memory per "
-            "VM, or place the class on several hosts")
-    if need.disk_mib > host.disk_mib * HEADROOM:
-        raise LabctlError(
-            f"{need.copies} copies need ~{need.disk_mib / 1024:.1f} GiB in the labctl pool but "
-            f"{host.disk_mib / 1024:.1f} GiB are free", "free disk space ('labctl gc' removes "
-            "leftovers) or use fewer copies")
-    per_copy = max(need.vms // max(need.copies, 1), 1)
-    default = max(host.cpus * BOOTS_PER_CORE[accel.domain_type] // per_copy, 1)
-    return max_parallel or default
+            f"{'KVM' if accel.is_kvm else 'TCG'} included) but {where} have "
+            f"{memory / 1024:.1f} GiB available", f"{fit} copies fit: use fewer copies or less "
+            "memory per VM, or add hosts ('hosts:' in the lab file, or --host)")
+    return LabctlError(
+        f"{need.copies} copies need ~{need.disk_mib / 1024:.1f} GiB in the labctl pool but "
+        f"{where} have {disk / 1024:.1f} GiB free", f"{fit} copies fit: free disk space "
+        "('labctl gc' removes leftovers), use fewer copies, or add hosts")
+
+
+def boots_at_once(rooms: dict[str, HostRoom], accels: dict[str, Accel], vms_per_copy: int,
+                  max_parallel: int | None) -> int:
+    """Copies booting at once: what the hosts' cores boot at full speed."""
+    if max_parallel:
+        return max_parallel
+    cores = sum(r.cpus * BOOTS_PER_CORE[accels[uri].domain_type] for uri, r in rooms.items())
+    return max(cores // max(vms_per_copy, 1), 1)

@@ -7,6 +7,7 @@ tagged with its copy, so the CLI can show one live line per copy."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,7 @@ class ClassResult:
     max_parallel: int
     need: capacity.Needs
     seconds: float
+    placement: dict[str, str] = dataclasses.field(default_factory=dict)  # copy lab -> URI
 
     @property
     def failed(self) -> list[CopyOutcome]:
@@ -64,18 +66,35 @@ class ClassResult:
 
 def up_class(lab: Lab, settings: orchestrate.Settings, report: ClassReport,
              copies: int | None = None, only: str | None = None,
-             max_parallel: int | None = None, reset: frozenset[str] = frozenset()) -> ClassResult:
+             max_parallel: int | None = None, reset: frozenset[str] = frozenset(),
+             hosts: tuple[str, ...] = ()) -> ClassResult:
     start = time.monotonic()
     labs = classroom.expand(lab, copies, only)
-    conn = connect(settings.uri)
-    accel = probe_accel(conn, settings.uri)
-    running = {f.meta.lab for f in inventory.domains(conn) if f.active
-               and f.meta.group == lab.name}
-    need = capacity.needs([c for c in labs if c.name not in running], accel)
-    waves = capacity.admit(need, capacity.room(conn, settings.uri), accel, max_parallel)
+    uris = list(dict.fromkeys(hosts or lab.hosts or (settings.uri,)))
+    conns = {uri: connect(uri) for uri in uris}
+    accels = {uri: probe_accel(conn, uri) for uri, conn in conns.items()}
+    # A copy stays on the host it was placed on; new copies go where RAM is left.
+    placement = {c.name: settings.placed(c.name).uri for c in labs
+                 if settings.placed(c.name).uri in uris and
+                 (settings.data_dir / "labs" / c.name / orchestrate.PLACEMENT).exists()}
+    running = {f.meta.lab for conn in conns.values() for f in inventory.domains(conn)
+               if f.active and f.meta.group == lab.name}
+    new = [c for c in labs if c.name not in placement]
+    rooms = {uri: capacity.room(conn, uri) for uri, conn in conns.items()}
+    placement.update(capacity.place([c for c in new if c.name not in running], rooms, accels))
+    for c in new:  # running but not recorded (files lost): where libvirt has it
+        if c.name not in placement:
+            placement[c.name] = next(uri for uri, conn in conns.items() if any(
+                f.meta.lab == c.name for f in inventory.domains(conn)))
+    need = capacity.needs([c for c in labs if c.name not in running],
+                          accels[uris[0]])
+    waves = capacity.boots_at_once(rooms, accels, max(len(lab.vms), 1), max_parallel)
+    spread = ", ".join(f"{uri}: {sum(1 for u in placement.values() if u == uri)}"
+                       for uri in uris) if len(uris) > 1 else ""
     report("*", Event(f"class {lab.name}", "admitted",
                       f"{len(labs)} copies ({need.copies} to start: {need.memory_mib} MiB RAM, "
-                      f"~{need.disk_mib} MiB disk), {waves} at a time"))
+                      f"~{need.disk_mib} MiB disk), {waves} at a time"
+                      + (f"; placed {spread}" if spread else "")))
 
     def bring_up(copy: Lab) -> CopyOutcome:
         began = time.monotonic()
@@ -83,7 +102,8 @@ def up_class(lab: Lab, settings: orchestrate.Settings, report: ClassReport,
         try:
             interrupt.checkpoint()
             with lab_lock(settings.data_dir, copy.name, "up (class)"):
-                result = orchestrate.up(copy, settings, tagged, reset=reset)
+                result = orchestrate.up(copy, dataclasses.replace(
+                    settings, uri=placement[copy.name]), tagged, reset=reset)
             tagged(Event(f"copy {copy.copy}", "ready", "", time.monotonic() - began))
             return CopyOutcome(copy.copy, copy.name, time.monotonic() - began, result)
         except LabctlError as exc:
@@ -99,7 +119,7 @@ def up_class(lab: Lab, settings: orchestrate.Settings, report: ClassReport,
             f"interrupted: class '{lab.name}' is partly up ({ready} of {len(labs)} copies "
             "ready)", f"'labctl up {lab.source}' finishes it; 'labctl down {lab.name} "
             "--all-copies' removes it")
-    return ClassResult(lab.name, outcomes, waves, need, time.monotonic() - start)
+    return ClassResult(lab.name, outcomes, waves, need, time.monotonic() - start, placement)
 
 
 def down_class(group: str, settings: orchestrate.Settings, report: ClassReport,

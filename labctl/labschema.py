@@ -154,6 +154,9 @@ LAB = Obj("the lab", {
                         "LAB-1..LAB-N")),
     "students": Field(ListOf(_name(30, "a student: one isolated copy named LAB-STUDENT"),
                              max_items=MAX_COPIES)),
+    "hosts": Field(ListOf(_parsed(values.libvirt_uri, "a libvirt URI",
+                                  "a libvirt host for copies, e.g. qemu+ssh://user@host/system"),
+                          max_items=32)),
 }, doc="a labctl lab file")
 
 

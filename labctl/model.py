@@ -127,6 +127,7 @@ class Lab:
     students: tuple[str, ...] = ()  # names the copies (LAB-STUDENT); sets copies
     group: str = ""  # for a copy: the lab file's own name; "" otherwise
     copy: str = ""  # for a copy: its id (a student's name or 1..N)
+    hosts: tuple[str, ...] = ()  # libvirt URIs copies are placed on (default: --uri)
 
     @property
     def directory(self) -> Path:
@@ -176,6 +177,7 @@ def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> L
         bench=bench,
         copies=len(doc["students"]) if doc.get("students") else doc.get("copies", 1),
         students=tuple(doc.get("students", ())),
+        hosts=tuple(doc.get("hosts", ())),
     )
 
 

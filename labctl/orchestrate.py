@@ -51,6 +51,15 @@ class Settings:
     def images(self) -> ImageCache:
         return ImageCache(self.data_dir / "images")
 
+    def placed(self, lab: str) -> Settings:
+        """These settings aimed at the libvirt host the lab was placed on (a class
+        spread over several hosts); unchanged for a lab placed nowhere else."""
+        uri = read_json(self.data_dir / "labs" / lab / PLACEMENT).get("uri")
+        return dataclasses.replace(self, uri=uri) if uri and uri != self.uri else self
+
+
+PLACEMENT = "placement.json"  # in a lab's dir: {"uri": the libvirt host it lives on}
+
 
 @dataclass(frozen=True)
 class VmOutcome:
@@ -85,6 +94,7 @@ def layout_for(lab: Lab, settings: Settings) -> Layout:
 def plan_lab(lab: Lab, settings: Settings) -> list[planner.Action]:
     """VM and network actions, then container actions: observed over SSH in VMs
     that will be kept; in VMs about to be (re)created every container is new."""
+    settings = settings.placed(lab.name)
     conn = connect(settings.uri)
     files = LabFiles(settings.data_dir, lab.name)
     actions = planner.plan(layout_for(lab, settings), observe_lab(conn, files))
@@ -130,6 +140,7 @@ def up(lab: Lab, settings: Settings, report: Report,
     prov = Provisioner(conn, storage, files, accel, report, settings.templates,
                        group=lab.group, copy=lab.copy)
     files.login_key()  # once, before VMs are created in parallel
+    write_atomic(files.dir / PLACEMENT, json.dumps({"uri": settings.uri}))
     if lab.group:
         remember(settings.data_dir, lab)
 
@@ -282,6 +293,7 @@ class DownResult:
 def down(lab_name: str, settings: Settings, report: Report) -> DownResult:
     """Remove everything of the lab that libvirt and the data dir hold; found by
     metadata and the 'LAB.' name prefix, so the lab file is not needed."""
+    settings = settings.placed(lab_name)
     conn = connect(settings.uri)
     storage = Storage(conn)
     files = LabFiles(settings.data_dir, lab_name)
@@ -329,6 +341,7 @@ _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "s
 
 
 def status(lab_name: str, settings: Settings) -> list[VmStatus]:
+    settings = settings.placed(lab_name)
     conn = connect(settings.uri)
     files = LabFiles(settings.data_dir, lab_name)
     path = files.dir / "readiness.json"
@@ -349,6 +362,7 @@ def status(lab_name: str, settings: Settings) -> list[VmStatus]:
 
 def connect_vm(lab_name: str, vm: str, settings: Settings) -> SSHTransport:
     """An authenticated SSH connection to one running VM of a lab."""
+    settings = settings.placed(lab_name)
     conn = connect(settings.uri)
     found = [f for f in inventory.domains(conn, lab_name) if f.meta.name == vm]
     if not found:

@@ -18,6 +18,7 @@ from labctl.images.seed import SeedSpec, render_seed, seed_iso
 from labctl.labfiles import LabFiles
 from labctl.layout import NetworkPlan, VmPlan
 from labctl.virt import inventory
+from labctl.virt.access import forward_bind
 from labctl.virt.connection import Accel, libvirt_errors
 from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, user_nic
 from labctl.virt.metadata import Meta
@@ -111,7 +112,8 @@ class Provisioner:
                         taken.add(host)
                         published.append((host, port))
                     forwards += tuple(published)
-                user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet))
+                user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet,
+                                          forward_bind(self.conn.getURI())))
             else:
                 bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
         meta = Meta(self.files.lab, "vm", vm.name, plan.spec_hash, user=vm.user,

@@ -41,6 +41,16 @@ def name(max_len: int) -> Any:
     return parse
 
 
+URI_RE = re.compile(r"^[a-z][a-z0-9+]*://[^\s'\"`$;|&<>]*$")
+
+
+def libvirt_uri(value: str) -> str:
+    if not URI_RE.match(value) or len(value) > 255:
+        raise Invalid(f"'{value}' is not a libvirt URI",
+                      "e.g. qemu:///system or qemu+ssh://user@host/system")
+    return value
+
+
 def image_name(value: str) -> str:
     if not IMAGE_NAME_RE.match(value):
         raise Invalid(f"'{value}' is not a valid image name",

@@ -27,6 +27,7 @@ class ContainerRow:
 
 
 def list_containers(lab: str, settings: Settings) -> list[ContainerRow]:
+    settings = settings.placed(lab)
     conn = connect(settings.uri)
     rows = []
     for found in inventory.domains(conn, lab):
@@ -55,6 +56,7 @@ def find_container(transport: SSHTransport, lab: str, vm: str, name: str) -> Oci
 def published_port(lab: str, vm: str, port: int, settings: Settings) -> Endpoint:
     """Where the host reaches port `port` of a VM: the 127.0.0.1 forward of a
     user-mode VM, or the VM's own address on a libvirt network."""
+    settings = settings.placed(lab)
     conn = connect(settings.uri)
     found = [f for f in inventory.domains(conn, lab) if f.meta.name == vm]
     if not found:
@@ -75,6 +77,7 @@ def published_port(lab: str, vm: str, port: int, settings: Settings) -> Endpoint
 def registry_up(lab: str, settings: Settings) -> Registry:
     """Start the lab registry on the lab network's gateway and configure every
     running VM to use it (VMs created later are configured by `up`)."""
+    settings = settings.placed(lab)
     conn = connect(settings.uri)
     registry = LabRegistry(settings.data_dir, lab).start(lab_gateway(conn, lab))
     for found in inventory.domains(conn, lab):

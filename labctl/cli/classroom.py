@@ -75,11 +75,13 @@ class ClassProgress:
 
 def up_class(lab: Lab, uri: str | None, templates: Path | None, copies: int | None,
              only: str | None, max_parallel: int | None, reset: frozenset[str] = frozenset(),
-             summary: bool = True, **extra) -> class_run.ClassResult:
+             summary: bool = True, hosts: tuple[str, ...] = (),
+             **extra) -> class_run.ClassResult:
     s = settings(uri, templates, **extra)
     ids = [only] if only else classroom.copy_ids(lab, copies)
     with locked(lab.name, "up (class)", no_wait=False), ClassProgress(ids) as progress:
-        result = class_run.up_class(lab, s, progress, copies, only, max_parallel, reset)
+        result = class_run.up_class(lab, s, progress, copies, only, max_parallel, reset,
+                                    hosts)
     if summary:
         print_class(result)
     if result.failed:
@@ -94,19 +96,23 @@ def print_class(result: class_run.ClassResult) -> None:
     if STATE.json:
         print_json({"class": result.group, "seconds": round(result.seconds, 2),
                     "max_parallel": result.max_parallel,
-                    "copies": [{"copy": c.copy, "lab": c.lab, "seconds": round(c.seconds, 2),
+                    "copies": [{"copy": c.copy, "lab": c.lab, "host": result.placement.get(c.lab),
+                                "seconds": round(c.seconds, 2),
                                 "error": c.error, "stages": c.stage_times()}
                                for c in result.copies]})
         return
     table = Table(title=f"class {result.group}", title_justify="left")
-    for column in ("copy", "lab", "result", "time", "slowest stage"):
+    several = len(set(result.placement.values())) > 1
+    for column in ("copy", "lab", *(["host"] if several else []), "result", "time",
+                   "slowest stage"):
         table.add_column(column)
     worst: tuple[float, str, str] | None = None
     for c in result.copies:
         slow = c.slowest_stage
         if slow and (worst is None or slow[1] > worst[0]):
             worst = (slow[1], slow[0], c.copy)
-        table.add_row(c.copy, c.lab, "failed" if c.error else "ready", f"{c.seconds:.1f} s",
+        table.add_row(c.copy, c.lab, *([result.placement.get(c.lab, "")] if several else []),
+                      "failed" if c.error else "ready", f"{c.seconds:.1f} s",
                       f"{slow[0]} {slow[1]:.1f} s" if slow else "-")
     out.print(table)
     ready = len(result.copies) - len(result.failed)

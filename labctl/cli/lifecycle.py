@@ -29,6 +29,14 @@ from labctl.errors import UsageError
 from labctl.labschema import MAX_COPIES
 from labctl.plan import summary
 from labctl.ssh.wait import STAGES
+from labctl.values import libvirt_uri
+
+
+def checked_uri(value: str) -> str:
+    try:
+        return libvirt_uri(value)
+    except ValueError as exc:
+        raise UsageError(str(exc), getattr(exc, "hint", None)) from None
 
 
 @app.command()
@@ -73,16 +81,24 @@ def up(
     max_parallel: int = typer.Option(None, "--max-parallel", min=1, max=64,
                                      help="Copies brought up at once (default: what the "
                                           "host's cores boot at full speed)."),
+    host: list[str] = typer.Option([], "--host", metavar="URI",
+                                   help="A libvirt host for the copies (repeatable); "
+                                        "overrides the file's hosts:."),
 ) -> None:
     """Create what is missing, start what is stopped, wait until every VM answers SSH."""
     lab = load(lab_file, var)
     budgets = {} if timeout is None else {s: timeout for s in STAGES}
     if total_timeout is not None:
         budgets["total"] = total_timeout
+    for h in host:
+        checked_uri(h)
     if classroom.is_class(lab, copies) or copy:
         up_class(lab, uri, templates, copies, copy, max_parallel, workers=parallel,
-                 budgets=budgets)
+                 budgets=budgets, hosts=tuple(host))
         return
+    if host:
+        raise UsageError("--host places the copies of a class", "add --copies N, or use "
+                         "--uri to put this lab on one host")
     with locked(lab.name, "up", no_wait, wait_lock):
         result = orchestrate.up(lab, settings(uri, templates, workers=parallel,
                                               budgets=budgets), ProgressPrinter())

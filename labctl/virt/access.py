@@ -4,25 +4,45 @@ and the tail of its serial console log."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import xml.etree.ElementTree as ET
 from collections import deque
 from pathlib import Path
+from urllib.parse import urlparse
 
 import libvirt
 
 from labctl.ssh.transport import Endpoint
 from labctl.virt import metadata
+from labctl.virt.connection import is_local
 
 LOOPBACK = "127.0.0.1"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def forward_host(uri: str) -> str:
+    """Where a user-mode VM's forwarded ports are reached: 127.0.0.1 on the
+    local host; on a remote libvirt host, that host (by the URI's name)."""
+    return LOOPBACK if is_local(uri) else (urlparse(uri).hostname or LOOPBACK)
+
+
+def forward_bind(uri: str) -> str:
+    """The address qemu binds forwarded ports to: loopback locally; on a remote
+    host its address from the URI if it is one, else every interface."""
+    host = forward_host(uri)
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        return "0.0.0.0"
 
 
 def endpoint(conn: libvirt.virConnect, dom: libvirt.virDomain) -> Endpoint | None:
     xml = dom.XMLDesc(0)
     meta = metadata.from_xml(xml)
     if meta is not None and meta.ssh_port:
-        return Endpoint(LOOPBACK, meta.ssh_port)
+        return Endpoint(forward_host(conn.getURI()), meta.ssh_port)
     for network, mac in bridged_nics(xml):
         try:
             leases = conn.networkLookupByName(network).DHCPLeases(mac, 0)

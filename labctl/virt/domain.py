@@ -51,13 +51,14 @@ def mac_address(*parts: str) -> str:
 
 
 def user_nic(index: int, mac: str, forwards: tuple[tuple[int, int], ...],
-             subnet: str | None = None) -> UserNic:
+             subnet: str | None = None, bind: str = "127.0.0.1") -> UserNic:
     """qemu user-mode networking: no route out (restrict=on); only the forwarded
-    ports, bound to 127.0.0.1 on the host, reach the guest."""
+    ports, bound to 127.0.0.1 on the host (a remote host: its address), reach
+    the guest."""
     netdev = [f"user,id=labctl{index}", "restrict=on"]
     if subnet:
         netdev.append(f"net={subnet}")
-    netdev += [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in forwards]
+    netdev += [f"hostfwd=tcp:{bind}:{host}-:{guest}" for host, guest in forwards]
     device = (f"virtio-net-pci,netdev=labctl{index},mac={mac},"
               f"bus=pcie.0,addr={USER_NIC_PCI_SLOT + index:#x}")
     return UserNic(",".join(netdev), device)

@@ -76,15 +76,30 @@ def test_admission_refuses_with_numbers_and_picks_waves():
     need = capacity.needs(labs, TCG)
     per_vm = labs[0].vms[0].memory_mib + capacity.QEMU_OVERHEAD_MIB["qemu"]
     assert need.memory_mib == 4 * per_vm and need.vms == 4
-    assert capacity.admit(need, capacity.HostRoom(24_000, 100_000, 2), TCG, None) == 2
-    assert capacity.admit(need, capacity.HostRoom(24_000, 100_000, 2), KVM, None) == 8
-    assert capacity.admit(need, capacity.HostRoom(24_000, 100_000, 2), TCG, 3) == 3
+    big = {"qemu:///system": capacity.HostRoom(24_000, 100_000, 2)}
+    assert set(capacity.place(labs, big, {"qemu:///system": TCG}).values()) == \
+        {"qemu:///system"}
+    assert capacity.boots_at_once(big, {"qemu:///system": TCG}, 1, None) == 2
+    assert capacity.boots_at_once(big, {"qemu:///system": KVM}, 1, None) == 8
+    assert capacity.boots_at_once(big, {"qemu:///system": TCG}, 1, 3) == 3
     with pytest.raises(LabctlError) as info:
-        capacity.admit(need, capacity.HostRoom(2_000, 100_000, 2), TCG, None)
+        capacity.place(labs, {"h": capacity.HostRoom(2_000, 100_000, 2)}, {"h": TCG})
     assert info.value.message.startswith("4 copies need")
     assert "copies fit" in info.value.hint
     with pytest.raises(LabctlError, match="in the labctl pool"):
-        capacity.admit(need, capacity.HostRoom(24_000, 500, 2), TCG, None)
+        capacity.place(labs, {"h": capacity.HostRoom(24_000, 500, 2)}, {"h": TCG})
+
+
+def test_copies_spread_over_hosts_by_room_left():
+    labs = classroom.expand(lab("hello.yaml"), copies=5)
+    per_copy = capacity.needs(labs[:1], TCG).memory_mib
+    rooms = {"a": capacity.HostRoom(int(3.5 * per_copy / capacity.HEADROOM), 100_000, 2),
+             "b": capacity.HostRoom(int(2.5 * per_copy / capacity.HEADROOM), 100_000, 2)}
+    placed = capacity.place(labs, rooms, {"a": TCG, "b": TCG})
+    assert sorted(placed.values()) == ["a", "a", "a", "b", "b"]
+    with pytest.raises(LabctlError, match="but 2 hosts have"):
+        capacity.place(classroom.expand(lab("hello.yaml"), copies=7), rooms,
+                       {"a": TCG, "b": TCG})
 
 
 def test_handout_config_is_relative_to_its_folder(golden):
