@@ -19,7 +19,7 @@ def two_labs(settings):
         down(name, settings, lambda e: None)
     runs = [Running("up", str(A)), Running("up", str(B))]  # at the same time
     results = [run.finish(timeout=600) for run in runs]
-    assert [code for code, _, _ in results] == [0, 0], results
+    assert [code for code, _, _ in results] == [0, 0], [err[-800:] for _, _, err in results]
     yield
     for name in ("itisoa", "itisob"):
         down(name, settings, lambda e: None)
