@@ -22,7 +22,7 @@ from labctl.datadir import default_data_dir
 from labctl.orchestrate import Settings
 from labctl.virt import inventory
 from labctl.virt.connection import DEFAULT_URI, connect
-from labctl.virt.storage import POOL
+from labctl.virt.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = lambda _copy, _event: None  # noqa: E731
@@ -41,8 +41,8 @@ def qemu_rss_mib(domains: list[str]) -> float:
 
 
 def pool_mib(prefixes: list[str], uri: str) -> float:
-    pool = connect(uri).storagePoolLookupByName(POOL)
-    return sum(pool.storageVolLookupByName(v).info()[2] for v in pool.listVolumes()
+    storage = Storage(connect(uri))
+    return sum(storage.pool.storageVolLookupByName(v).info()[2] for v in storage.names()
                if any(v.startswith(f"{p}.") for p in prefixes)) / (1 << 20)
 
 

@@ -77,8 +77,9 @@ class Storage:
             return False
 
     def names(self, prefix: str = "") -> list[str]:
-        # No refresh: libvirt tracks the volumes made through it, and a refresh
-        # fails while another labctl uploads into the pool.
+        # A refresh, so files libvirt did not make itself are listed too: the
+        # serial logs qemu writes. It waits out another labctl's upload.
+        _when_idle(lambda: self.pool.refresh(0))
         return sorted(n for n in self.pool.listVolumes() if n.startswith(prefix))
 
     def ensure_base(self, image: Image) -> BaseVolumes:

@@ -17,7 +17,7 @@ import pytest
 
 from labctl.orchestrate import Settings
 from labctl.virt.connection import DEFAULT_URI, connect
-from labctl.virt.storage import POOL
+from labctl.virt.storage import POOL, Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "tests" / "data" / "labs" / "integration"
@@ -105,8 +105,8 @@ def leftovers(lab: str, settings: Settings) -> dict[str, list[str]]:
     """Every kind of thing a lab can leave behind, by its 'LAB.' prefix."""
     conn = connect(settings.uri)
     try:
-        pool = conn.storagePoolLookupByName(POOL)
-        volumes = [v for v in pool.listVolumes() if v.startswith(f"{lab}.")]
+        conn.storagePoolLookupByName(POOL)  # raises if there is no pool yet
+        volumes = Storage(conn).names(prefix=f"{lab}.")  # refreshed: serial logs count
     except libvirt.libvirtError:  # no pool yet: nothing in it
         volumes = []
     found = {

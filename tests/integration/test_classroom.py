@@ -14,7 +14,7 @@ import pytest
 from labctl.classroom import existing_copies
 from labctl.orchestrate import connect_vm
 from labctl.virt.connection import connect
-from labctl.virt.storage import POOL
+from labctl.virt.storage import Storage
 
 from .conftest import ROOT, labctl, leftovers
 
@@ -83,10 +83,10 @@ def test_copies_cannot_reach_each_other(klass, settings):
 
 
 def test_disk_per_copy_stays_small(klass, settings):
-    pool = connect(settings.uri).storagePoolLookupByName(POOL)
+    storage = Storage(connect(settings.uri))
     for name in COPIES:
-        used = sum(pool.storageVolLookupByName(v).info()[2] for v in pool.listVolumes()
-                   if v.startswith(f"{name}."))
+        used = sum(storage.pool.storageVolLookupByName(v).info()[2]
+                   for v in storage.names(prefix=f"{name}."))
         assert used < 400 << 20, f"{name} uses {used >> 20} MiB"
 
 

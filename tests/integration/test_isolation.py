@@ -17,13 +17,15 @@ A, B = LABS / "iso-a.yaml", LABS / "iso-b.yaml"
 def two_labs(settings):
     for name in ("itisoa", "itisob"):
         down(name, settings, lambda e: None)
-    runs = [Running("up", str(A)), Running("up", str(B))]  # at the same time
-    results = [run.finish(timeout=600) for run in runs]
-    assert [code for code, _, _ in results] == [0, 0], [err[-800:] for _, _, err in results]
-    yield
-    for name in ("itisoa", "itisob"):
-        down(name, settings, lambda e: None)
-        assert leftovers(name, settings) == {}
+    try:
+        runs = [Running("up", str(A)), Running("up", str(B))]  # at the same time
+        results = [run.finish(timeout=600) for run in runs]
+        assert [code for code, _, _ in results] == [0, 0], [e[-800:] for _, _, e in results]
+        yield
+    finally:
+        for name in ("itisoa", "itisob"):
+            down(name, settings, lambda e: None)
+            assert leftovers(name, settings) == {}
 
 
 def reaches(lab: str, vm: str, host: str, port: int, settings) -> bool:
