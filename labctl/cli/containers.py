@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from labctl import workloads
+from labctl.classroom import existing_copies
 from labctl.cli.app import STATE, app
 from labctl.cli.common import (
+    ALL_COPIES_OPTION,
     COPY_OPTION,
     LAB_OPTION,
     URI_OPTION,
@@ -21,6 +23,7 @@ from labctl.cli.common import (
 from labctl.cli.output import out, print_json
 from labctl.errors import UsageError
 from labctl.orchestrate import connect_vm
+from labctl.virt.connection import connect
 
 
 def split_container(target: str, lab: str | None, uri: str | None,
@@ -35,19 +38,27 @@ def split_container(target: str, lab: str | None, uri: str | None,
 
 @app.command()
 def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = URI_OPTION,
-       copy: str = COPY_OPTION) -> None:
-    """Every container in every running VM of a lab."""
-    name = lab_name(lab, uri, copy)
-    rows = workloads.list_containers(name, settings(uri))
+       copy: str = COPY_OPTION, all_copies: bool = ALL_COPIES_OPTION) -> None:
+    """Every container in every running VM of a lab (or of every copy of a class)."""
+    if all_copies:
+        group = lab_name(lab, uri)
+        names = list(existing_copies(connect(settings(uri).uri), STATE.data_dir, group))
+    else:
+        names = [lab_name(lab, uri, copy)]
+    rows = [(name, row) for name in names
+            for row in workloads.list_containers(name, settings(uri))]
     if STATE.json:
-        print_json([row.__dict__ for row in rows])
+        print_json([{"lab": name, **row.__dict__} for name, row in rows] if all_copies
+                   else [row.__dict__ for _, row in rows])
         return
-    table = Table(title=f"lab {name}: containers", title_justify="left")
-    for column in ("VM", "container", "runtime", "image", "state", "ports", "started"):
+    title = f"class {lab}: containers" if all_copies else f"lab {names[0]}: containers"
+    table = Table(title=title, title_justify="left")
+    for column in (*(["lab"] if all_copies else []), "VM", "container", "runtime", "image",
+                   "state", "ports", "started"):
         table.add_column(column)
-    for r in rows:
-        table.add_row(r.vm, r.name, r.runtime, r.image, r.state, ", ".join(r.ports) or "-",
-                      r.started or "-")
+    for name, r in rows:
+        table.add_row(*([name] if all_copies else []), r.vm, r.name, r.runtime, r.image,
+                      r.state, ", ".join(r.ports) or "-", r.started or "-")
     out.print(table)
 
 

@@ -60,6 +60,8 @@ def test_every_command_follows_the_copy_to_its_host(spread):
         assert f"lab hello-{n}" in status.stdout
     assert labctl("exec", f"{remote}.node", "--", "hostname").stdout.strip() == "node"
     assert "running" in labctl("status", "hello", "--copy", remote.split("-")[1]).stdout
+    containers = labctl("ps", "hello", "--all-copies")
+    assert containers.returncode == 0 and "class hello: containers" in containers.stdout
 
 
 def test_handout_of_a_copy_on_the_second_host(spread):
