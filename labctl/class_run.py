@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from labctl import capacity, classroom, interrupt, orchestrate
 from labctl.errors import LabctlError
 from labctl.events import Event
+from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.model import Lab
 from labctl.virt import inventory
@@ -74,9 +75,9 @@ def up_class(lab: Lab, settings: orchestrate.Settings, report: ClassReport,
     conns = {uri: connect(uri) for uri in uris}
     accels = {uri: probe_accel(conn, uri) for uri, conn in conns.items()}
     # A copy stays on the host it was placed on; new copies go where RAM is left.
-    placement = {c.name: settings.placed(c.name).uri for c in labs
-                 if settings.placed(c.name).uri in uris and
-                 (settings.data_dir / "labs" / c.name / orchestrate.PLACEMENT).exists()}
+    recorded = {c.name: LabFiles(settings.data_dir, c.name).placement().get("uri")
+                for c in labs}
+    placement = {name: uri for name, uri in recorded.items() if uri in uris}
     running = {f.meta.lab for conn in conns.values() for f in inventory.domains(conn)
                if f.active and f.meta.group == lab.name}
     new = [c for c in labs if c.name not in placement]

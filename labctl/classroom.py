@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 from pathlib import Path
 
 import libvirt
 
 from labctl.errors import LabctlError, UsageError
-from labctl.fileio import read_json, write_atomic
+from labctl.labfiles import LabFiles
 from labctl.labschema import MAX_COPIES
 from labctl.model import Attachment, Lab, Network
 from labctl.virt import inventory
 
-MARKER = "class.json"  # in a copy's lab dir: {"group": LAB, "copy": ID}
 PRIVATE = ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("172.16.0.0/12"), \
     ipaddress.ip_network("192.168.0.0/16")
 
@@ -95,16 +93,10 @@ def _shown(ids: list[str]) -> str:
     return ", ".join(ids[:10]) + (f" ... ({len(ids)} in all)" if len(ids) > 10 else "")
 
 
-def remember(data_dir: Path, copy: Lab) -> None:
-    """Mark the copy's lab dir, so `--all-copies` finds it even with libvirt empty."""
-    directory = data_dir / "labs" / copy.name
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(directory / MARKER, json.dumps({"group": copy.group, "copy": copy.copy}))
-
-
 def existing_copies(conn: libvirt.virConnect | None, data_dir: Path,
                     group: str) -> dict[str, str]:
-    """copy lab name -> copy id, for every copy of `group` libvirt or the data dir has."""
+    """copy lab name -> copy id, for every copy of `group` libvirt (the default
+    host) or the data dir's placement records know."""
     found = {}
     if conn is not None:
         for obj in inventory.domains(conn) + inventory.networks(conn):
@@ -113,7 +105,7 @@ def existing_copies(conn: libvirt.virConnect | None, data_dir: Path,
     labs = data_dir / "labs"
     if labs.is_dir():
         for directory in labs.iterdir():
-            marker = read_json(directory / MARKER)
-            if marker.get("group") == group:
-                found[directory.name] = marker.get("copy", "")
+            record = LabFiles(data_dir, directory.name).placement()
+            if record.get("group") == group:
+                found[directory.name] = record.get("copy", "")
     return dict(sorted(found.items()))

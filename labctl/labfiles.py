@@ -4,12 +4,13 @@ The directory is 0700 and private keys 0600; `down` removes it whole."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.datadir import ensure
-from labctl.fileio import write_atomic
+from labctl.fileio import read_json, write_atomic
 from labctl.ssh import keys
 from labctl.ssh.keys import KeyPair
 
@@ -39,6 +40,18 @@ class LabFiles:
     @property
     def ssh_config_path(self) -> Path:
         return self.dir / "ssh_config"
+
+    # Where the lab lives, and for a copy its class: {"uri", "group", "copy"}.
+    # Commands follow a copy to its host with it; --all-copies finds copies by it.
+    PLACEMENT = "placement.json"
+
+    def placement(self) -> dict:
+        return read_json(self.dir / self.PLACEMENT)
+
+    def record_placement(self, uri: str, group: str = "", copy: str = "") -> None:
+        ensure(self.dir)
+        write_atomic(self.dir / self.PLACEMENT,
+                     json.dumps({"uri": uri, "group": group, "copy": copy}))
 
     def login_key(self) -> KeyPair:
         ensure(self.dir)

@@ -18,7 +18,6 @@ import paramiko
 
 from labctl import interrupt
 from labctl import plan as planner
-from labctl.classroom import remember
 from labctl.deploy import deploy_vm, observe, plan_containers
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
@@ -54,11 +53,8 @@ class Settings:
     def placed(self, lab: str) -> Settings:
         """These settings aimed at the libvirt host the lab was placed on (a class
         spread over several hosts); unchanged for a lab placed nowhere else."""
-        uri = read_json(self.data_dir / "labs" / lab / PLACEMENT).get("uri")
+        uri = LabFiles(self.data_dir, lab).placement().get("uri")
         return dataclasses.replace(self, uri=uri) if uri and uri != self.uri else self
-
-
-PLACEMENT = "placement.json"  # in a lab's dir: {"uri": the libvirt host it lives on}
 
 
 @dataclass(frozen=True)
@@ -140,9 +136,7 @@ def up(lab: Lab, settings: Settings, report: Report,
     prov = Provisioner(conn, storage, files, accel, report, settings.templates,
                        group=lab.group, copy=lab.copy)
     files.login_key()  # once, before VMs are created in parallel
-    write_atomic(files.dir / PLACEMENT, json.dumps({"uri": settings.uri}))
-    if lab.group:
-        remember(settings.data_dir, lab)
+    files.record_placement(settings.uri, lab.group, lab.copy)
 
     verbs = {(a.kind, a.name): a.verb for a in actions}
     for action in actions:  # VMs leave before the networks they sit on change
