@@ -18,7 +18,7 @@ from labctl.cli.common import (
     URI_OPTION,
     VAR_OPTION,
     ProgressPrinter,
-    checked_name,
+    lab_name,
     load,
     locked,
     settings,
@@ -146,7 +146,7 @@ def handout_cmd(
 ) -> None:
     """Per student: their key, an OpenSSH config, their VMs' addresses and a README;
     and roster.csv for the instructor."""
-    group = _group(lab)
+    group = lab_name(lab, uri)  # the file's lab name, or the name given
     made = handout.write(group, settings(uri), out_dir, copy, jump, as_zip)
     if STATE.json:
         print_json([{"copy": h.copy, "lab": h.lab, "folder": str(h.folder),
@@ -192,8 +192,3 @@ def reset(
         out.print(f"reset {', '.join(sorted(names))} of {target} in {seconds:.1f} s",
                   markup=False)
 
-
-def _group(lab: str) -> str:
-    if lab.endswith((".yaml", ".yml")) or Path(lab).is_file():
-        return load(Path(lab), []).name
-    return checked_name(lab, "lab")

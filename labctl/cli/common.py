@@ -120,7 +120,7 @@ def lab_name(lab: str | None, uri: str | None, copy: str | None = None) -> str:
     """--lab as a file or a name (with --copy: that copy); without it, the only
     lab libvirt has."""
     if lab:
-        if lab.endswith((".yaml", ".yml")) or Path(lab).is_file():
+        if is_lab_file(lab):
             name = load_lab(Path(lab)).name
         else:
             name = checked_name(lab, "lab")
@@ -132,6 +132,11 @@ def lab_name(lab: str | None, uri: str | None, copy: str | None = None) -> str:
         return names[0]
     raise LabctlError("which lab?" if names else "no lab has VMs here",
                       f"pass --lab NAME ({', '.join(names)})" if names else "run 'labctl up LAB'")
+
+
+def is_lab_file(value: str) -> bool:
+    """A lab argument names a file (else it is a lab's name)."""
+    return value.endswith((".yaml", ".yml")) or Path(value).is_file()
 
 
 def split_target(target: str, lab: str | None, uri: str | None,

@@ -19,6 +19,7 @@ from labctl.cli.common import (
     VAR_OPTION,
     WAIT_LOCK_OPTION,
     ProgressPrinter,
+    is_lab_file,
     lab_name,
     load,
     locked,
@@ -148,9 +149,12 @@ def down(
     """Remove every VM, network, volume and local file of a lab (or of its copies)."""
     if lab and name:
         raise UsageError("give the lab file or --name, not both")
-    group = lab_name(lab or name, uri)
-    from_file = bool(lab) and (lab.endswith((".yaml", ".yml")) or Path(lab).is_file())
-    if all_copies or copy or (from_file and classroom.is_class(load(Path(lab), []))):
+    if lab and is_lab_file(lab):
+        from_file = load(Path(lab), [])
+        group, a_class = from_file.name, classroom.is_class(from_file)
+    else:
+        group, a_class = lab_name(lab or name, uri), False
+    if all_copies or copy or a_class:
         down_class(group, uri, copy)
         return
     target = group
