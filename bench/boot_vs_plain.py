@@ -24,12 +24,13 @@ from pathlib import Path
 
 import paramiko
 
-from labctl.config import load_lab
 from labctl.datadir import default_data_dir
 from labctl.images.cache import ImageCache
 from labctl.images.seed import SeedSpec, render_seed, seed_iso
-from labctl.orchestrate import Settings, down, up
+from labctl.lab.loader import load_lab
 from labctl.ssh.keys import generate
+from labctl.usecases.lab import down, up
+from labctl.usecases.session import Session, Settings
 from labctl.virt.connection import DEFAULT_URI, probe_local_kvm
 from labctl.virt.domain import TB_CACHE_MIB
 
@@ -44,13 +45,13 @@ vms:
 def labctl_boot(settings: Settings, lab_file: Path) -> tuple[float, float]:
     """(start -> SSH ready, the whole `up` including plan, volumes, seed, define)."""
     lab = load_lab(lab_file)
-    down(lab.name, settings, lambda e: None)
+    down(Session(settings), lab.name)
     try:
         began = time.monotonic()
-        result = up(lab, settings, lambda e: None)
+        result = up(Session(settings), lab)
         return result.vms[0].readiness.stages["auth"], time.monotonic() - began
     finally:
-        down(lab.name, settings, lambda e: None)
+        down(Session(settings), lab.name)
 
 
 def free_port() -> int:

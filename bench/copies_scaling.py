@@ -16,10 +16,10 @@ import argparse
 import time
 from pathlib import Path
 
-from labctl import class_run
-from labctl.config import load_lab
 from labctl.datadir import default_data_dir
-from labctl.orchestrate import Settings
+from labctl.lab.loader import load_lab
+from labctl.usecases import classes as class_run
+from labctl.usecases.session import Session, Settings
 from labctl.virt import inventory
 from labctl.virt.connection import DEFAULT_URI, connect
 from labctl.virt.storage import Storage
@@ -47,9 +47,9 @@ def pool_mib(prefixes: list[str], uri: str) -> float:
 
 
 def one_size(n: int, settings: Settings, lab) -> dict[str, float]:
-    class_run.down_class(lab.name, settings, QUIET)
+    class_run.down_class(Session(settings), lab.name, QUIET)
     began = time.monotonic()
-    result = class_run.up_class(lab, settings, QUIET, copies=n)
+    result = class_run.up_class(Session(settings), lab, QUIET, copies=n)
     seconds = time.monotonic() - began
     if result.failed:
         raise SystemExit(f"{n} copies: {result.failed[0].error}")
@@ -58,10 +58,10 @@ def one_size(n: int, settings: Settings, lab) -> dict[str, float]:
     copies = sorted({f.meta.lab for f in inventory.domains(conn) if f.meta.group == lab.name})
     rss, disk = qemu_rss_mib(domains), pool_mib(copies, settings.uri)
     began = time.monotonic()
-    class_run.up_class(lab, settings, QUIET, only="1", max_parallel=1,
+    class_run.up_class(Session(settings), lab, QUIET, only="1", max_parallel=1,
                        reset=frozenset(vm.name for vm in lab.vms))
     reset = time.monotonic() - began
-    class_run.down_class(lab.name, settings, QUIET)
+    class_run.down_class(Session(settings), lab.name, QUIET)
     return {"copies": n, "seconds": seconds, "ram": rss / n, "disk": disk / n, "reset": reset,
             "waves": result.max_parallel}
 

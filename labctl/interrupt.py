@@ -21,6 +21,7 @@ from labctl.errors import LabctlError
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells expect
 
 _requested = threading.Event()
+_active = False  # a deferred_sigint block is open in the main thread
 
 
 class Interrupted(LabctlError):
@@ -51,8 +52,9 @@ def request() -> None:
 def deferred_sigint(on_first=lambda: None) -> Iterator[None]:
     """First SIGINT: set the flag and call `on_first` (to say 'stopping...');
     second: KeyboardInterrupt. Only in the main thread, where signals arrive."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    global _active
+    if threading.current_thread() is not threading.main_thread() or _active:
+        yield  # not where signals arrive, or an outer block already defers them
         return
 
     def handler(_signum, _frame):
@@ -63,8 +65,10 @@ def deferred_sigint(on_first=lambda: None) -> Iterator[None]:
 
     previous = signal.signal(signal.SIGINT, handler)
     _requested.clear()
+    _active = True
     try:
         yield
     finally:
+        _active = False
         signal.signal(signal.SIGINT, previous)
         _requested.clear()

@@ -8,16 +8,15 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from labctl.errors import LabctlError
-from labctl.orchestrate import Settings, wait_vm_ready
-from labctl.provision import Provisioner
 from labctl.runtime.oci import OciRuntime
 from labctl.runtime.sources import ImageSources
 from labctl.ssh.transport import SSHTransport
-from labctl.virt import access
+from labctl.usecases.session import Session
+from labctl.virt.provision import Provisioner
 
 # Consecutive phases of a VM boot; their durations add up to the total.
 VM_PHASES = ("define", "start", "firmware", "kernel", "init-to-address", "address-to-banner",
@@ -30,18 +29,14 @@ PROCESS_METRICS = ("true", "cat")
 class SerialWatcher(threading.Thread):
     """Notes when the serial log first shows output and each marker (host clock)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, read: Callable[[], bytes]):
         super().__init__(daemon=True)
-        self.path, self.seen = path, {}
+        self.read, self.seen = read, {}
         self._halt = threading.Event()
 
     def run(self) -> None:
-        text = ""
         while not self._halt.is_set():
-            try:
-                text = self.path.read_text(errors="replace")
-            except OSError:
-                pass
+            text = self.read().decode(errors="replace")
             now = time.monotonic()
             for name, needle in MARKERS.items():
                 if name not in self.seen and text and (needle is None or needle in text):
@@ -63,19 +58,20 @@ class VmBoot:
     guest: dict[str, float] = field(default_factory=dict)  # systemd-analyze's own view
 
 
-def boot_vm(prov: Provisioner, settings: Settings, vm_plan, image, base,
+def boot_vm(session: Session, prov: Provisioner, vm_plan, image, base,
             report) -> tuple[VmBoot, SSHTransport]:
-    """Create and boot one fresh VM; its phase times and a live connection."""
+    """Create and boot one fresh VM, the way `up` does; its phase times and a
+    live connection."""
     prov.remove_vm(vm_plan, forget_keys=False)
     t0 = time.monotonic()
     prov.create_vm(vm_plan, image, base)
     t_define = time.monotonic()
-    dom = prov.conn.lookupByName(vm_plan.domain)
-    watcher = SerialWatcher(access.serial_log_path(dom.XMLDesc(0)) or Path("/nonexistent"))
+    watcher = SerialWatcher(prov.host.serial_reader(vm_plan.domain))
     watcher.start()
     prov.start_vm(vm_plan.domain)
     t_started = time.monotonic()
-    transport, ready = wait_vm_ready(prov.conn, prov.files, vm_plan, settings, report, t_define)
+    transport, ready = session.reach.wait_ready(prov.host, prov.files, vm_plan, report,
+                                                t_define, session.settings.budgets)
     seen = watcher.stop()
     points = [t0, t_define, t_started, seen.get("first-output", t_started),
               seen.get("init", t_started), seen.get("address", t_define + ready.stages["banner"]),

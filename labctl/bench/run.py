@@ -18,16 +18,14 @@ from labctl.bench.measure import (
     ssh_round_trip,
 )
 from labctl.errors import LabctlError
-from labctl.events import Event, Report
-from labctl.labfiles import LabFiles
-from labctl.layout import lab_layout
-from labctl.model import Attachment, Bench, Lab, Network
-from labctl.orchestrate import Settings
-from labctl.provision import Provisioner
+from labctl.events import Event
+from labctl.lab.model import Attachment, Bench, Lab, Network
+from labctl.plan.layout import lab_layout
 from labctl.runtime.oci import OciRuntime
 from labctl.runtime.sources import ImageSources
-from labctl.virt.connection import connect, probe_accel
-from labctl.virt.storage import Storage
+from labctl.usecases.session import Session
+from labctl.virt.host import Host
+from labctl.virt.provision import Provisioner
 
 
 def bench_lab_name(lab: Lab) -> str:
@@ -35,8 +33,17 @@ def bench_lab_name(lab: Lab) -> str:
     return f"{lab.name}-bench"[:30]
 
 
-def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None = None,
-              warmup: int | None = None, runtimes: tuple[str, ...] | None = None) -> dict[str, Any]:
+def run_bench(session: Session, lab: Lab, repeat: int | None = None,
+              warmup: int | None = None, runtimes: tuple[str, ...] | None = None
+              ) -> dict[str, Any]:
+    """Measure what the lab's `bench.compare` selects, under the bench lab's lock."""
+    with session.changing(bench_lab_name(lab), "bench run"):
+        return _run_bench(session, lab, repeat, warmup, runtimes)
+
+
+def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | None,
+               runtimes: tuple[str, ...] | None) -> dict[str, Any]:
+    report, settings = session.report, session.settings
     spec = lab.bench or Bench()
     spec = replace(spec, repeat=repeat or spec.repeat,
                    warmup=spec.warmup if warmup is None else warmup,
@@ -48,31 +55,35 @@ def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None =
     bench_lab = replace(lab, name=bench_lab_name(lab), networks=(Network("bench", "user"),),
                         vms=(replace(vm, containers=(), networks=(Attachment("bench"),)),))
     image = settings.images.get(vm.image)
-    conn = connect(settings.uri)
-    accel = probe_accel(conn, settings.uri)
-    report(Event("host", "accel", accel.reason))
-    files = LabFiles(settings.data_dir, bench_lab.name)
-    storage = Storage(conn)
-    prov = Provisioner(conn, storage, files, accel, report, settings.templates)
+    host = session.host()
+    report(Event("host", "accel", host.accel.reason))
+    files = session.files(bench_lab.name)
+    prov = Provisioner(host, files, report, settings.templates)
     files.login_key()
     vm_plan = lab_layout(bench_lab, {vm.image: image.sha256}).vms[0]
-    base = storage.ensure_base(image)
-    boots, samples, process, rtt = [], {r: [] for r in spec.runtimes}, [], []
+    base = host.storage.ensure_base(image)
+    measure_boot = "vm-boot" in spec.compare
+    runtimes_measured = spec.runtimes if "container-start" in spec.compare else ()
+    boots, samples, process, rtt = [], {r: [] for r in runtimes_measured}, [], []
     transport = None
     try:
-        total = spec.warmup + spec.repeat
+        # A VM is needed to start containers in even when its boot is not measured.
+        total = spec.warmup + spec.repeat if measure_boot else 1
         for i in range(total):
             label = "warm-up" if i < spec.warmup else f"{i - spec.warmup + 1}/{spec.repeat}"
+            if not measure_boot:
+                label = "to run containers in (not measured)"
             if transport is not None:
                 transport.close()
             report(Event("bench", "vm-boot", f"boot {label}"))
-            boot, transport = boot_vm(prov, settings, vm_plan, image, base, lambda e: None)
+            boot, transport = boot_vm(session, prov, vm_plan, image, base, lambda e: None)
             report(Event("bench", "vm-boot", f"boot {label}: {boot.total:.1f} s"))
-            if i >= spec.warmup:
+            if measure_boot and i >= spec.warmup:
                 boots.append({"phases": boot.phases, "total": boot.total, "guest": boot.guest})
         sources = ImageSources(transport, bench_lab.name, lab.directory, "bench VM")
+        total = spec.warmup + spec.repeat
         for i in range(total):
-            for binary in spec.runtimes:
+            for binary in runtimes_measured:
                 runtime = OciRuntime(binary, transport, "bench VM")
                 if not runtime.available():
                     raise LabctlError(f"the bench VM has no {binary}", "remove it from runtimes")
@@ -82,9 +93,10 @@ def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None =
                 if i >= spec.warmup:
                     samples[binary].append(sample)
             if i >= spec.warmup:
-                process.append(process_sample(transport))
+                if "process" in spec.compare:
+                    process.append(process_sample(transport))
                 rtt.append(ssh_round_trip(transport))
-        versions = {b: transport.run(f"{b} --version").stdout.strip() for b in spec.runtimes}
+        versions = {b: transport.run(f"{b} --version").stdout.strip() for b in runtimes_measured}
     finally:
         if transport is not None:
             transport.close()
@@ -93,10 +105,11 @@ def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None =
     return {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "lab": lab.name,
-        "settings": {"repeat": spec.repeat, "warmup": spec.warmup,
-                     "runtimes": list(spec.runtimes), "image": spec.image, "vm_image": vm.image,
-                     "vm_memory_mib": vm.memory_mib, "vm_vcpus": vm.vcpus},
-        "host": host_facts(conn, accel, image, versions),
+        "settings": {"repeat": spec.repeat, "warmup": spec.warmup, "compare": list(spec.compare),
+                     "runtimes": list(runtimes_measured), "image": spec.image,
+                     "vm_image": vm.image, "vm_memory_mib": vm.memory_mib,
+                     "vm_vcpus": vm.vcpus},
+        "host": host_facts(host, image, versions),
         "vm_boot": boots,
         "containers": samples,
         "process": process,
@@ -104,18 +117,18 @@ def run_bench(lab: Lab, settings: Settings, report: Report, repeat: int | None =
     }
 
 
-def host_facts(conn, accel, image, versions: dict[str, str]) -> dict[str, Any]:
+def host_facts(host: Host, image, versions: dict[str, str]) -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     mem = next((int(line.split()[1]) // 1024 for line in open("/proc/meminfo")
                 if line.startswith("MemTotal")), 0)
-    lib = conn.getLibVersion()
-    qemu = conn.getVersion()
+    facts = host.facts()
+    accel = host.accel
     return {
         "cpu": cpu, "cores": os.cpu_count(), "ram_mib": mem, "accel": accel.domain_type,
         "accel_reason": accel.reason, "kernel": platform.release(),
-        "libvirt": f"{lib // 1_000_000}.{lib // 1000 % 1000}.{lib % 1000}",
-        "qemu": f"{qemu // 1_000_000}.{qemu // 1000 % 1000}.{qemu % 1000}",
+        "libvirt": facts.libvirt,
+        "qemu": facts.hypervisor.split()[-1],
         "labctl": __version__, "image": image.name, "image_sha256": image.sha256,
         "runtimes": versions, "measured_at_monotonic": time.monotonic(),
     }

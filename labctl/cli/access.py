@@ -1,4 +1,8 @@
-"""labctl status / ssh / exec / cp / ssh-config: look at and into a lab's VMs."""
+"""labctl status / ssh / exec / cp / ssh-config: look at and into a lab's VMs.
+
+`ssh` and `exec` in a VM hand over to OpenSSH with the lab's own ssh_config
+(pinned host keys): a student's most frequent commands then cost no more than
+plain `ssh` plus starting labctl."""
 
 from __future__ import annotations
 
@@ -8,27 +12,24 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from labctl import classroom, orchestrate, workloads
 from labctl.cli.app import STATE, app
 from labctl.cli.common import (
+    ACCESS,
     ALL_COPIES_OPTION,
     COPY_OPTION,
     LAB_OPTION,
+    LIFECYCLE,
     URI_OPTION,
     lab_name,
-    settings,
+    session,
     split_target,
 )
 from labctl.cli.output import out, print_json
 from labctl.errors import LabctlError, UsageError
-from labctl.labfiles import LabFiles
-from labctl.shell import join
-from labctl.virt.connection import connect
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def status(
     lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"),
     uri: str = URI_OPTION,
@@ -36,17 +37,23 @@ def status(
     all_copies: bool = ALL_COPIES_OPTION,
 ) -> None:
     """VMs of a lab: state, SSH address, and how long each readiness stage took."""
+    from labctl.usecases.classes import existing_copies
+
+    s = session(uri)
     if all_copies:
         group = lab_name(lab, uri)
-        copies = classroom.existing_copies(connect(settings(uri).uri), STATE.data_dir, group)
-        for name in copies or [group]:
-            _status_of(name, uri)
+        for name in existing_copies(s, group) or [group]:
+            _status_of(s, name)
         return
-    _status_of(lab_name(lab, uri, copy), uri)
+    _status_of(s, lab_name(lab, uri, copy))
 
 
-def _status_of(name: str, uri: str | None) -> None:
-    rows = orchestrate.status(name, settings(uri))
+def _status_of(s, name: str) -> None:
+    from rich.table import Table
+
+    from labctl.usecases.lab import status
+
+    rows = status(s, name)
     if STATE.json:
         print_json([row.__dict__ for row in rows])
         return
@@ -73,7 +80,7 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-@app.command()
+@app.command(rich_help_panel=ACCESS)
 def ssh(
     target: str = typer.Argument(..., metavar="VM|LAB.VM"),
     lab: str = LAB_OPTION,
@@ -83,17 +90,30 @@ def ssh(
 ) -> None:
     """Open an interactive shell in a VM with OpenSSH (host key pinned)."""
     name, vm = split_target(target, lab, uri, copy)
-    files = LabFiles(settings(uri).data_dir, name)
-    if not files.ssh_config_path.exists():
+    _exec_ssh(name, vm, [*(args or [])], [])
+
+
+def _ssh_config(name: str) -> Path:
+    path = STATE.data_dir / "labs" / name / "ssh_config"
+    if not path.exists():
         raise LabctlError(f"lab '{name}' has no SSH configuration", "run 'labctl up' first")
+    return path
+
+
+def _exec_ssh(name: str, vm: str, options: list[str], command: list[str]) -> None:
+    """Become OpenSSH, logged in to the VM: its exit code and output are ours."""
+    config = _ssh_config(name)
+    if f"Host {name}.{vm}\n" not in config.read_text():
+        raise LabctlError(f"lab '{name}' has no VM '{vm}' that labctl can reach",
+                          f"'labctl status {name}' lists its VMs")
     if shutil.which("ssh") is None:
         raise LabctlError("OpenSSH's ssh is not installed", "install openssh-client")
-    argv = ["ssh", "-F", str(files.ssh_config_path), *(args or []), f"{name}.{vm}"]
     sys.stdout.flush()
-    os.execvp("ssh", argv)
+    os.execvp("ssh", ["ssh", "-F", str(config), *options, f"{name}.{vm}", *command])
 
 
-@app.command(name="exec", context_settings={"allow_interspersed_args": False})
+@app.command(name="exec", context_settings={"allow_interspersed_args": False},
+             rich_help_panel=ACCESS)
 def exec_(
     target: str = typer.Argument(..., metavar="VM|LAB.VM|VM/CONTAINER"),
     command: list[str] = typer.Argument(..., metavar="-- COMMAND..."),
@@ -106,23 +126,23 @@ def exec_(
         command = command[1:]
     if not command:
         raise UsageError("no command given", "e.g. labctl exec node -- uname -a")
+    from labctl.shell import join
+
     vm_part, _, container = target.partition("/")
     name, vm = split_target(vm_part, lab, uri, copy)
-    transport = orchestrate.connect_vm(name, vm, settings(uri))
-    try:
-        if container:  # the runtime's exec, inside the container
-            runtime = workloads.find_container(transport, name, vm, container)
-            line = runtime.command("exec", container, *(
-                ["sh", "-c", command[0]] if len(command) == 1 else command))
-        else:  # one argument is a shell command line; several are quoted word by word
-            line = command[0] if len(command) == 1 else join(command)
+    if not container:  # one argument is a shell command line; several are quoted word by word
+        _exec_ssh(name, vm, ["-T"], [command[0] if len(command) == 1 else join(command)])
+    from labctl.usecases.containers import find_container
+
+    with session(uri).connect_vm(name, vm) as transport:  # the runtime's exec, in the container
+        runtime = find_container(transport, name, vm, container)
+        line = runtime.command("exec", container, *(
+            ["sh", "-c", command[0]] if len(command) == 1 else command))
         code = transport.stream(line, sys.stdout.buffer, sys.stderr.buffer)
-    finally:
-        transport.close()
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(rich_help_panel=ACCESS)
 def cp(
     source: str = typer.Argument(..., metavar="SRC"),
     destination: str = typer.Argument(..., metavar="DST"),
@@ -137,8 +157,7 @@ def cp(
         raise UsageError("exactly one of SRC and DST must be VM:PATH",
                          "e.g. labctl cp notes.txt node:/tmp/notes.txt")
     name, vm = split_target(src_vm or dst_vm, lab, uri, copy)
-    transport = orchestrate.connect_vm(name, vm, settings(uri))
-    try:
+    with session(uri).connect_vm(name, vm) as transport:
         if dst_vm is not None:
             local = Path(src_path)
             if not local.is_file():
@@ -150,8 +169,6 @@ def cp(
             if local.is_dir():
                 local = local / Path(src_path).name
             transport.get(src_path, local)
-    finally:
-        transport.close()
 
 
 def _remote(spec: str) -> tuple[str | None, str]:
@@ -161,12 +178,8 @@ def _remote(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-@app.command(name="ssh-config")
+@app.command(name="ssh-config", rich_help_panel=ACCESS)
 def ssh_config(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"),
                uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """Print an OpenSSH config for the lab's VMs (pinned host keys included)."""
-    name = lab_name(lab, uri, copy)
-    path = LabFiles(settings(uri).data_dir, name).ssh_config_path
-    if not path.exists():
-        raise LabctlError(f"lab '{name}' has no SSH configuration", "run 'labctl up' first")
-    sys.stdout.write(path.read_text())
+    sys.stdout.write(_ssh_config(lab_name(lab, uri, copy)).read_text())

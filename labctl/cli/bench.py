@@ -6,30 +6,24 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from labctl.bench import report as reports
-from labctl.bench.analysis import analyse, headline_text
-from labctl.bench.run import bench_lab_name, run_bench
-from labctl.bench.store import Results
 from labctl.cli.app import STATE, app
 from labctl.cli.common import (
+    BENCH,
     LAB_ARG,
     NO_WAIT_OPTION,
     TEMPLATES_OPTION,
     URI_OPTION,
     VAR_OPTION,
     WAIT_LOCK_OPTION,
-    ProgressPrinter,
     load,
-    locked,
-    settings,
+    session,
 )
 from labctl.cli.output import out, print_json
 
 bench_app = typer.Typer(help="VM boot versus container start, measured here.",
                         no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
+app.add_typer(bench_app, name="bench", rich_help_panel=BENCH)
 
 
 @bench_app.command("run")
@@ -46,13 +40,14 @@ def run(
     wait_lock: float = WAIT_LOCK_OPTION,
 ) -> None:
     """Boot fresh VMs and start containers in them; store and report the results."""
+    from labctl.bench.run import run_bench
+    from labctl.bench.store import Results
+
     lab = load(lab_file, var)
-    conf = settings(uri, templates)
-    with locked(bench_lab_name(lab), "bench run", no_wait, wait_lock):
-        data = run_bench(lab, conf, ProgressPrinter(), repeat, warmup,
-                         tuple(runtime) if runtime else None)
-    run_id = Results(conf.data_dir).add(data)
-    show(run_id, data, html or conf.data_dir / "bench" / f"{run_id}.html", csv)
+    s = session(uri, templates, no_wait=no_wait, wait_lock=wait_lock)
+    data = run_bench(s, lab, repeat, warmup, tuple(runtime) if runtime else None)
+    run_id = Results(s.data_dir).add(data)
+    show(run_id, data, html or s.data_dir / "bench" / f"{run_id}.html", csv)
 
 
 @bench_app.command("report")
@@ -60,10 +55,17 @@ def report(run_id: str = typer.Argument(...),
            html: Path = typer.Option(None, "--html", help="Write the HTML report here."),
            csv: Path = typer.Option(None, "--csv", help="Write the summary as CSV here.")) -> None:
     """Show a stored run again, and write its HTML or CSV report."""
+    from labctl.bench.store import Results
+
     show(run_id, Results(STATE.data_dir).get(run_id), html, csv)
 
 
 def show(run_id: str, data: dict[str, Any], html: Path | None, csv: Path | None) -> None:
+    from rich.table import Table
+
+    from labctl.bench import report as reports
+    from labctl.bench.analysis import analyse, headline_text
+
     analysis = analyse(data)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +99,11 @@ def show(run_id: str, data: dict[str, Any], html: Path | None, csv: Path | None)
 @bench_app.command("history")
 def history() -> None:
     """Every stored run: when, which lab, the headline ratios."""
+    from rich.table import Table
+
+    from labctl.bench.analysis import analyse
+    from labctl.bench.store import Results
+
     runs = Results(STATE.data_dir).history()
     if STATE.json:
         print_json([{"run_id": r, "created": c, "lab": lab,
@@ -118,6 +125,12 @@ def history() -> None:
 def compare(a: str = typer.Argument(..., metavar="RUN_A"),
             b: str = typer.Argument(..., metavar="RUN_B")) -> None:
     """How the medians changed from run A to run B (e.g. TCG vs KVM, docker vs podman)."""
+    from rich.table import Table
+
+    from labctl.bench import report as reports
+    from labctl.bench.analysis import analyse
+    from labctl.bench.store import Results
+
     results = Results(STATE.data_dir)
     first, second = analyse(results.get(a)), analyse(results.get(b))
     rows_b = dict(reports.rows(second))

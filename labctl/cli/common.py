@@ -1,34 +1,36 @@
-"""Options and helpers shared by the command modules."""
+"""Options and helpers shared by the command modules.
+
+Every command module imports this at start-up, for `--help` too, so it stays
+light: the lab loader, the use cases, libvirt and paramiko are imported inside
+the commands that need them (a command pays only for what it uses)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from labctl import interrupt, values
-from labctl.classroom import copy_name
 from labctl.cli.app import STATE
-from labctl.cli.output import err
-from labctl.config import load_lab, parse_var_overrides
 from labctl.errors import LabctlError, UsageError
-from labctl.events import Event
-from labctl.lock import lab_lock
-from labctl.model import Lab
-from labctl.orchestrate import Settings
-from labctl.virt import inventory
-from labctl.virt.connection import DEFAULT_URI, connect
+from labctl.events import Event, Report
 
+if TYPE_CHECKING:
+    from labctl.lab.model import Lab
+    from labctl.usecases.session import Session
+
+# The --help panels, in the order people use them.
+LIFECYCLE = "Lab lifecycle"
+ACCESS = "Access"
+CONTAINERS = "Containers"
+CLASS = "Class"
+IMAGES = "Images"
+REGISTRY = "Registry"
+BENCH = "Benchmark"
+MAINTENANCE = "Maintenance"
+
+DEFAULT_URI = "qemu:///system"  # labctl.virt.connection.DEFAULT_URI, without importing libvirt
 LAB_ARG = typer.Argument(..., metavar="LAB.yaml", help="The lab file.")
 VAR_OPTION = typer.Option([], "--var", metavar="KEY=VALUE",
                           help="Set or override a lab variable (repeatable).")
@@ -38,38 +40,30 @@ LAB_OPTION = typer.Option(None, "--lab", "-l", metavar="LAB",
                           help="Lab file or lab name (default: the only lab that has VMs).")
 TEMPLATES_OPTION = typer.Option(None, "--templates", metavar="DIR",
                                 help="Use your own copy of labctl's templates/ directory.")
-
-
 NO_WAIT_OPTION = typer.Option(False, "--no-wait",
                               help="Fail at once if another labctl is working on this lab.")
 WAIT_LOCK_OPTION = typer.Option(None, "--wait-lock", metavar="SECONDS", min=0,
                                 help="Wait at most this long for another labctl working on "
                                      "this lab (default: as long as it takes).")
+COPY_OPTION = typer.Option(None, "--copy", metavar="ID",
+                           help="One copy of a class lab: a student's name or 1..N.")
+ALL_COPIES_OPTION = typer.Option(False, "--all-copies", help="Every copy of a class lab.")
 
 
-@contextlib.contextmanager
-def locked(lab: str, action: str, no_wait: bool, wait_lock: float | None = None):
-    """For commands that change a lab: its lock (saying so while it waits), and
-    Ctrl-C deferred to the core's next safe point (see labctl.interrupt)."""
-    def waiting(holder: str) -> None:
-        limit = f"up to {wait_lock:.0f} s" if wait_lock is not None else "--no-wait to give up"
-        err.print(f"lab '{lab}' is busy: {holder}; waiting ({limit})", markup=False)
+def session(uri: str | None, templates: Path | None = None, report: Report | None = None,
+            no_wait: bool = False, wait_lock: float | None = None, **extra) -> Session:
+    """The one Session of this command; progress goes to `report` (default:
+    one line per event on stderr)."""
+    from labctl.usecases.session import Session, Settings
 
-    def stopping() -> None:
-        err.print("stopping after the steps in flight (Ctrl-C again to abort at once)",
-                  markup=False)
-
-    with lab_lock(STATE.data_dir, lab, action, wait=not no_wait, timeout=wait_lock,
-                  waiting=waiting), interrupt.deferred_sigint(stopping):
-        yield
-
-
-def settings(uri: str | None, templates: Path | None = None, **extra) -> Settings:
-    return Settings(uri=uri or os.environ.get("LABCTL_URI") or DEFAULT_URI,
-                    data_dir=STATE.data_dir, templates=templates, **extra)
+    settings = Settings.from_env(uri, STATE.data_dir, templates=templates,
+                                 lock_wait=not no_wait, lock_timeout=wait_lock, **extra)
+    return Session(settings, report or ProgressPrinter())
 
 
 def load(path: Path, var: list[str]) -> Lab:
+    from labctl.lab.loader import load_lab, parse_var_overrides
+
     return load_lab(path, parse_var_overrides(var))
 
 
@@ -80,6 +74,13 @@ class ProgressPrinter:
         self.start = time.monotonic()
 
     def __call__(self, event: Event) -> None:
+        from labctl.cli.output import err
+
+        if event.stage in ("busy", "stopping"):  # said in words, --json or not
+            subject = event.subject.removeprefix("lab ")
+            err.print(f"lab '{subject}' is busy: {event.detail}" if event.stage == "busy"
+                      else f"stopping {event.detail}", markup=False)
+            return
         if STATE.json:
             return
         elapsed = time.monotonic() - self.start
@@ -88,50 +89,32 @@ class ProgressPrinter:
                   f"{detail}", highlight=False)
 
 
-class TransferBar:
-    """A rich progress bar fed by Events that carry an amount (downloads)."""
-
-    def __enter__(self):
-        self.progress = Progress("{task.description}", BarColumn(), DownloadColumn(),
-                                 TransferSpeedColumn(), TimeRemainingColumn(), console=err,
-                                 disable=STATE.json)
-        self.progress.__enter__()
-        self.task = None
-        return self
-
-    def __call__(self, event: Event) -> None:
-        if event.amount is None:
-            return
-        done, total = event.amount
-        if self.task is None:
-            self.task = self.progress.add_task(event.subject, total=total or None)
-        self.progress.update(self.task, completed=done)
-
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
-
-
-COPY_OPTION = typer.Option(None, "--copy", metavar="ID",
-                           help="One copy of a class lab: a student's name or 1..N.")
-ALL_COPIES_OPTION = typer.Option(False, "--all-copies", help="Every copy of a class lab.")
-
-
 def lab_name(lab: str | None, uri: str | None, copy: str | None = None) -> str:
     """--lab as a file or a name (with --copy: that copy); without it, the only
-    lab libvirt has."""
+    lab this data dir has (else the only one libvirt has)."""
+    from labctl.plan.classroom import copy_name
+
     if lab:
         if is_lab_file(lab):
+            from labctl.lab.loader import load_lab
+
             name = load_lab(Path(lab)).name
         else:
             name = checked_name(lab, "lab")
         return copy_name(name, checked_name(copy, "copy")) if copy else name
     if copy:
         raise UsageError("--copy needs the lab: pass LAB.yaml or its name")
-    names = sorted({f.meta.lab for f in inventory.domains(connect(settings(uri).uri))})
+    names = sorted(_labs_with_ssh_files()) or sorted(session(uri).host().lab_names())
     if len(names) == 1:
         return names[0]
     raise LabctlError("which lab?" if names else "no lab has VMs here",
                       f"pass --lab NAME ({', '.join(names)})" if names else "run 'labctl up LAB'")
+
+
+def _labs_with_ssh_files() -> set[str]:
+    """Labs this data dir can log into: found without asking libvirt."""
+    labs = STATE.data_dir / "labs"
+    return {p.parent.name for p in labs.glob("*/ssh_config")} if labs.is_dir() else set()
 
 
 def is_lab_file(value: str) -> bool:
@@ -143,6 +126,8 @@ def split_target(target: str, lab: str | None, uri: str | None,
                  copy: str | None = None) -> tuple[str, str]:
     """'VM' (with --lab or a single lab) or 'LAB.VM' -> (lab name, VM name)."""
     if "." in target and not lab:
+        from labctl.plan.classroom import copy_name
+
         name, _, vm = target.partition(".")
         if copy:
             name = copy_name(checked_name(name, "lab"), checked_name(copy, "copy"))
@@ -152,6 +137,8 @@ def split_target(target: str, lab: str | None, uri: str | None,
 
 def checked_name(value: str, what: str) -> str:
     """A name from the command line: it becomes part of paths and libvirt names."""
+    from labctl.lab import values
+
     try:
         return values.name(63)(value)
     except values.Invalid as exc:

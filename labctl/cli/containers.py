@@ -6,24 +6,20 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.table import Table
 
-from labctl import workloads
-from labctl.classroom import existing_copies
 from labctl.cli.app import STATE, app
 from labctl.cli.common import (
     ALL_COPIES_OPTION,
+    CONTAINERS,
     COPY_OPTION,
     LAB_OPTION,
     URI_OPTION,
     lab_name,
-    settings,
+    session,
     split_target,
 )
 from labctl.cli.output import out, print_json
 from labctl.errors import UsageError
-from labctl.orchestrate import connect_vm
-from labctl.virt.connection import connect
 
 
 def split_container(target: str, lab: str | None, uri: str | None,
@@ -36,17 +32,22 @@ def split_container(target: str, lab: str | None, uri: str | None,
     return name, vm, container
 
 
-@app.command()
+@app.command(rich_help_panel=CONTAINERS)
 def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = URI_OPTION,
        copy: str = COPY_OPTION, all_copies: bool = ALL_COPIES_OPTION) -> None:
     """Every container in every running VM of a lab (or of every copy of a class)."""
+    from rich.table import Table
+
+    from labctl.usecases.classes import existing_copies
+    from labctl.usecases.containers import list_containers
+
+    s = session(uri)
     if all_copies:
         group = lab_name(lab, uri)
-        names = list(existing_copies(connect(settings(uri).uri), STATE.data_dir, group))
+        names = list(existing_copies(s, group))
     else:
         names = [lab_name(lab, uri, copy)]
-    rows = [(name, row) for name in names
-            for row in workloads.list_containers(name, settings(uri))]
+    rows = [(name, row) for name in names for row in list_containers(s, name)]
     if STATE.json:
         print_json([{"lab": name, **row.__dict__} for name, row in rows] if all_copies
                    else [row.__dict__ for _, row in rows])
@@ -62,39 +63,38 @@ def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = UR
     out.print(table)
 
 
-@app.command()
+@app.command(rich_help_panel=CONTAINERS)
 def logs(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
          lab: str = LAB_OPTION, uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """A container's output."""
+    from labctl.usecases.containers import find_container
+
     name, vm, container = split_container(target, lab, uri, copy)
-    transport = connect_vm(name, vm, settings(uri))
-    try:
-        runtime = workloads.find_container(transport, name, vm, container)
+    with session(uri).connect_vm(name, vm) as transport:
+        runtime = find_container(transport, name, vm, container)
         code = transport.stream(runtime.logs(container, follow), sys.stdout.buffer,
                                 sys.stderr.buffer)
-    finally:
-        transport.close()
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(rich_help_panel=CONTAINERS)
 def restart(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
             lab: str = LAB_OPTION, uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """Restart one container."""
+    from labctl.usecases.containers import restart as restart_container
+
     name, vm, container = split_container(target, lab, uri, copy)
-    transport = connect_vm(name, vm, settings(uri))
-    try:
-        workloads.find_container(transport, name, vm, container).restart(container)
-    finally:
-        transport.close()
+    restart_container(session(uri), name, vm, container)
     out.print(f"restarted {vm}/{container}", markup=False)
 
 
-@app.command()
+@app.command(rich_help_panel=CONTAINERS)
 def port(target: str = typer.Argument(..., metavar="VM|LAB.VM"),
          number: int = typer.Argument(..., metavar="PORT", min=1, max=65535),
          lab: str = LAB_OPTION, uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
     """Where the host reaches a port published in a VM (prints HOST:PORT)."""
+    from labctl.usecases.containers import published_port
+
     name, vm = split_target(target, lab, uri, copy)
-    out.print(str(workloads.published_port(name, vm, number, settings(uri))), markup=False)
+    out.print(str(published_port(session(uri), name, vm, number)), markup=False)

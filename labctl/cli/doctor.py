@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from labctl.cli.app import STATE, app
-from labctl.cli.common import URI_OPTION, VAR_OPTION, load, settings
+from labctl.cli.common import MAINTENANCE, URI_OPTION, VAR_OPTION, load, session
 from labctl.cli.output import out, print_json
-from labctl.doctor import run_checks
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTENANCE)
 def doctor(
     lab_file: Path = typer.Argument(None, metavar="[LAB.yaml]",
                                     help="Also check this lab's RAM, disk and images."),
@@ -23,8 +21,12 @@ def doctor(
     uri: str = URI_OPTION,
 ) -> None:
     """Check libvirtd, KVM or TCG, qemu, tools, memory, disk and images."""
+    from rich.table import Table
+
+    from labctl.usecases.doctor import run_checks
+
     lab = load(lab_file, var) if lab_file else None
-    conf = settings(uri)
+    conf = session(uri).settings
     checks = run_checks(conf.uri, conf.data_dir, lab)
     if STATE.json:
         print_json([c.__dict__ for c in checks])

@@ -6,15 +6,13 @@ import sys
 
 import typer
 
-from labctl import gc as collector
 from labctl.cli.app import STATE, app
-from labctl.cli.common import URI_OPTION, ProgressPrinter, settings
+from labctl.cli.common import MAINTENANCE, URI_OPTION, session
 from labctl.cli.output import err, out, print_json
 from labctl.errors import UsageError
-from labctl.virt.connection import connect
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTENANCE)
 def gc(
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
@@ -22,9 +20,10 @@ def gc(
 ) -> None:
     """Remove leftovers: VMs, networks and volumes of labs whose keys are gone,
     volumes of VMs never defined, unused old base images, files of removed labs."""
-    s = settings(uri)
-    conn = connect(s.uri)
-    garbage = collector.find(conn, s.data_dir, s.images)
+    from labctl.usecases import gc as collector
+
+    s = session(uri)
+    garbage = collector.find(s)
     if STATE.json and (dry_run or not garbage):
         print_json([g.__dict__ for g in garbage])
         return
@@ -46,7 +45,7 @@ def gc(
         if not typer.confirm(f"remove these {len(garbage)} item(s)?"):
             raise typer.Exit(1)
     removed = collector.collect(
-        conn, s.data_dir, garbage, ProgressPrinter(),
+        s, garbage,
         busy=lambda lab: err.print(f"skipped lab '{lab}': a labctl is working on it",
                                    markup=False))
     if STATE.json:

@@ -3,25 +3,53 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from labctl.cli.app import STATE, app
-from labctl.cli.common import ProgressPrinter, TransferBar
-from labctl.cli.output import out, print_json
+from labctl.cli.common import IMAGES, ProgressPrinter
+from labctl.cli.output import err, out, print_json
 from labctl.errors import UsageError
-from labctl.images import recipe as recipes
-from labctl.images.builder import build_image
-from labctl.images.cache import ImageCache
-from labctl.images.pull import pull_image
-from labctl.values import IMAGE_NAME_RE
+from labctl.events import Event
 
 image_app = typer.Typer(help="Build, download, list and remove guest images.",
                         no_args_is_help=True)
-app.add_typer(image_app, name="image")
+app.add_typer(image_app, name="image", rich_help_panel=IMAGES)
 
 
-def _cache() -> ImageCache:
+def _cache():
+    from labctl.images.cache import ImageCache
+
     return ImageCache(STATE.data_dir / "images")
+
+
+class TransferBar:
+    """A rich progress bar fed by Events that carry an amount (downloads)."""
+
+    def __enter__(self):
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress("{task.description}", BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+                                 disable=STATE.json)
+        self.progress.__enter__()
+        self.task = None
+        return self
+
+    def __call__(self, event: Event) -> None:
+        if event.amount is None:
+            return
+        done, total = event.amount
+        if self.task is None:
+            self.task = self.progress.add_task(event.subject, total=total or None)
+        self.progress.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
 
 
 @image_app.command("build")
@@ -30,6 +58,9 @@ def build(
     force: bool = typer.Option(False, "--force", help="Rebuild even if up to date."),
 ) -> None:
     """Build a guest image offline from Debian packages (mmdebstrap, no loop devices)."""
+    from labctl.images import recipe as recipes
+    from labctl.images.builder import build_image
+
     recipe = recipes.load_recipe(name)
     cache = _cache()
     if not force and cache.has(recipe.name) and \
@@ -49,6 +80,9 @@ def pull(
     name: str = typer.Option(None, "--name", help="Name in the cache (default: from the URL)."),
 ) -> None:
     """Download a cloud image and keep it only if its checksum matches."""
+    from labctl.images.pull import pull_image
+    from labctl.lab.values import IMAGE_NAME_RE
+
     if name is None:
         stem = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0].lower()
         name = stem.removesuffix(".qcow2").removesuffix(".img").replace("_", "-")[:64]
@@ -63,6 +97,10 @@ def pull(
 @image_app.command("list")
 def list_() -> None:
     """Images in the cache, and recipes that can be built."""
+    from rich.table import Table
+
+    from labctl.images import recipe as recipes
+
     images = _cache().list()
     if STATE.json:
         print_json([{k: v for k, v in i.manifest.items() if k != "packages"} for i in images])

@@ -1,52 +1,56 @@
-"""labctl plan / up / down: bring a lab to what its file says, or remove it."""
+"""labctl plan / up / down / status / reset: bring a lab (or a class of copies)
+to what its file says, look at it, or remove it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
-from labctl import classroom, orchestrate
 from labctl.cli.app import STATE, app
-from labctl.cli.classroom import down_class, up_class
 from labctl.cli.common import (
     ALL_COPIES_OPTION,
     COPY_OPTION,
     LAB_ARG,
+    LIFECYCLE,
     NO_WAIT_OPTION,
     TEMPLATES_OPTION,
     URI_OPTION,
     VAR_OPTION,
     WAIT_LOCK_OPTION,
-    ProgressPrinter,
     is_lab_file,
     lab_name,
     load,
-    locked,
-    settings,
+    session,
 )
 from labctl.cli.output import out, print_json
 from labctl.errors import UsageError
-from labctl.labschema import MAX_COPIES
-from labctl.plan import summary
-from labctl.ssh.wait import STAGES
-from labctl.values import libvirt_uri
+
+MAX_COPIES = 200  # labctl.lab.labschema.MAX_COPIES (checked there too)
 
 
 def checked_uri(value: str) -> str:
+    from labctl.lab.values import libvirt_uri
+
     try:
         return libvirt_uri(value)
     except ValueError as exc:
         raise UsageError(str(exc), getattr(exc, "hint", None)) from None
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def plan(lab_file: Path = LAB_ARG, var: list[str] = VAR_OPTION, uri: str = URI_OPTION,
          copy: str = COPY_OPTION) -> None:
     """Show what 'up' would create, start, recreate or delete (per copy for a class)."""
+    from labctl.plan import classroom
+    from labctl.plan.actions import summary
+    from labctl.usecases import lab as lab_cases
+
     lab = load(lab_file, var)
     labs = classroom.expand(lab, only=copy) if classroom.is_class(lab) or copy else [lab]
-    plans = [(one, orchestrate.plan_lab(one, settings(uri))) for one in labs]
+    s = session(uri)
+    plans = [(one, lab_cases.plan(s, one)) for one in labs]
     if STATE.json:
         rows = [{"lab": one.name, "verb": a.verb, "kind": a.kind, "name": a.name,
                  "reason": a.reason} for one, actions in plans for a in actions]
@@ -61,7 +65,7 @@ def plan(lab_file: Path = LAB_ARG, var: list[str] = VAR_OPTION, uri: str = URI_O
         out.print(summary(actions), markup=False)
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def up(
     lab_file: Path = LAB_ARG,
     var: list[str] = VAR_OPTION,
@@ -87,26 +91,38 @@ def up(
                                         "overrides the file's hosts:."),
 ) -> None:
     """Create what is missing, start what is stopped, wait until every VM answers SSH."""
+    from labctl.cli.classroom import ClassProgress, print_class
+    from labctl.ssh.wait import STAGES
+    from labctl.usecases import classes
+
     lab = load(lab_file, var)
     budgets = {} if timeout is None else {s: timeout for s in STAGES}
     if total_timeout is not None:
         budgets["total"] = total_timeout
     for h in host:
         checked_uri(h)
-    if classroom.is_class(lab, copies) or copy:
-        up_class(lab, uri, templates, copies, copy, max_parallel, workers=parallel,
-                 budgets=budgets, hosts=tuple(host))
+    ids = classes.copies_of(lab, copies, copy)
+    s = session(uri, templates, no_wait=no_wait, wait_lock=wait_lock, workers=parallel,
+                budgets=budgets)
+    if ids:
+        with ClassProgress(ids) as progress:
+            try:
+                result = classes.up_any(s, lab, progress, copies, copy, max_parallel,
+                                        tuple(host))
+            except classes.ClassFailed as failed:
+                print_class(failed.result)
+                raise
+        print_class(result)
         return
-    if host:
-        raise UsageError("--host places the copies of a class", "add --copies N, or use "
-                         "--uri to put this lab on one host")
-    with locked(lab.name, "up", no_wait, wait_lock):
-        result = orchestrate.up(lab, settings(uri, templates, workers=parallel,
-                                              budgets=budgets), ProgressPrinter())
+    result = classes.up_any(s, lab, lambda _copy, event: s.report(event), hosts=tuple(host))
+    print_up(result)
+
+
+def print_up(result) -> None:
     if STATE.json:
         print_json({"lab": result.lab, "changed": result.changed,
                     "accel": result.accel.domain_type, "seconds": round(result.seconds, 2),
-                    "ssh_config": str(result.ssh_config),
+                    "ssh_config": result.ssh_config,
                     "vms": [{"name": v.name, "domain": v.domain, "action": v.verb,
                              "containers": [{"name": a.name, "action": a.verb}
                                             for a in v.containers],
@@ -135,7 +151,7 @@ def up(
               f"ssh -F {result.ssh_config} {result.vms[0].domain}", markup=False)
 
 
-@app.command()
+@app.command(rich_help_panel=LIFECYCLE)
 def down(
     lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]",
                               help="Lab file or lab name; works when the file is gone."),
@@ -147,6 +163,9 @@ def down(
     all_copies: bool = ALL_COPIES_OPTION,
 ) -> None:
     """Remove every VM, network, volume and local file of a lab (or of its copies)."""
+    from labctl.plan import classroom
+    from labctl.usecases import classes
+
     if lab and name:
         raise UsageError("give the lab file or --name, not both")
     if lab and is_lab_file(lab):
@@ -154,17 +173,47 @@ def down(
         group, a_class = from_file.name, classroom.is_class(from_file)
     else:
         group, a_class = lab_name(lab or name, uri), False
-    if all_copies or copy or a_class:
-        down_class(group, uri, copy)
+    a_class = a_class or all_copies
+    s = session(uri, no_wait=no_wait, wait_lock=wait_lock)
+    results = classes.down_any(s, group, lambda _c, _e: None, a_class, copy)
+    if a_class or copy:
+        if STATE.json:
+            print_json([r.__dict__ for r in results])
+            return
+        vms = sum(len(r.domains) for r in results)
+        out.print(f"class '{group}': {len(results)} copies removed ({vms} VM(s))."
+                  if results else f"class '{group}' has no copies to remove.", markup=False)
         return
-    target = group
-    with locked(target, "down", no_wait, wait_lock):
-        result = orchestrate.down(target, settings(uri), ProgressPrinter())
+    result = results[0]
     if STATE.json:
         print_json(result.__dict__)
     elif result.removed_anything:
-        out.print(f"lab '{target}' removed: {len(result.domains)} VM(s), "
+        out.print(f"lab '{group}' removed: {len(result.domains)} VM(s), "
                   f"{len(result.networks)} network(s), "
                   f"{len(result.volumes)} leftover volume(s).", markup=False)
     else:
-        out.print(f"lab '{target}' has nothing to remove.", markup=False)
+        out.print(f"lab '{group}' has nothing to remove.", markup=False)
+
+
+@app.command(rich_help_panel=LIFECYCLE)
+def reset(
+    lab_file: Path = typer.Argument(..., metavar="LAB.yaml"),
+    vms: list[str] = typer.Argument(None, metavar="[VM...]"),
+    copy: str = COPY_OPTION,
+    var: list[str] = VAR_OPTION,
+    uri: str = URI_OPTION,
+) -> None:
+    """Return VMs (default: all of the lab or copy) to their post-'up' state: a fresh
+    overlay on the base image, containers deployed again. Says how long it took."""
+    from labctl.usecases import classes
+
+    lab = load(lab_file, var)
+    began = time.monotonic()
+    s = session(uri)
+    names, target = classes.reset(s, lab, vms, copy, lambda _copy, event: s.report(event))
+    seconds = time.monotonic() - began
+    if STATE.json:
+        print_json({"reset": sorted(names), "target": target, "seconds": round(seconds, 2)})
+    else:
+        out.print(f"reset {', '.join(sorted(names))} of {target} in {seconds:.1f} s",
+                  markup=False)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from labctl import workloads
 from labctl.cli.app import STATE, app
-from labctl.cli.common import LAB_OPTION, URI_OPTION, lab_name, settings
+from labctl.cli.common import LAB_OPTION, REGISTRY, URI_OPTION, lab_name, session
 from labctl.cli.containers import split_container
 from labctl.cli.output import out, print_json
-from labctl.registry import LabRegistry
 
 registry_app = typer.Typer(help="The lab's own OCI registry (CNCF distribution).",
                            no_args_is_help=True)
-app.add_typer(registry_app, name="registry")
+app.add_typer(registry_app, name="registry", rich_help_panel=REGISTRY)
 LAB_ARG = typer.Argument(None, metavar="[LAB.yaml|NAME]")
 
 
 @registry_app.command("up")
 def registry_up(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
     """Start the registry on the lab network; VMs are configured to use it."""
-    registry = workloads.registry_up(lab_name(lab, uri), settings(uri))
+    from labctl.usecases import registry as cases
+
+    registry = cases.registry_up(session(uri), lab_name(lab, uri))
     out.print(f"lab registry of '{registry.lab}' at {registry.address} "
               "(push with 'labctl push VM/CONTAINER')", markup=False)
 
@@ -28,8 +28,10 @@ def registry_up(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
 @registry_app.command("down")
 def registry_down(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
     """Stop the registry and delete what was pushed to it."""
+    from labctl.usecases import registry as cases
+
     name = lab_name(lab, uri)
-    stopped = LabRegistry(settings(uri).data_dir, name).stop()
+    stopped = cases.registry_down(session(uri), name)
     out.print(f"lab registry of '{name}' " + ("stopped." if stopped else "was not running."),
               markup=False)
 
@@ -37,8 +39,9 @@ def registry_down(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
 @registry_app.command("status")
 def registry_status(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
     """Where the registry listens, if it runs."""
-    name = lab_name(lab, uri)
-    registry = LabRegistry(settings(uri).data_dir, name).status()
+    from labctl.usecases import registry as cases
+
+    registry = cases.registry_status(session(uri), lab_name(lab, uri))
     if STATE.json:
         print_json(registry.__dict__ if registry else None)
     else:
@@ -46,12 +49,14 @@ def registry_status(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
                   else "not running", markup=False)
 
 
-@app.command()
+@app.command(rich_help_panel=REGISTRY)
 def push(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
          as_name: str = typer.Option(None, "--as", metavar="NAME:TAG",
                                      help="Name in the registry (default CONTAINER:latest)."),
          lab: str = LAB_OPTION, uri: str = URI_OPTION) -> None:
     """Publish the image a container runs to the lab registry."""
+    from labctl.usecases import registry as cases
+
     name, vm, container = split_container(target, lab, uri)
-    ref = workloads.push(name, vm, container, as_name, settings(uri))
+    ref = cases.push(session(uri), name, vm, container, as_name)
     out.print(f"pushed {ref}", markup=False)

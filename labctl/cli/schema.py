@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from labctl.cli.app import app
+from labctl.cli.common import MAINTENANCE
 from labctl.cli.output import print_json
-from labctl.labschema import json_schema
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTENANCE)
 def schema() -> None:
     """Print the JSON Schema of lab files (point your editor's YAML plugin at it)."""
+    from labctl.lab.labschema import json_schema
+
     print_json(json_schema())

@@ -7,16 +7,12 @@ from pathlib import Path
 import typer
 
 from labctl.cli.app import STATE, app
+from labctl.cli.common import MAINTENANCE, VAR_OPTION
 from labctl.cli.output import out, print_error_lines, print_json
-from labctl.config import load_lab, parse_var_overrides
 from labctl.errors import EXIT_USAGE, LabFileError
-from labctl.model import Lab
-
-VAR_OPTION = typer.Option(
-    [], "--var", metavar="KEY=VALUE", help="Set or override a lab variable (repeatable).")
 
 
-def lab_summary(lab: Lab) -> dict:
+def lab_summary(lab) -> dict:
     return {
         "lab": lab.name,
         "vms": len(lab.vms),
@@ -25,12 +21,14 @@ def lab_summary(lab: Lab) -> dict:
     }
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTENANCE)
 def validate(
     files: list[Path] = typer.Argument(..., metavar="LAB.yaml...", help="Lab files to check."),
     var: list[str] = VAR_OPTION,
 ) -> None:
     """Check lab files: syntax, types, names, references. Exit 2 if any is bad."""
+    from labctl.lab.loader import load_lab, parse_var_overrides
+
     overrides = parse_var_overrides(var)
     results, failed = [], False
     for path in files:

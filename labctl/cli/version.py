@@ -6,6 +6,7 @@ import platform
 
 from labctl import __version__
 from labctl.cli.app import STATE, app
+from labctl.cli.common import MAINTENANCE
 from labctl.cli.output import out, print_json
 
 
@@ -19,7 +20,7 @@ def _libvirt_version() -> str:
     return f"{major}.{minor}.{micro}"
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTENANCE)
 def version() -> None:
     """Print labctl's version and the versions it runs with."""
     info = {"labctl": __version__, "python": platform.python_version(),

@@ -6,10 +6,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl import values, yamlmarks
 from labctl.errors import LabctlError, LabFileError
+from labctl.lab import values, yamlmarks
+from labctl.lab.schema import Field, ListOf, Obj, Parsed, SchemaError, Str
 from labctl.resources import data_dir
-from labctl.schema import Field, ListOf, Obj, Parsed, SchemaError, Str
 
 RECIPE = Obj("an image recipe", {
     "name": Field(Parsed(values.image_name, "an image name"), required=True),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pycdlib
 
-from labctl.model import WriteFile
+from labctl.lab.model import WriteFile
 from labctl.render import render
 
 

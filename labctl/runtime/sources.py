@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from labctl import yamlmarks
 from labctl.errors import LabctlError
-from labctl.model import Container
+from labctl.lab import yamlmarks
+from labctl.lab.model import Container
 from labctl.resources import data_dir
 from labctl.runtime.oci import OciRuntime
 from labctl.shell import quote as _q

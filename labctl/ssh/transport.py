@@ -54,6 +54,8 @@ class HostKeyMismatch(LabctlError):
 
 
 class SSHTransport:
+    """An authenticated connection; a context manager that closes it."""
+
     def __init__(self, transport: paramiko.Transport, label: str):
         self._transport = transport
         self.label = label  # "VM 'web-1'" for messages
@@ -80,6 +82,12 @@ class SSHTransport:
             raise
         transport.set_keepalive(30)
         return cls(transport, label)
+
+    def __enter__(self) -> SSHTransport:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
 
     @property
     def active(self) -> bool:
@@ -146,3 +154,17 @@ class SSHTransport:
 
     def close(self) -> None:
         self._transport.close()
+
+
+def login(target: Endpoint | socket.socket, label: str, user: str, private_key: str,
+          pinned_host_key: str, timeout: float = 30.0) -> SSHTransport:
+    """The one way in: connect (or use a connected socket), check the pinned
+    host key, log in with the lab's private key (OpenSSH text)."""
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(private_key))
+    if isinstance(target, Endpoint):
+        try:
+            target = socket.create_connection((target.host, target.port), timeout=10)
+        except OSError as exc:
+            raise LabctlError(f"cannot reach {label} at {target.host}:{target.port}: "
+                              f"{exc.strerror or exc}", "check it with 'labctl status'") from None
+    return SSHTransport.over_socket(target, label, user, key, pinned_host_key, timeout)

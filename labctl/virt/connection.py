@@ -6,12 +6,12 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import libvirt
 
 from labctl.errors import LabctlError
+from labctl.plan.hosts import Accel
 
 DEFAULT_URI = "qemu:///system"
 
@@ -44,15 +44,6 @@ def is_local(uri: str) -> bool:
     parsed = urlparse(uri)
     return not parsed.hostname and "+" not in parsed.scheme
 
-
-@dataclass(frozen=True)
-class Accel:
-    domain_type: str  # 'kvm' or 'qemu' (TCG)
-    reason: str  # one line: why this choice
-
-    @property
-    def is_kvm(self) -> bool:
-        return self.domain_type == "kvm"
 
 
 # ioctl numbers from <linux/kvm.h>

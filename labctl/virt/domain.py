@@ -3,7 +3,6 @@ this module decides them (names, MACs, NICs, TCG cache) from the model."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +40,6 @@ class DomainSpec:
     tb_cache_mib: int = TB_CACHE_MIB
     bridged_nics: tuple[BridgedNic, ...] = ()
     user_nics: tuple[UserNic, ...] = ()
-
-
-def mac_address(*parts: str) -> str:
-    """A stable locally administered MAC (QEMU's 52:54:00 prefix) per lab/vm/network,
-    so DHCP reservations and leases survive re-creation."""
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
 def user_nic(index: int, mac: str, forwards: tuple[tuple[int, int], ...],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from labctl.plan import Observed
+from labctl.plan.actions import Observed
 from labctl.virt import metadata
 from labctl.virt.metadata import Meta
 

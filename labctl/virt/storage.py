@@ -134,6 +134,38 @@ class Storage:
             raise LabctlError(f"cannot create volume {name}: {exc.get_error_message()}",
                               "check free disk space in the labctl pool") from None
 
+    def volumes_with_backing(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Every volume's path, and the backing file of each overlay."""
+        paths, backing = {}, {}
+        for name in self.names():
+            try:
+                vol = self.pool.storageVolLookupByName(name)
+                paths[name] = vol.path()
+                if not name.startswith("base-"):
+                    found = ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+                    if found:
+                        backing[name] = found
+            except libvirt.libvirtError:
+                continue  # deleted meanwhile
+        return paths, backing
+
+    def download(self, name: str) -> bytes:
+        """A volume's bytes (serial logs: files qemu wrote, so refresh first)."""
+        try:
+            vol = self.pool.storageVolLookupByName(name)
+        except libvirt.libvirtError:
+            _when_idle(lambda: self.pool.refresh(0))
+            try:
+                vol = self.pool.storageVolLookupByName(name)
+            except libvirt.libvirtError:
+                return b""
+        chunks: list[bytes] = []
+        stream = self.conn.newStream(0)
+        vol.download(stream, 0, 0, 0)
+        stream.recvAll(lambda _s, data, out: out.append(data), chunks)
+        stream.finish()
+        return b"".join(chunks)
+
     def delete(self, name: str) -> bool:
         try:
             vol = self.pool.storageVolLookupByName(name)

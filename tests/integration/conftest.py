@@ -15,7 +15,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from labctl.orchestrate import Settings
+from labctl.usecases.session import Settings
 from labctl.virt.connection import DEFAULT_URI, connect
 from labctl.virt.storage import POOL, Storage
 

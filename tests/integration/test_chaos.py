@@ -20,8 +20,9 @@ import time
 
 import pytest
 
-from labctl.config import load_lab
-from labctl.orchestrate import down, plan_lab
+from labctl.lab.loader import load_lab
+from labctl.usecases.lab import down, plan
+from labctl.usecases.session import Session
 
 from .conftest import LABS, Running, labctl, leftovers
 
@@ -35,7 +36,7 @@ KILL_AFTER = ["define", "started", "address", "banner", "boot-finished", "contai
 def test_kill_and_recover_rounds(settings, capsys):
     rng = random.Random(SEED)
     lab = load_lab(CHAOS)
-    down(lab.name, settings, lambda e: None)
+    down(Session(settings), lab.name)
     rounds, faults, converged, found = 0, [], 0, 0
     try:
         for n in range(ROUNDS):
@@ -52,7 +53,7 @@ def test_kill_and_recover_rounds(settings, capsys):
                 assert "Traceback" not in stderr
             if n % 3 != 2:  # two rounds in three recover by up, the third by down alone
                 labctl("up", str(CHAOS))
-                assert all(a.verb == "keep" for a in plan_lab(lab, settings)), \
+                assert all(a.verb == "keep" for a in plan(Session(settings), lab)), \
                     f"round {n}: not converged"
                 converged += 1
             if rng.random() < 0.3:
@@ -73,4 +74,4 @@ def test_kill_and_recover_rounds(settings, capsys):
                   f"leftovers found: {found}")
             for fault in faults:
                 print(f"  - {fault}")
-        down(lab.name, settings, lambda e: None)
+        down(Session(settings), lab.name)

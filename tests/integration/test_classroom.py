@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from labctl.classroom import existing_copies
-from labctl.orchestrate import connect_vm
+from labctl.usecases.classes import existing_copies
+from labctl.usecases.session import Session
 from labctl.virt.connection import connect
 from labctl.virt.storage import Storage
 
@@ -32,7 +32,7 @@ def klass(settings, tmp_path_factory):
     labctl("down", "hello", "--all-copies")
     for name in COPIES:
         assert leftovers(name, settings) == {}
-    assert existing_copies(connect(settings.uri), settings.data_dir, "hello") == {}
+    assert existing_copies(Session(settings), "hello") == {}
 
 
 def test_four_copies_in_one_command_with_a_summary(klass):
@@ -74,7 +74,7 @@ def test_copies_cannot_reach_each_other(klass, settings):
     _, handouts = klass
     config = (handouts / "2" / "ssh_config").read_text()
     port = next(line.split()[1] for line in config.splitlines() if "Port" in line)
-    one = connect_vm("hello-1", "node", settings)
+    one = Session(settings).connect_vm("hello-1", "node")
     try:  # 10.0.2.2 is the host as qemu's user network shows it; restrict=on cuts it off
         assert one.run("timeout 5 bash -c '</dev/tcp/127.0.0.1/22'", timeout=30).ok  # control
         assert not one.run(f"timeout 5 bash -c '</dev/tcp/10.0.2.2/{port}'", timeout=30).ok
@@ -92,14 +92,15 @@ def test_disk_per_copy_stays_small(klass, settings):
 
 def test_reset_returns_one_copys_vm_to_its_post_up_state(klass, settings):
     for name in ("hello-1", "hello-2"):
-        vm = connect_vm(name, "node", settings)
+        vm = Session(settings).connect_vm(name, "node")
         try:
             vm.run("touch ~/broken").check("marking")
         finally:
             vm.close()
     result = labctl("--json", "reset", str(HELLO), "--copy", "2")
     assert json.loads(result.stdout)["seconds"] > 0
-    two, one = connect_vm("hello-2", "node", settings), connect_vm("hello-1", "node", settings)
+    session = Session(settings)
+    two, one = session.connect_vm("hello-2", "node"), session.connect_vm("hello-1", "node")
     try:
         assert not two.run("test -e ~/broken").ok  # a fresh overlay
         assert one.run("test -e ~/broken").ok  # the other copies are untouched

@@ -10,8 +10,9 @@ import urllib.request
 
 import pytest
 
-from labctl.config import load_lab
-from labctl.orchestrate import down
+from labctl.lab.loader import load_lab
+from labctl.usecases.lab import down
+from labctl.usecases.session import Session
 
 from .conftest import LABS, ROOT, labctl, leftovers
 
@@ -21,9 +22,9 @@ ERRORS = LABS / "errors"
 
 @pytest.fixture(scope="module")
 def course(settings):
-    down("course", settings, lambda e: None)
+    down(Session(settings), "course")
     yield
-    down("course", settings, lambda e: None)
+    down(Session(settings), "course")
     assert leftovers("course", settings) == {}
 
 

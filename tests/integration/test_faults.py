@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from labctl.config import load_lab
 from labctl.errors import LabctlError
-from labctl.orchestrate import down, plan_lab, up
+from labctl.lab.loader import load_lab
+from labctl.usecases.lab import down, plan, up
+from labctl.usecases.session import Session
 from labctl.virt.connection import connect
 
 from .conftest import LABS, ROOT, Running, error_lines, labctl, leftovers
@@ -28,14 +29,14 @@ LIBVIRTD_PID = "/run/labctl-netns/libvirtd.pid"
 
 
 def converged(lab_file, settings) -> bool:
-    return all(a.verb == "keep" for a in plan_lab(load_lab(lab_file), settings))
+    return all(a.verb == "keep" for a in plan(Session(settings), load_lab(lab_file)))
 
 
 @pytest.fixture(scope="module")
 def fault_lab(settings):
-    down("itfault", settings, lambda e: None)
+    down(Session(settings), "itfault")
     yield load_lab(FAULT)
-    down("itfault", settings, lambda e: None)
+    down(Session(settings), "itfault")
     assert leftovers("itfault", settings) == {}
 
 
@@ -73,7 +74,7 @@ def test_guest_powered_off_during_deploy(fault_lab, settings):
             conn.lookupByName("itfault.node").destroy()
 
     with pytest.raises(LabctlError) as info:
-        up(fault_lab, settings, pull_the_plug)
+        up(Session(settings, pull_the_plug), fault_lab)
     assert info.value.message.startswith("0 of 1 VMs ready; VM 'node'"), info.value.message
     assert "\n" not in info.value.message
     assert "'labctl up' again resumes" in info.value.hint

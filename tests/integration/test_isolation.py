@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.orchestrate import connect_vm, down
+from labctl.usecases.lab import down
+from labctl.usecases.session import Session
 
 from .conftest import LABS, Running, leftovers
 
@@ -16,7 +17,7 @@ A, B = LABS / "iso-a.yaml", LABS / "iso-b.yaml"
 @pytest.fixture(scope="module")
 def two_labs(settings):
     for name in ("itisoa", "itisob"):
-        down(name, settings, lambda e: None)
+        down(Session(settings), name)
     try:
         runs = [Running("up", str(A)), Running("up", str(B))]  # at the same time
         results = [run.finish(timeout=600) for run in runs]
@@ -24,12 +25,12 @@ def two_labs(settings):
         yield
     finally:
         for name in ("itisoa", "itisob"):
-            down(name, settings, lambda e: None)
+            down(Session(settings), name)
             assert leftovers(name, settings) == {}
 
 
 def reaches(lab: str, vm: str, host: str, port: int, settings) -> bool:
-    transport = connect_vm(lab, vm, settings)
+    transport = Session(settings).connect_vm(lab, vm)
     try:
         return transport.run(f"timeout 5 bash -c '</dev/tcp/{host}/{port}'", timeout=30).ok
     finally:

@@ -10,7 +10,8 @@ import urllib.request
 
 import pytest
 
-from labctl.orchestrate import down
+from labctl.usecases.lab import down
+from labctl.usecases.session import Session
 
 from .conftest import ROOT, labctl, leftovers
 
@@ -19,10 +20,10 @@ LAB = ROOT / "examples" / "registry.yaml"
 
 @pytest.fixture(scope="module")
 def registry_lab(settings):
-    down("registry", settings, lambda e: None)
+    down(Session(settings), "registry")
     labctl("up", str(LAB))
     yield
-    down("registry", settings, lambda e: None)
+    down(Session(settings), "registry")
     assert leftovers("registry", settings) == {}
     assert not (settings.data_dir / "registry" / "registry").exists()
 

@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from labctl.config import load_lab
 from labctl.errors import LabctlError
-from labctl.orchestrate import connect_vm, down, plan_lab, up
+from labctl.lab.loader import load_lab
 from labctl.ssh.keys import generate
 from labctl.ssh.transport import HostKeyMismatch
+from labctl.usecases.lab import down, plan, up
+from labctl.usecases.session import Session
 
 from .conftest import LABS, labctl, leftovers
 
@@ -22,10 +23,10 @@ PAIR = LABS / "pair.yaml"
 @pytest.fixture(scope="module")
 def pair(settings):
     lab = load_lab(PAIR)
-    down(lab.name, settings, lambda e: None)
-    result = up(lab, settings, lambda e: None)
+    down(Session(settings), lab.name)
+    result = up(Session(settings), lab)
     yield lab, result
-    down(lab.name, settings, lambda e: None)
+    down(Session(settings), lab.name)
     assert leftovers(lab.name, settings) == {}
 
 
@@ -40,7 +41,7 @@ def test_both_vms_answer_ssh_with_every_stage_timed(pair):
 
 
 def test_fixed_address_files_and_runcmd(pair, settings):
-    beta = connect_vm("itpair", "beta", settings)
+    beta = Session(settings).connect_vm("itpair", "beta")
     try:
         assert "10.213.250.20/24" in beta.run("ip -4 -o addr show scope global").stdout
         assert beta.run("sudo cat /etc/labctl-test").stdout == "hello beta\n"
@@ -48,7 +49,7 @@ def test_fixed_address_files_and_runcmd(pair, settings):
         assert beta.run("hostname").stdout.strip() == "beta"
     finally:
         beta.close()
-    alpha = connect_vm("itpair", "alpha", settings)
+    alpha = Session(settings).connect_vm("itpair", "alpha")
     try:
         assert alpha.run("cat /tmp/runcmd-done").stdout == "ran\n"
         # The two VMs reach each other on the lab network (bash's /dev/tcp, no ping here).
@@ -95,10 +96,10 @@ def test_plan_shows_a_change_without_making_it(pair, settings):
     lab, _ = pair
     bigger = dataclasses.replace(lab, vms=(dataclasses.replace(lab.vms[0], memory_mib=640),
                                            lab.vms[1]))
-    verbs = {(a.kind, a.name): a.verb for a in plan_lab(bigger, settings)}
+    verbs = {(a.kind, a.name): a.verb for a in plan(Session(settings), bigger)}
     assert verbs == {("network", "lan"): "keep", ("vm", "alpha"): "recreate",
                      ("vm", "beta"): "keep"}
-    assert {a.verb for a in plan_lab(lab, settings)} == {"keep"}
+    assert {a.verb for a in plan(Session(settings), lab)} == {"keep"}
 
 
 def test_up_again_changes_nothing_and_says_so(pair):
@@ -113,7 +114,7 @@ def test_swapped_host_key_is_refused(pair, settings):
     pinned.write_text(generate("impostor").public + "\n")
     try:
         with pytest.raises(HostKeyMismatch, match="does not match the pinned one"):
-            connect_vm("itpair", "alpha", settings)
+            Session(settings).connect_vm("itpair", "alpha")
     finally:
         pinned.write_text(real)
 
@@ -123,12 +124,12 @@ def test_readiness_timeout_names_the_stage_and_shows_the_console(settings):
     quick = dataclasses.replace(settings, budgets={"banner": 1.0})
     try:
         with pytest.raises(LabctlError) as info:
-            up(lab, quick, lambda e: None)
+            up(Session(quick), lab)
         assert "0 of 1 VMs ready; VM 'slow' is not ready: stage 'banner' took longer than 1 s" \
             in info.value.message
         assert "last 20 lines of its serial console" in info.value.hint
     finally:
-        down(lab.name, settings, lambda e: None)
+        down(Session(settings), lab.name)
     assert leftovers(lab.name, settings) == {}
 
 
@@ -136,7 +137,7 @@ def test_down_by_name_without_the_file_leaves_nothing(settings):
     lab = load_lab(LABS / "timeout.yaml")
     quick = dataclasses.replace(settings, budgets={"banner": 0.5})
     with pytest.raises(LabctlError):
-        up(lab, quick, lambda e: None)  # leaves a running domain, volumes, keys
+        up(Session(quick), lab)  # leaves a running domain, volumes, keys
     assert leftovers(lab.name, settings)
     result = labctl("down", "--name", "ittimeout")
     assert "lab 'ittimeout' removed: 1 VM(s)" in result.stdout
@@ -151,7 +152,7 @@ def test_doctor_on_the_real_stack():
 
 
 def test_large_output_on_both_streams_does_not_stall(pair, settings):
-    alpha = connect_vm("itpair", "alpha", settings)
+    alpha = Session(settings).connect_vm("itpair", "alpha")
     try:
         result = alpha.run("head -c 3000000 /dev/zero | tr '\\0' e >&2; "
                            "head -c 3000000 /dev/zero | tr '\\0' o", timeout=120)
@@ -163,7 +164,7 @@ def test_large_output_on_both_streams_does_not_stall(pair, settings):
 
 def test_vms_of_one_lab_reach_each_other(pair, settings):
     """The positive control of the isolation test: same lab, same network."""
-    alpha = connect_vm("itpair", "alpha", settings)
+    alpha = Session(settings).connect_vm("itpair", "alpha")
     try:
         assert alpha.run("timeout 5 bash -c '</dev/tcp/10.213.250.20/22'", timeout=30).ok
     finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.config import load_lab
-from labctl.layout import Layout, lab_layout
+from labctl.lab.loader import load_lab
+from labctl.plan.layout import Layout, lab_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

@@ -7,11 +7,11 @@ import ipaddress
 
 import pytest
 
-from labctl import capacity, classroom
-from labctl.config import load_lab
 from labctl.errors import LabctlError, UsageError
+from labctl.lab.loader import load_lab
 from labctl.labfiles import SshEntry, ssh_config_text
-from labctl.layout import lab_layout
+from labctl.plan import capacity, classroom
+from labctl.plan.layout import lab_layout
 from labctl.virt.connection import Accel
 
 from .fixtures import DIGEST, ROOT

@@ -75,7 +75,7 @@ def test_internal_error_points_to_debug_log(capsys, tmp_path, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("labctl.cli.validate.load_lab", broken)
+    monkeypatch.setattr("labctl.lab.loader.load_lab", broken)
     code, out, err = run(capsys, "validate", "x.yaml", data_dir=tmp_path)
     log = tmp_path / "logs" / "debug.log"
     assert code == 70

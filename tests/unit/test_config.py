@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.config import load_lab, parse_var_overrides
 from labctl.errors import LabFileError, UsageError
-from labctl.model import Attachment, Bench, Build, Network, Port, Volume, WriteFile
+from labctl.lab.loader import load_lab, parse_var_overrides
+from labctl.lab.model import Attachment, Bench, Build, Network, Port, Volume, WriteFile
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -10,10 +10,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labctl.config import load_lab
 from labctl.errors import LabFileError
-from labctl.labschema import LAB, NETWORK, VM
-from labctl.model import Lab
+from labctl.lab.labschema import LAB, NETWORK, VM
+from labctl.lab.loader import load_lab
+from labctl.lab.model import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_TEXTS = [p.read_text() for p in sorted((ROOT / "examples").glob("*.yaml"))]

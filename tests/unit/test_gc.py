@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl.gc import Facts, classify
+from labctl.usecases.gc import Facts, classify
 
 MINE = "/data/mine"
 OTHER = "/data/other"

@@ -12,7 +12,7 @@ from labctl.errors import LabctlError
 from labctl.images.builder import installed_packages, mmdebstrap_argv
 from labctl.images.recipe import available, load_recipe
 from labctl.images.seed import SEED_FILES, SeedSpec, render_seed, seed_iso
-from labctl.model import WriteFile
+from labctl.lab.model import WriteFile
 
 from .fixtures import GOLDEN
 

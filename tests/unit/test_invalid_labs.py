@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.config import load_lab
 from labctl.errors import LabFileError
+from labctl.lab.loader import load_lab
 
 INVALID = Path(__file__).parent.parent / "data" / "labs" / "invalid"
 CASES = sorted(INVALID.glob("*.yaml"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from labctl.layout import lab_layout
-from labctl.plan import Action, Observed, plan, summary
+from labctl.plan.actions import Action, Observed, plan, summary
+from labctl.plan.layout import lab_layout
 
 from .fixtures import DIGEST, layout_of
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.config import load_lab
-from labctl.deploy import container_hash, deploy_vm, plan_containers, run_args
 from labctl.errors import LabctlError
+from labctl.lab.loader import load_lab
+from labctl.runtime.deploy import container_hash, deploy_vm, plan_containers, run_args
 from labctl.runtime.oci import ContainerInfo, OciRuntime
 from labctl.runtime.sources import context_tar, local_image, source_digest
 from labctl.ssh.transport import CommandResult

@@ -7,8 +7,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from labctl import yamlmarks
-from labctl.labschema import json_schema
+from labctl.lab import yamlmarks
+from labctl.lab.labschema import json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN_LABS = [ROOT / "examples" / "hello.yaml", ROOT / "examples" / "compare.yaml",

@@ -10,8 +10,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from labctl.plan.layout import mac_address
 from labctl.virt import metadata
-from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, mac_address, user_nic
+from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, user_nic
 from labctl.virt.metadata import Meta
 from labctl.virt.network import DhcpHost, NetworkSpec, choose_subnet, network_xml
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labctl.layout import Layout
+from labctl.plan.layout import Layout
 
 VERB_SYMBOL = {"create": "+", "recreate": "~", "start": ">", "delete": "-", "keep": "="}
 

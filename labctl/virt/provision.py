@@ -5,33 +5,30 @@ is defined (with its metadata) before it is started."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
-import xml.etree.ElementTree as ET
 from pathlib import Path
-
-import libvirt
 
 from labctl.events import Event, Report
 from labctl.images.cache import Image
 from labctl.images.seed import SeedSpec, render_seed, seed_iso
 from labctl.labfiles import LabFiles
-from labctl.layout import NetworkPlan, VmPlan
-from labctl.virt import inventory
+from labctl.plan.layout import NetworkPlan, VmPlan
 from labctl.virt.access import forward_bind
-from labctl.virt.connection import Accel, libvirt_errors
+from labctl.virt.connection import libvirt_errors
 from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, user_nic
+from labctl.virt.host import Host
 from labctl.virt.metadata import Meta
-from labctl.virt.network import DhcpHost, NetworkSpec, choose_subnet, host_routes, network_xml
-from labctl.virt.storage import BaseVolumes, Storage
+from labctl.virt.network import DhcpHost, NetworkSpec, choose_subnet, network_xml
+from labctl.virt.storage import BaseVolumes
 
 
 class Provisioner:
-    def __init__(self, conn: libvirt.virConnect, storage: Storage, files: LabFiles,
-                 accel: Accel, report: Report, templates: Path | None = None,
-                 group: str = "", copy: str = ""):
-        self.conn, self.storage, self.files = conn, storage, files
-        self.accel, self.report, self.templates = accel, report, templates
+    """Carries out one lab's plan actions on one Host."""
+
+    def __init__(self, host: Host, files: LabFiles, report: Report,
+                 templates: Path | None = None, group: str = "", copy: str = ""):
+        self.host, self.storage, self.files = host, host.storage, files
+        self.report, self.templates = report, templates
         self.class_meta = {"group": group, "copy": copy}  # in every object's metadata
 
     # -- networks ---------------------------------------------------------------
@@ -42,48 +39,27 @@ class Provisioner:
     def _create_network(self, plan: NetworkPlan) -> None:
         self.remove_network(plan.libvirt_name)
         net = plan.network
-        subnet = net.subnet or choose_subnet(self._taken_subnets())
+        subnet = net.subnet or choose_subnet(self.host.taken_subnets())
         meta = Meta(self.files.lab, "network", net.name, plan.spec_hash,
                     data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
         spec = NetworkSpec(plan.libvirt_name, net.mode, subnet, meta.to_xml(),
                            tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations))
-        created = self.conn.networkDefineXML(network_xml(spec, self.templates))
-        created.create()
+        self.host.define_network(network_xml(spec, self.templates))
         self.report(Event(f"network {net.name}", "created", f"{net.mode} {subnet}"))
 
     def start_network(self, libvirt_name: str) -> None:
-        with libvirt_errors(f"cannot start network {libvirt_name}"):
-            net = self.conn.networkLookupByName(libvirt_name)
-            if not net.isActive():
-                net.create()
+        self.host.start_network(libvirt_name)
 
     def remove_network(self, libvirt_name: str) -> bool:
-        try:
-            net = self.conn.networkLookupByName(libvirt_name)
-        except libvirt.libvirtError:
-            return False
-        with libvirt_errors(f"cannot remove network {libvirt_name}"):
-            if net.isActive():
-                net.destroy()
-            net.undefine()
-        return True
-
-    def _taken_subnets(self) -> list[ipaddress.IPv4Network]:
-        taken = host_routes()
-        for net in self.conn.listAllNetworks(0):
-            ip = ET.fromstring(net.XMLDesc(0)).find("ip")
-            if ip is not None and ip.get("address") and ip.get("netmask"):
-                taken.append(ipaddress.IPv4Network(f"{ip.get('address')}/{ip.get('netmask')}",
-                                                   strict=False))
-        return taken
+        return self.host.remove_network(libvirt_name)
 
     # -- VMs --------------------------------------------------------------------
-    def create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> libvirt.virDomain:
+    def create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> None:
         """Volumes, seed, then the domain defined with metadata (not yet started)."""
         with libvirt_errors(f"cannot create VM '{plan.vm.name}'"):
             return self._create_vm(plan, image, base)
 
-    def _create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> libvirt.virDomain:
+    def _create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> None:
         vm = plan.vm
         old_port = self._current_ssh_port(plan.domain)
         self.remove_vm(plan, forget_keys=False)
@@ -113,41 +89,29 @@ class Provisioner:
                         published.append((host, port))
                     forwards += tuple(published)
                 user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet,
-                                          forward_bind(self.conn.getURI())))
+                                          forward_bind(self.host.uri)))
             else:
                 bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
         meta = Meta(self.files.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
                     ssh_port=ssh_port, forwards=tuple(published),
                     data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
         spec = DomainSpec(
-            name=plan.domain, domain_type=self.accel.domain_type, memory_mib=vm.memory_mib,
+            name=plan.domain, domain_type=self.host.accel.domain_type, memory_mib=vm.memory_mib,
             vcpus=vm.vcpus, disk=overlay, seed=seed_path,
             serial_log=str(Path(overlay).with_name(plan.serial_log)),
             metadata_xml=meta.to_xml(), kernel=base.kernel, initrd=base.initrd,
             cmdline=image.cmdline if base.kernel else None,
             bridged_nics=tuple(bridged), user_nics=tuple(user_nics))
-        return self.conn.defineXML(domain_xml(spec, self.templates))
+        self.host.define_domain(domain_xml(spec, self.templates))
 
     def start_vm(self, domain: str) -> None:
-        with libvirt_errors(f"cannot start VM {domain}"):
-            dom = self.conn.lookupByName(domain)
-            if not dom.isActive():
-                dom.create()
+        self.host.start_domain(domain)
 
     def remove_vm(self, plan_or_name: VmPlan | str, forget_keys: bool = True) -> bool:
         """Destroy, undefine, delete its volumes; true if anything existed."""
         name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.domain
-        existed = False
-        try:
-            dom = self.conn.lookupByName(name)
-        except libvirt.libvirtError:
-            dom = None
+        existed = self.host.remove_domain(name)
         with libvirt_errors(f"cannot remove VM {name}"):
-            if dom is not None:
-                existed = True
-                if dom.isActive():
-                    dom.destroy()  # before undefine, or it lingers as a transient domain
-                dom.undefine()
             for volume in self.storage.names(prefix=f"{name}."):
                 existed |= self.storage.delete(volume)
         if forget_keys:
@@ -155,14 +119,14 @@ class Provisioner:
         return existed
 
     def _current_ssh_port(self, domain: str) -> int | None:
-        for found in inventory.domains(self.conn):
+        for found in self.host.domains():
             if found.libvirt_name == domain:
                 return found.meta.ssh_port
         return None
 
     def _ports_in_use(self) -> set[int]:
         ports = set()
-        for found in inventory.domains(self.conn):
+        for found in self.host.domains():
             ports.update(host for host, _guest in found.meta.forwards)
             if found.meta.ssh_port:
                 ports.add(found.meta.ssh_port)

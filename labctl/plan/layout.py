@@ -13,8 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from labctl.model import VM, Lab, Network
-from labctl.virt.domain import mac_address
+from labctl.lab.model import VM, Lab, Network
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,13 @@ class Layout:
             if plan.vm.name == name:
                 return plan
         raise KeyError(name)
+
+def mac_address(*parts: str) -> str:
+    """A stable locally administered MAC (QEMU's 52:54:00 prefix) per lab/vm/network,
+    so DHCP reservations and leases survive re-creation."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
 
 
 def object_name(prefix: str, name: str) -> str:

@@ -12,16 +12,14 @@ speed, with KVM about four per core."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-import libvirt
-
 from labctl.errors import LabctlError
-from labctl.model import Lab
-from labctl.virt.connection import Accel, is_local
-from labctl.virt.storage import Storage
+from labctl.lab.model import Lab
+from labctl.plan.hosts import Accel, HostRoom
 
+# The one table of what a VM costs its host beyond its guest RAM (doctor and
+# admission control both charge it).
 QEMU_OVERHEAD_MIB = {"qemu": 330, "kvm": 100}
 DISK_PER_VM_MIB = 300
 BOOTS_PER_CORE = {"qemu": 1, "kvm": 4}
@@ -40,12 +38,6 @@ class Needs:
         return self.memory_mib // max(self.copies, 1)
 
 
-@dataclass(frozen=True)
-class HostRoom:
-    memory_mib: int  # available now
-    disk_mib: int  # free in the labctl pool
-    cpus: int
-
 
 def needs(labs: list[Lab], accel: Accel) -> Needs:
     vms = [vm for lab in labs for vm in lab.vms]
@@ -54,22 +46,6 @@ def needs(labs: list[Lab], accel: Accel) -> Needs:
                  DISK_PER_VM_MIB * len(vms))
 
 
-def room(conn: libvirt.virConnect, uri: str) -> HostRoom:
-    cpus = conn.getInfo()[2]
-    if is_local(uri):
-        memory = _mem_available_mib()
-    else:
-        memory = conn.getFreeMemory() >> 20
-    _state, _capacity, _allocation, available = Storage(conn).pool.info()
-    return HostRoom(memory, available >> 20, cpus)
-
-
-def _mem_available_mib() -> int:
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) >> 10
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") >> 20
 
 
 def place(copies: list[Lab], rooms: dict[str, HostRoom],

@@ -12,16 +12,13 @@ import signal
 import subprocess
 import time
 import urllib.request
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-
-import libvirt
 
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.fileio import write_atomic
-from labctl.virt import inventory
+from labctl.ssh.transport import SSHTransport
 
 PORT = 5000
 CONFIG = """version: 0.1
@@ -103,15 +100,6 @@ class LabRegistry:
         return existed or running is not None
 
 
-def lab_gateway(conn: libvirt.virConnect, lab: str) -> str:
-    """The host's address on the lab's first nat/isolated network."""
-    for found in inventory.networks(conn, lab):
-        ip = ET.fromstring(conn.networkLookupByName(found.libvirt_name).XMLDesc(0)).find("ip")
-        if found.active and ip is not None and ip.get("address"):
-            return ip.get("address")
-    raise LabctlError(f"lab '{lab}' has no running nat or isolated network for a registry",
-                      "VMs on user-mode networks cannot reach the host: add a network with "
-                      "'mode: nat' (or isolated) and run 'labctl up'")
 
 
 def _alive(pid: int) -> bool:
@@ -145,3 +133,9 @@ def guest_config_commands(address: str) -> str:
         f"printf %s '{docker}' > /etc/docker/daemon.json; "
         "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; "
         "fi; fi")
+
+
+def configure_registry(transport: SSHTransport, address: str) -> None:
+    """Let the VM's podman and docker use the lab registry over plain HTTP."""
+    transport.run(["sudo", "-n", "sh", "-c", guest_config_commands(address)]).check(
+        f"{transport.label}: configuring the lab registry")

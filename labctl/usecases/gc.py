@@ -19,23 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import libvirt
-
 from labctl.errors import LabctlError
-from labctl.events import Event, Report
+from labctl.events import Event
 from labctl.images.cache import ImageCache
 from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
-from labctl.provision import Provisioner
-from labctl.registry import LabRegistry
-from labctl.virt import inventory
-from labctl.virt.connection import Accel
-from labctl.virt.storage import DONE, Storage, base_names
+from labctl.runtime.registry import LabRegistry
+from labctl.usecases.session import Session
+from labctl.virt.host import Host
+from labctl.virt.provision import Provisioner
+from labctl.virt.storage import DONE, base_names
 
 
 @dataclass(frozen=True)
@@ -104,49 +101,27 @@ def _stem(volume: str) -> str:
     return volume.removesuffix(DONE).rsplit(".", 1)[0]
 
 
-def find(conn: libvirt.virConnect, data_dir: Path, images: ImageCache) -> list[Garbage]:
-    return classify(gather(conn, data_dir, images))
+def find(session: Session) -> list[Garbage]:
+    return classify(gather(session.host(), session.data_dir, session.settings.images))
 
 
-def gather(conn: libvirt.virConnect, data_dir: Path, images: ImageCache) -> Facts:
-    storage = Storage(conn)
-    volumes = storage.names()
-    volume_paths = {}
-    used: set[str] = set()
-    for name in volumes:
-        try:
-            vol = storage.pool.storageVolLookupByName(name)
-            volume_paths[name] = vol.path()
-            if not name.startswith("base-"):
-                backing = ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
-                if backing:
-                    used.add(backing)
-        except libvirt.libvirtError:
-            continue  # deleted meanwhile
+def gather(host: Host, data_dir: Path, images: ImageCache) -> Facts:
+    volume_paths, backing = host.storage.volumes_with_backing()
+    used = set(backing.values())
     domains, networks = {}, {}
-    for found in inventory.domains(conn):
+    for found in host.domains():
         domains[found.libvirt_name] = (found.meta.lab, found.meta.data_dir)
-        used.update(_domain_paths(conn, found.libvirt_name))
-    for found in inventory.networks(conn):
+        used.update(host.domain_files(found.libvirt_name))
+    for found in host.networks():
         networks[found.libvirt_name] = (found.meta.lab, found.meta.data_dir)
     current = set()
     for image in images.list():
         current.update(base_names(image))
     mine = str(data_dir.resolve())
     owners = {mine} | {d for _, d in [*domains.values(), *networks.values()] if d}
-    return Facts(mine, domains, networks, volumes, used, volume_paths, current,
+    return Facts(mine, domains, networks, sorted(volume_paths), used, volume_paths, current,
                  _lab_dirs(data_dir), {d: _labs_with_keys(Path(d)) for d in owners
                                        if Path(d).is_dir()})
-
-
-def _domain_paths(conn: libvirt.virConnect, name: str) -> set[str]:
-    try:
-        root = ET.fromstring(conn.lookupByName(name).XMLDesc(0))
-    except libvirt.libvirtError:
-        return set()
-    paths = {s.get("file") for s in root.iter("source") if s.get("file")}
-    paths |= {e.text for tag in ("kernel", "initrd") for e in root.iter(tag) if e.text}
-    return paths
 
 
 def _lab_dirs(data_dir: Path) -> list[str]:
@@ -164,11 +139,11 @@ def _labs_with_keys(data_dir: Path) -> set[str]:
     return {p.name for p in labs.iterdir() if (p / "id_ed25519").exists()}
 
 
-def collect(conn: libvirt.virConnect, data_dir: Path, garbage: list[Garbage],
-            report: Report, busy: Callable[[str], None] = lambda _lab: None) -> list[Garbage]:
+def collect(session: Session, garbage: list[Garbage],
+            busy: Callable[[str], None] = lambda _lab: None) -> list[Garbage]:
     """Remove `garbage`, each lab under its lock (a busy lab is skipped and
     named through `busy`); returns what was removed."""
-    storage = Storage(conn)
+    host, report, data_dir = session.host(), session.report, session.data_dir
     removed = []
     by_lab: dict[str, list[Garbage]] = {}
     for g in garbage:
@@ -183,7 +158,7 @@ def collect(conn: libvirt.virConnect, data_dir: Path, garbage: list[Garbage],
                     busy(lab)
                     continue
             files = LabFiles(data_dir, lab or "_")
-            prov = Provisioner(conn, storage, files, Accel("qemu", ""), report)
+            prov = Provisioner(host, files, report)
             for g in sorted(items, key=lambda g: order[g.kind]):
                 report(Event(f"{g.kind} {g.name}", "remove", g.reason))
                 if g.kind == "domain":
@@ -191,10 +166,10 @@ def collect(conn: libvirt.virConnect, data_dir: Path, garbage: list[Garbage],
                 elif g.kind == "network":
                     prov.remove_network(g.name)
                 elif g.kind == "volume":
-                    storage.delete(g.name)
+                    host.storage.delete(g.name)
                 elif g.kind == "base":
-                    for volume in storage.names(prefix=f"{g.name}."):
-                        storage.delete(volume)
+                    for volume in host.storage.names(prefix=f"{g.name}."):
+                        host.storage.delete(volume)
                 else:
                     LabRegistry(data_dir, lab).stop()
                     shutil.rmtree(files.dir, ignore_errors=True)

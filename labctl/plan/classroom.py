@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from pathlib import Path
-
-import libvirt
 
 from labctl.errors import LabctlError, UsageError
-from labctl.labfiles import LabFiles
-from labctl.labschema import MAX_COPIES
-from labctl.model import Attachment, Lab, Network
-from labctl.virt import inventory
+from labctl.lab.labschema import MAX_COPIES
+from labctl.lab.model import Attachment, Lab, Network
 
 PRIVATE = ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("172.16.0.0/12"), \
     ipaddress.ip_network("192.168.0.0/16")
@@ -91,21 +86,3 @@ def _shift_network(lab: Lab, net: Network, offset: int, index: int) -> Network:
 
 def _shown(ids: list[str]) -> str:
     return ", ".join(ids[:10]) + (f" ... ({len(ids)} in all)" if len(ids) > 10 else "")
-
-
-def existing_copies(conn: libvirt.virConnect | None, data_dir: Path,
-                    group: str) -> dict[str, str]:
-    """copy lab name -> copy id, for every copy of `group` libvirt (the default
-    host) or the data dir's placement records know."""
-    found = {}
-    if conn is not None:
-        for obj in inventory.domains(conn) + inventory.networks(conn):
-            if obj.meta.group == group:
-                found[obj.meta.lab] = obj.meta.copy
-    labs = data_dir / "labs"
-    if labs.is_dir():
-        for directory in labs.iterdir():
-            record = LabFiles(data_dir, directory.name).placement()
-            if record.get("group") == group:
-                found[directory.name] = record.get("copy", "")
-    return dict(sorted(found.items()))

@@ -16,11 +16,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl import classroom, orchestrate
 from labctl.errors import LabctlError
 from labctl.fileio import write_atomic
-from labctl.labfiles import LabFiles, SshEntry, ssh_config_text
-from labctl.virt.connection import connect
+from labctl.labfiles import SshEntry, ssh_config_text
+from labctl.usecases.classes import existing_copies
+from labctl.usecases.lab import status
+from labctl.usecases.session import Session
 
 README = """Your lab: {lab} (copy '{copy}' of '{group}')
 
@@ -43,10 +44,9 @@ class Handout:
     entries: tuple[SshEntry, ...]
 
 
-def write(group: str, settings: orchestrate.Settings, out: Path, only: str | None = None,
+def write(session: Session, group: str, out: Path, only: str | None = None,
           jump: str | None = None, as_zip: bool = False) -> list[Handout]:
-    conn = connect(settings.uri)
-    copies = classroom.existing_copies(conn, settings.data_dir, group)
+    copies = existing_copies(session, group)
     if only is not None:
         copies = {name: copy for name, copy in copies.items() if copy == only}
     if not copies:
@@ -55,7 +55,7 @@ def write(group: str, settings: orchestrate.Settings, out: Path, only: str | Non
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     made = []
     for lab, copy in copies.items():
-        made.append(_one(lab, copy, group, settings, out / copy, jump))
+        made.append(_one(session, lab, copy, group, out / copy, jump))
     _roster(out / "roster.csv", made)
     if as_zip:
         for h in made:
@@ -63,14 +63,14 @@ def write(group: str, settings: orchestrate.Settings, out: Path, only: str | Non
     return made
 
 
-def _one(lab: str, copy: str, group: str, settings: orchestrate.Settings, folder: Path,
+def _one(session: Session, lab: str, copy: str, group: str, folder: Path,
          jump: str | None) -> Handout:
-    files = LabFiles(settings.data_dir, lab)
+    files = session.files(lab)
     if not files.login_key_path.exists():
         raise LabctlError(f"copy '{copy}' of '{group}' has no keys in this data dir",
                           "run 'labctl up' for the class first")
     entries = []
-    for vm in orchestrate.status(lab, settings):
+    for vm in status(session, lab):
         if vm.endpoint:
             host, _, port = vm.endpoint.rpartition(":")
             entries.append(SshEntry(vm.domain, host, int(port), vm.user))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl import values
-from labctl.model import BENCH_COMPARISONS
-from labctl.schema import Either, Enum, Field, Int, ListOf, MapOf, Obj, Parsed, Str, Type
+from labctl.lab import values
+from labctl.lab.model import BENCH_COMPARISONS
+from labctl.lab.schema import Either, Enum, Field, Int, ListOf, MapOf, Obj, Parsed, Str, Type
 
 MAX_COUNT = 50  # replicas of one VM; a class of students uses copies, not count
 MAX_COPIES = 200  # copies of a lab: a large class spread over several hosts

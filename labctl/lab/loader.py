@@ -16,11 +16,12 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from labctl import checks, yamlmarks
 from labctl.errors import LabFileError, Mark, UsageError
-from labctl.labschema import LAB
-from labctl.model import Lab, build_lab
-from labctl.schema import SchemaError, suggest
+from labctl.lab import rules as checks
+from labctl.lab import yamlmarks
+from labctl.lab.labschema import LAB
+from labctl.lab.model import Lab, build_lab
+from labctl.lab.schema import SchemaError, suggest
 
 MAX_FILE_BYTES = 1 << 20
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -9,8 +9,8 @@ import re
 import shlex
 from typing import Any
 
-from labctl.model import Port, Volume
-from labctl.schema import Invalid
+from labctl.lab.model import Port, Volume
+from labctl.lab.schema import Invalid
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 NAME_HINT = "use lowercase letters, digits and '-', starting and ending with a letter or digit"

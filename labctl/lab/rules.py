@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl.model import DEFAULT_RUNTIME, replica_names
-from labctl.schema import SchemaError, suggest
+from labctl.lab.model import DEFAULT_RUNTIME, replica_names
+from labctl.lab.schema import SchemaError, suggest
 
 SSH_PORT = 22
 MAX_DOMAIN_NAME = 63  # libvirt names are LAB.VM; keep them short enough to read and type

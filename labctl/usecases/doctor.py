@@ -10,13 +10,11 @@ from pathlib import Path
 
 from labctl.errors import LabctlError
 from labctl.images.cache import ImageCache
-from labctl.model import Lab
-from labctl.virt.connection import Accel, connect, is_local, probe_accel
+from labctl.lab.model import Lab
+from labctl.plan.capacity import DISK_PER_VM_MIB, QEMU_OVERHEAD_MIB
+from labctl.plan.hosts import Accel
+from labctl.virt.host import Host
 from labctl.virt.storage import SYSTEM_POOL_DIR
-
-# Host RAM one guest costs beyond its own memory (qemu + TCG translation cache).
-OVERHEAD_MIB = {"qemu": 450, "kvm": 150}
-DISK_PER_VM_MIB = 300  # overlay growth for a short lab session
 
 
 @dataclass(frozen=True)
@@ -29,24 +27,19 @@ class Check:
 def run_checks(uri: str, data_dir: Path, lab: Lab | None = None) -> list[Check]:
     checks = [_tools()]
     try:
-        conn = connect(uri)
+        host = Host(uri)
     except LabctlError as exc:
         return [*checks, Check("libvirt", "fail", f"{exc.message} ({exc.hint})")]
-    checks.append(Check("libvirt", "ok", f"{uri}: libvirt {_version(conn.getLibVersion())}, "
-                        f"{conn.getType()} {_version(conn.getVersion())}"))
-    accel = probe_accel(conn, uri)
-    checks.append(_accel_check(accel, uri))
-    checks.append(_qemu_check(conn, accel))
-    if is_local(uri):
+    facts = host.facts()
+    checks.append(Check("libvirt", "ok", f"{uri}: libvirt {facts.libvirt}, {facts.hypervisor}"))
+    accel = host.accel
+    checks.append(_accel_check(accel, host))
+    checks.append(_qemu_check(host))
+    if host.is_local:
         checks.append(_memory_check(lab, accel))
         checks.append(_disk_check(lab))
     checks.append(_images_check(data_dir, lab))
     return checks
-
-
-def _version(number: int) -> str:
-    major, rest = divmod(number, 1_000_000)
-    return f"{major}.{rest // 1000}.{rest % 1000}"
 
 
 def _tools() -> Check:
@@ -60,19 +53,20 @@ def _tools() -> Check:
     return Check("tools", "ok", "ssh, qemu-img, mmdebstrap, mke2fs, dnsmasq")
 
 
-def _accel_check(accel: Accel, uri: str) -> Check:
+def _accel_check(accel: Accel, host: Host) -> Check:
     if accel.is_kvm:
         return Check("acceleration", "ok", "KVM works: guests boot in seconds")
     detail = f"{accel.reason}; expect ~20 s to SSH per VM"
-    if is_local(uri) and os.path.exists("/dev/kvm"):
+    if host.is_local and os.path.exists("/dev/kvm"):
         detail += ("; libvirtd may hang ~75 s per define probing this /dev/kvm: "
                    "scripts/libvirtd-netns hides it from the daemon")
     return Check("acceleration", "warn", detail)
 
 
-def _qemu_check(conn, accel: Accel) -> Check:
+def _qemu_check(host: Host) -> Check:
+    accel = host.accel
     try:
-        caps = conn.getDomainCapabilities(None, "x86_64", "q35", accel.domain_type, 0)
+        caps = host.domain_capabilities("q35")
     except Exception as exc:  # libvirtError, or no q35 machine type
         return Check("qemu", "fail", f"no usable qemu-system-x86_64 for q35: {exc}")
     path = caps.split("<path>", 1)[1].split("</path>", 1)[0] if "<path>" in caps else "?"
@@ -90,7 +84,7 @@ def _memory_check(lab: Lab | None, accel: Accel) -> Check:
     available = _meminfo_mib("MemAvailable")
     if lab is None:
         return Check("memory", "ok", f"{available} MiB available")
-    need = sum(vm.memory_mib + OVERHEAD_MIB[accel.domain_type] for vm in lab.vms)
+    need = sum(vm.memory_mib + QEMU_OVERHEAD_MIB[accel.domain_type] for vm in lab.vms)
     status = "ok" if need <= available else "fail"
     return Check("memory", status, f"lab '{lab.name}' needs ~{need} MiB "
                  f"({len(lab.vms)} VM(s) + qemu overhead), {available} MiB available")

@@ -1,0 +1,226 @@
+"""The class use cases: up, down and reset for many copies of one lab.
+
+`up_class` checks admission first (nothing is created if the class does not
+fit), then brings copies up in waves of `max_parallel` -- each copy under its
+own lab lock, exactly like `labctl up` of one lab -- and reports every event
+tagged with its copy, so the CLI can show one live line per copy."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from labctl import interrupt
+from labctl.errors import LabctlError, UsageError
+from labctl.events import Event
+from labctl.lab.model import Lab
+from labctl.labfiles import LabFiles
+from labctl.plan import capacity, classroom
+from labctl.usecases import lab as lab_cases
+from labctl.usecases.session import Session
+
+ClassReport = Callable[[str, Event], None]  # (copy id, event)
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    copy: str
+    lab: str
+    seconds: float
+    result: lab_cases.UpResult | None = None
+    error: str | None = None
+
+    def stage_times(self) -> dict[str, float]:
+        """Per stage, the longest any of the copy's VMs spent in it."""
+        longest: dict[str, float] = {}
+        for vm in self.result.vms if self.result else []:
+            if vm.readiness is None:
+                continue
+            previous = 0.0
+            for stage, at in vm.readiness.stages.items():
+                longest[stage] = max(longest.get(stage, 0.0), at - previous)
+                previous = at
+        return longest
+
+    @property
+    def slowest_stage(self) -> tuple[str, float] | None:
+        times = self.stage_times()
+        return max(times.items(), key=lambda kv: kv[1]) if times else None
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    group: str
+    copies: list[CopyOutcome]
+    max_parallel: int
+    need: capacity.Needs
+    seconds: float
+    placement: dict[str, str] = dataclasses.field(default_factory=dict)  # copy lab -> URI
+
+    @property
+    def failed(self) -> list[CopyOutcome]:
+        return [c for c in self.copies if c.error]
+
+
+def up_class(session: Session, lab: Lab, report: ClassReport, copies: int | None = None,
+             only: str | None = None, max_parallel: int | None = None,
+             reset: frozenset[str] = frozenset(), hosts: tuple[str, ...] = ()) -> ClassResult:
+    """Admission, placement, then copies in waves; the class and each copy
+    under its own lock, exactly like `labctl up` of one lab."""
+    with session.changing(lab.name, "up (class)"):
+        return _up_class(session, lab, report, copies, only, max_parallel, reset, hosts)
+
+
+def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | None,
+              only: str | None, max_parallel: int | None, reset: frozenset[str],
+              hosts: tuple[str, ...]) -> ClassResult:
+    start = time.monotonic()
+    labs = classroom.expand(lab, copies, only)
+    uris = list(dict.fromkeys(hosts or lab.hosts or (session.settings.uri,)))
+    opened = {uri: session.host(uri) for uri in uris}
+    accels = {uri: host.accel for uri, host in opened.items()}
+    # A copy stays on the host it was placed on; new copies go where RAM is left.
+    recorded = {c.name: session.files(c.name).placement().get("uri") for c in labs}
+    placement = {name: uri for name, uri in recorded.items() if uri in uris}
+    running = {f.meta.lab for host in opened.values() for f in host.domains()
+               if f.active and f.meta.group == lab.name}
+    new = [c for c in labs if c.name not in placement]
+    rooms = {uri: host.room() for uri, host in opened.items()}
+    placement.update(capacity.place([c for c in new if c.name not in running], rooms, accels))
+    for c in new:  # running but not recorded (files lost): where libvirt has it
+        if c.name not in placement:
+            placement[c.name] = next(uri for uri, host in opened.items()
+                                     if c.name in host.lab_names())
+    need = capacity.needs([c for c in labs if c.name not in running], accels[uris[0]])
+    waves = capacity.boots_at_once(rooms, accels, max(len(lab.vms), 1), max_parallel)
+    spread = ", ".join(f"{uri}: {sum(1 for u in placement.values() if u == uri)}"
+                       for uri in uris) if len(uris) > 1 else ""
+    report("*", Event(f"class {lab.name}", "admitted",
+                      f"{len(labs)} copies ({need.copies} to start: {need.memory_mib} MiB RAM, "
+                      f"~{need.disk_mib} MiB disk), {waves} at a time"
+                      + (f"; placed {spread}" if spread else "")))
+
+    def bring_up(copy: Lab) -> CopyOutcome:
+        began = time.monotonic()
+        tagged = lambda event: report(copy.copy, event)  # noqa: E731
+        try:
+            interrupt.checkpoint()
+            copy_session = Session(session.settings, tagged, session.host, session.reach)
+            result = lab_cases.up(copy_session, copy, reset, uri=placement[copy.name])
+            tagged(Event(f"copy {copy.copy}", "ready", "", time.monotonic() - began))
+            return CopyOutcome(copy.copy, copy.name, time.monotonic() - began, result)
+        except LabctlError as exc:
+            tagged(Event(f"copy {copy.copy}", "failed", exc.message))
+            return CopyOutcome(copy.copy, copy.name, time.monotonic() - began,
+                               error=exc.message)
+
+    with ThreadPoolExecutor(max_workers=waves) as pool:
+        outcomes = list(pool.map(bring_up, labs))
+    if interrupt.requested():
+        ready = sum(1 for o in outcomes if not o.error)
+        raise interrupt.Interrupted(
+            f"interrupted: class '{lab.name}' is partly up ({ready} of {len(labs)} copies "
+            "ready)", f"'labctl up {lab.source}' finishes it; 'labctl down {lab.name} "
+            "--all-copies' removes it")
+    return ClassResult(lab.name, outcomes, waves, need, time.monotonic() - start, placement)
+
+
+def down_class(session: Session, group: str, report: ClassReport,
+               only: str | None = None) -> list[lab_cases.DownResult]:
+    with session.changing(group, "down (class)"):
+        found = existing_copies(session, group)
+        if only is not None:
+            found = {name: copy for name, copy in found.items() if copy == only}
+        results = []
+        for name, copy in found.items():
+            interrupt.checkpoint()
+            copy_session = Session(session.settings, lambda e, c=copy: report(c, e),
+                                   session.host, session.reach)
+            results.append(lab_cases.down(copy_session, name))
+        return results
+
+
+def existing_copies(session: Session, group: str) -> dict[str, str]:
+    """copy lab name -> copy id, for every copy of `group` the default host or
+    the data dir's placement records know."""
+    found = {}
+    host = session.host()
+    for obj in host.domains() + host.networks():
+        if obj.meta.group == group:
+            found[obj.meta.lab] = obj.meta.copy
+    labs = session.data_dir / "labs"
+    if labs.is_dir():
+        for directory in labs.iterdir():
+            record = LabFiles(session.data_dir, directory.name).placement()
+            if record.get("group") == group:
+                found[directory.name] = record.get("copy", "")
+    return dict(sorted(found.items()))
+
+
+# -- one entry point per command: a class or a single lab, decided here --------------
+def copies_of(lab: Lab, copies: int | None = None, only: str | None = None) -> list[str]:
+    """The copy ids `up` would bring up; [] when the lab is a single lab."""
+    if not (classroom.is_class(lab, copies) or only):
+        return []
+    return [only] if only else classroom.copy_ids(lab, copies)
+
+
+def up_any(session: Session, lab: Lab, report: ClassReport, copies: int | None = None,
+           only: str | None = None, max_parallel: int | None = None,
+           hosts: tuple[str, ...] = ()) -> lab_cases.UpResult | ClassResult:
+    """`labctl up`: the copies of a class (progress tagged per copy), or the lab."""
+    if copies_of(lab, copies, only):
+        return _checked(up_class(session, lab, report, copies, only, max_parallel,
+                                 hosts=hosts))
+    if hosts:
+        raise UsageError("--host places the copies of a class", "add --copies N, or use "
+                         "--uri to put this lab on one host")
+    return lab_cases.up(session, lab)
+
+
+def _checked(result: ClassResult) -> ClassResult:
+    if result.failed:
+        first = result.failed[0]
+        raise ClassFailed(result, f"{len(result.copies) - len(result.failed)} of "
+                          f"{len(result.copies)} copies ready; copy '{first.copy}': "
+                          f"{first.error}", "'labctl up' again resumes; "
+                          "'labctl down NAME --all-copies' removes")
+    return result
+
+
+class ClassFailed(LabctlError):
+    """Some copies failed; the result says which (the CLI still shows the table)."""
+
+    def __init__(self, result: ClassResult, message: str, hint: str):
+        super().__init__(message, hint)
+        self.result = result
+
+
+def reset(session: Session, lab: Lab, vms: list[str] | None, copy: str | None,
+          report: ClassReport) -> tuple[frozenset[str], str]:
+    """Return VMs (default: all of the lab or copy) to their post-`up` state;
+    which VMs, and of what ('lab X' or "copy 'C' of 'X'")."""
+    names = frozenset(vms or [vm.name for vm in lab.vms])
+    unknown = sorted(names - {vm.name for vm in lab.vms})
+    if unknown:
+        raise UsageError(f"lab '{lab.name}' has no VM '{unknown[0]}'",
+                         f"its VMs: {', '.join(vm.name for vm in lab.vms)}")
+    if classroom.is_class(lab) or copy:
+        if not copy:
+            raise UsageError(f"lab '{lab.name}' is a class: say which copy to reset",
+                             "--copy ID (a student's name or 1..N)")
+        _checked(up_class(session, lab, report, None, copy, 1, reset=names))
+        return names, f"copy '{copy}' of '{lab.name}'"
+    lab_cases.up(session, lab, reset=names)
+    return names, f"lab '{lab.name}'"
+
+
+def down_any(session: Session, name: str, report: ClassReport, a_class: bool = False,
+             copy: str | None = None) -> list[lab_cases.DownResult]:
+    """`labctl down`: every copy of a class (or one), or the lab `name`."""
+    if a_class or copy:
+        return down_class(session, name, report, copy)
+    return [lab_cases.down(session, name)]

@@ -1,0 +1,48 @@
+"""The lab registry use cases: start it for a lab (and point the lab's running
+VMs at it), stop it, say where it is, and push a container's image to it."""
+
+from __future__ import annotations
+
+from labctl.errors import LabctlError
+from labctl.runtime.deploy import observe
+from labctl.runtime.registry import LabRegistry, Registry, configure_registry
+from labctl.usecases.containers import find_container
+from labctl.usecases.session import Session
+
+
+def registry_up(session: Session, lab: str) -> Registry:
+    """Start the lab registry on the lab network's gateway and configure every
+    running VM to use it (VMs created later are configured by `up`)."""
+    with session.changing(lab, "registry up"):
+        host = session.lab_host(lab)
+        registry = LabRegistry(session.data_dir, lab).start(host.lab_gateway(lab))
+        for found in host.domains(lab):
+            if found.active:
+                with session.connect_vm(lab, found.meta.name) as transport:
+                    configure_registry(transport, registry.address)
+        return registry
+
+
+def registry_down(session: Session, lab: str) -> bool:
+    with session.changing(lab, "registry down"):
+        return LabRegistry(session.data_dir, lab).stop()
+
+
+def registry_status(session: Session, lab: str) -> Registry | None:
+    return LabRegistry(session.data_dir, lab).status()
+
+
+def push(session: Session, lab: str, vm: str, container: str, as_name: str | None) -> str:
+    """Publish the image a container runs to the lab registry; its new reference."""
+    registry = LabRegistry(session.data_dir, lab).status()
+    if registry is None:
+        raise LabctlError(f"lab '{lab}' has no registry running",
+                          f"start it with 'labctl registry up {lab}'")
+    with session.connect_vm(lab, vm) as transport:
+        runtime = find_container(transport, lab, vm, container)
+        image = next(c.image for c in observe(transport, lab, vm) if c.name == container
+                     and c.runtime == runtime.binary)
+        target = f"{registry.address}/{as_name or container + ':latest'}"
+        runtime.call("tag", image, target, what=f"tagging {image}")
+        runtime.call("push", target, timeout=600, what=f"pushing {target}")
+    return target

@@ -1,0 +1,153 @@
+"""What every use case stands on, built once per command: the settings, the
+libvirt hosts opened so far, each lab's local files, its lock, and how a VM is
+reached (SSH). Unit tests give a Session a host on libvirt's test:/// driver
+and a fake way to reach VMs; the use cases cannot tell."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from labctl import interrupt
+from labctl.errors import LabctlError
+from labctl.events import Event, Report, ignore
+from labctl.images.cache import ImageCache
+from labctl.labfiles import LabFiles
+from labctl.lock import lab_lock
+from labctl.plan.layout import VmPlan
+from labctl.ssh import transport as ssh
+from labctl.ssh.transport import SSHTransport
+from labctl.ssh.wait import Probes, Readiness, wait_ready
+from labctl.virt.connection import DEFAULT_URI
+from labctl.virt.host import Host
+
+# Built images touch the first file when their extras ran; cloud-init the second.
+BOOT_FINISHED = "test -e /run/labctl-boot-finished || test -e /var/lib/cloud/instance/boot-finished"
+
+
+@dataclass(frozen=True)
+class Settings:
+    uri: str = DEFAULT_URI
+    data_dir: Path = Path()
+    templates: Path | None = None
+    workers: int | None = None  # VMs provisioned at once; None: 2 under TCG, 4 with KVM
+    budgets: dict[str, float] = field(default_factory=dict)
+    lock_wait: bool = True  # False: fail at once if another labctl holds the lab
+    lock_timeout: float | None = None  # seconds to wait for it; None: as long as it takes
+
+    @property
+    def images(self) -> ImageCache:
+        return ImageCache(self.data_dir / "images")
+
+    @classmethod
+    def from_env(cls, uri: str | None, data_dir: Path, **extra) -> Settings:
+        return cls(uri=uri or os.environ.get("LABCTL_URI") or DEFAULT_URI, data_dir=data_dir,
+                   **extra)
+
+
+class VmReach(Protocol):
+    """How labctl gets a command line into a VM: wait for it after a start, or
+    connect to one that runs."""
+
+    def wait_ready(self, host: Host, files: LabFiles, plan: VmPlan, report: Report,
+                   began: float, budgets: dict[str, float]) -> tuple[SSHTransport, Readiness]: ...
+
+    def connect(self, host: Host, files: LabFiles, domain: str, vm: str,
+                user: str) -> SSHTransport: ...
+
+
+class SshReach:
+    """The real thing: staged readiness over SSH, the lab's key, pinned host keys."""
+
+    def wait_ready(self, host: Host, files: LabFiles, plan: VmPlan, report: Report,
+                   began: float, budgets: dict[str, float]) -> tuple[SSHTransport, Readiness]:
+        label = f"VM '{plan.vm.name}'"
+        private = files.login_key().private
+        pinned = files.pinned_host_key(plan.domain) or ""
+        probes = Probes(
+            is_running=lambda: host.is_running(plan.domain),
+            address=lambda: host.endpoint(plan.domain),
+            login=lambda sock: ssh.login(sock, label, plan.vm.user, private, pinned),
+            boot_finished=lambda t: t.run(BOOT_FINISHED, timeout=30).ok,
+            serial_tail=lambda n: host.serial_tail(plan.domain, n),
+        )
+        return wait_ready(plan.vm.name, probes, report, start=began, budgets=budgets)
+
+    def connect(self, host: Host, files: LabFiles, domain: str, vm: str,
+                user: str) -> SSHTransport:
+        endpoint = host.endpoint(domain) if host.is_running(domain) else None
+        if endpoint is None:
+            raise LabctlError(f"VM '{vm}' of lab '{files.lab}' is not running or has no "
+                              "address", "run 'labctl up' for the lab")
+        return ssh.login(endpoint, f"VM '{vm}'", user, files.login_key().private,
+                         files.pinned_host_key(domain) or "")
+
+
+class Session:
+    def __init__(self, settings: Settings, report: Report = ignore,
+                 open_host: Callable[[str], Host] = Host, reach: VmReach | None = None):
+        self.settings = settings
+        self.report = report
+        self.reach: VmReach = reach or SshReach()
+        self._open_host = open_host
+        self._hosts: dict[str, Host] = {}
+        self._hosts_lock = threading.Lock()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    def host(self, uri: str | None = None) -> Host:
+        """The host at `uri` (default: the settings'), opened once per session."""
+        uri = uri or self.settings.uri
+        with self._hosts_lock:
+            if uri not in self._hosts:
+                self._hosts[uri] = self._open_host(uri)
+            return self._hosts[uri]
+
+    def placed_uri(self, lab: str) -> str:
+        """The host a lab was placed on (a class over several hosts), else the default."""
+        return self.files(lab).placement().get("uri") or self.settings.uri
+
+    def lab_host(self, lab: str) -> Host:
+        return self.host(self.placed_uri(lab))
+
+    def files(self, lab: str) -> LabFiles:
+        return LabFiles(self.data_dir, lab)
+
+    @contextlib.contextmanager
+    def changing(self, lab: str, action: str) -> Iterator[None]:
+        """Every use case that changes a lab holds its lock (saying so while it
+        waits), and defers Ctrl-C to the core's next safe point."""
+        def waiting(holder: str) -> None:
+            limit = (f"up to {self.settings.lock_timeout:.0f} s"
+                     if self.settings.lock_timeout is not None else "--no-wait to give up")
+            self.report(Event(f"lab {lab}", "busy", f"{holder}; waiting ({limit})"))
+
+        def stopping() -> None:
+            self.report(Event(f"lab {lab}", "stopping", "after the steps in flight "
+                              "(Ctrl-C again to abort at once)"))
+
+        with lab_lock(self.data_dir, lab, action, wait=self.settings.lock_wait,
+                      timeout=self.settings.lock_timeout, waiting=waiting), \
+                interrupt.deferred_sigint(stopping):
+            yield
+
+    def connect_vm(self, lab: str, vm: str) -> SSHTransport:
+        """An authenticated SSH connection to one running VM of a lab."""
+        host = self.lab_host(lab)
+        found = host.domain(lab, vm)
+        if found is None:
+            known = ", ".join(f.meta.name for f in host.domains(lab)) or "none"
+            raise LabctlError(f"lab '{lab}' has no VM '{vm}'", f"its VMs: {known}")
+        return self.reach.connect(host, self.files(lab), found.libvirt_name, vm, found.meta.user)
+
+    def close(self) -> None:
+        for host in self._hosts.values():
+            host.close()
+        self._hosts.clear()

@@ -1,0 +1,262 @@
+"""One libvirt host, as the rest of labctl sees it.
+
+`Host` is the seam between the use cases and libvirt: it owns the connection,
+the capability probe (KVM or TCG), the labctl pool, networks, domains, their
+labctl metadata, the serial console (read through libvirt's storage API, so a
+host that is not this machine works the same) and the address at which the
+forwarded ports of its VMs are reached. Only labctl/virt/ imports libvirt.
+The test:/// driver stands behind the same class in unit tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import libvirt
+
+from labctl.errors import LabctlError
+from labctl.plan.hosts import Accel, HostRoom
+from labctl.ssh.transport import Endpoint
+from labctl.virt import access, inventory
+from labctl.virt.connection import connect, is_local, libvirt_errors, probe_accel
+from labctl.virt.inventory import Found
+from labctl.virt.network import host_routes
+from labctl.virt.storage import Storage
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+# libvirt's domain states, in the words `status` shows.
+STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
+          libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed",
+          libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down"}
+LibvirtError = libvirt.libvirtError  # for callers that must tell libvirt's failures apart
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    libvirt: str
+    hypervisor: str  # e.g. "QEMU 7.2.0"
+    cpus: int
+
+
+class Host:
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.conn = connect(uri)  # read by labctl/virt/ only
+
+    @property
+    def is_local(self) -> bool:
+        return is_local(self.uri)
+
+    @cached_property
+    def accel(self) -> Accel:
+        return probe_accel(self.conn, self.uri)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage(self.conn)
+
+    @property
+    def forward_address(self) -> str:
+        """Where the host's forwarded VM ports are reached from here."""
+        return access.forward_host(self.uri)
+
+    def alive(self) -> bool:
+        try:
+            return bool(self.conn.isAlive())
+        except libvirt.libvirtError:
+            return False
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except libvirt.libvirtError:
+            pass
+
+    # -- what the host holds of labs ------------------------------------------------
+    def domains(self, lab: str | None = None) -> list[Found]:
+        return inventory.domains(self.conn, lab)
+
+    def networks(self, lab: str | None = None) -> list[Found]:
+        return inventory.networks(self.conn, lab)
+
+    def domain(self, lab: str, vm: str) -> Found | None:
+        return next((f for f in self.domains(lab) if f.meta.name == vm), None)
+
+    def lab_names(self) -> set[str]:
+        return {f.meta.lab for f in self.domains()}
+
+    # -- one domain -------------------------------------------------------------------
+    def _dom(self, name: str) -> libvirt.virDomain:
+        return self.conn.lookupByName(name)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._dom(name)
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    def state(self, name: str) -> str:
+        """running, stopped, paused, ...; 'missing' if there is no such domain."""
+        try:
+            return STATES.get(self._dom(name).state(0)[0], "other")
+        except libvirt.libvirtError:
+            if not self.conn.isAlive():
+                raise
+            return "missing"
+
+    def is_running(self, name: str) -> bool:
+        """False if it stopped or vanished; a lost libvirtd raises (nothing to wait for)."""
+        return self.state(name) == "running"
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        """Where its sshd is reached: a forwarded port, or its newest DHCP lease."""
+        try:
+            return access.endpoint(self.conn, self._dom(name))
+        except libvirt.libvirtError:
+            return None
+
+    def domain_xml(self, name: str) -> str:
+        with libvirt_errors(f"cannot read VM {name}"):
+            return self._dom(name).XMLDesc(0)
+
+    def define_domain(self, xml: str) -> None:
+        self.conn.defineXML(xml)
+
+    def start_domain(self, name: str) -> None:
+        with libvirt_errors(f"cannot start VM {name}"):
+            dom = self._dom(name)
+            if not dom.isActive():
+                dom.create()
+
+    def remove_domain(self, name: str) -> bool:
+        """Destroy (before undefine, or it lingers transient) and undefine."""
+        try:
+            dom = self._dom(name)
+        except libvirt.libvirtError:
+            return False
+        with libvirt_errors(f"cannot remove VM {name}"):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+        return True
+
+    def domain_files(self, name: str) -> set[str]:
+        """Every file the domain's XML names (disks, kernel, initrd, logs)."""
+        try:
+            root = ET.fromstring(self._dom(name).XMLDesc(0))
+        except libvirt.libvirtError:
+            return set()
+        paths = {s.get("file") for s in root.iter("source") if s.get("file")}
+        paths |= {s.get("path") for s in root.iter("source") if s.get("path")}
+        return paths | {e.text for tag in ("kernel", "initrd") for e in root.iter(tag) if e.text}
+
+    def serial_reader(self, name: str) -> Callable[[], bytes]:
+        """Reads the VM's serial console so far, each call. A local host's log
+        is read as a file (cheap enough to poll); a remote one's through the pool."""
+        path = self.serial_log_path(name)
+        if path is None:
+            return lambda: b""
+        if self.is_local:
+            return lambda: _read_bytes(path)
+        return lambda: self.storage.download(path.name)
+
+    def serial_log(self, name: str) -> bytes:
+        return self.serial_reader(name)()
+
+    def serial_tail(self, name: str, lines: int) -> str:
+        tail = deque(self.serial_log(name).splitlines(keepends=True), maxlen=lines)
+        return _ANSI.sub("", b"".join(tail).decode(errors="replace"))
+
+    def serial_log_path(self, name: str) -> Path | None:
+        try:
+            return access.serial_log_path(self._dom(name).XMLDesc(0))
+        except libvirt.libvirtError:
+            return None
+
+    # -- networks -------------------------------------------------------------------
+    def define_network(self, xml: str) -> None:
+        self.conn.networkDefineXML(xml).create()
+
+    def start_network(self, name: str) -> None:
+        with libvirt_errors(f"cannot start network {name}"):
+            net = self.conn.networkLookupByName(name)
+            if not net.isActive():
+                net.create()
+
+    def remove_network(self, name: str) -> bool:
+        try:
+            net = self.conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            return False
+        with libvirt_errors(f"cannot remove network {name}"):
+            if net.isActive():
+                net.destroy()
+            net.undefine()
+        return True
+
+    def taken_subnets(self) -> list[ipaddress.IPv4Network]:
+        """Subnets a new lab network must avoid: the host's routes (when local)
+        and every libvirt network's."""
+        taken = host_routes() if self.is_local else []
+        for net in self.conn.listAllNetworks(0):
+            ip = ET.fromstring(net.XMLDesc(0)).find("ip")
+            if ip is not None and ip.get("address") and ip.get("netmask"):
+                taken.append(ipaddress.IPv4Network(f"{ip.get('address')}/{ip.get('netmask')}",
+                                                   strict=False))
+        return taken
+
+    def lab_gateway(self, lab: str) -> str:
+        """The host's address on the lab's first running nat/isolated network."""
+        for found in self.networks(lab):
+            xml = self.conn.networkLookupByName(found.libvirt_name).XMLDesc(0)
+            ip = ET.fromstring(xml).find("ip")
+            if found.active and ip is not None and ip.get("address"):
+                return ip.get("address")
+        raise LabctlError(f"lab '{lab}' has no running nat or isolated network for a registry",
+                          "VMs on user-mode networks cannot reach the host: add a network "
+                          "with 'mode: nat' (or isolated) and run 'labctl up'")
+
+    # -- capacity and facts ---------------------------------------------------------
+    def room(self) -> HostRoom:
+        cpus = self.conn.getInfo()[2]
+        memory = _mem_available_mib() if self.is_local else self.conn.getFreeMemory() >> 20
+        _state, _capacity, _allocation, available = self.storage.pool.info()
+        return HostRoom(memory, available >> 20, cpus)
+
+    def facts(self) -> HostFacts:
+        return HostFacts(_version(self.conn.getLibVersion()),
+                         f"{self.conn.getType()} {_version(self.conn.getVersion())}",
+                         self.conn.getInfo()[2])
+
+    def domain_capabilities(self, machine: str) -> str:
+        return self.conn.getDomainCapabilities(None, "x86_64", machine,
+                                               self.accel.domain_type, 0)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _version(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    return f"{major}.{rest // 1000}.{rest % 1000}"
+
+
+def _mem_available_mib() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) >> 10
+    return 0
