@@ -61,7 +61,7 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
     prov = Provisioner(host, files, report, settings.templates)
     files.login_key()
     vm_plan = lab_layout(bench_lab, {vm.image: image.sha256}).vms[0]
-    base = host.storage.ensure_base(image)
+    base = host.ensure_base(image)
     measure_boot = "vm-boot" in spec.compare
     runtimes_measured = spec.runtimes if "container-start" in spec.compare else ()
     boots, samples, process, rtt = [], {r: [] for r in runtimes_measured}, [], []

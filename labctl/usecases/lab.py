@@ -128,7 +128,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
     for image_name in {p.vm.image for p in layout.vms if verbs[("vm", p.vm.name)] != "keep"}:
         image = settings.images.get(image_name)
         report(Event(f"image {image_name}", "upload", "making the base image available to libvirt"))
-        bases[image_name] = (image, host.storage.ensure_base(image))
+        bases[image_name] = (image, host.ensure_base(image))
     registry = LabRegistry(settings.data_dir, lab.name).status()
 
     def bring_up(vm_plan: VmPlan) -> VmOutcome:

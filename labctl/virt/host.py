@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import threading
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable
@@ -22,13 +23,14 @@ from pathlib import Path
 import libvirt
 
 from labctl.errors import LabctlError
+from labctl.images.cache import Image
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.ssh.transport import Endpoint
 from labctl.virt import access, inventory
 from labctl.virt.connection import connect, is_local, libvirt_errors, probe_accel
 from labctl.virt.inventory import Found
 from labctl.virt.network import host_routes
-from labctl.virt.storage import Storage
+from labctl.virt.storage import BaseVolumes, Storage
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -50,6 +52,13 @@ class Host:
     def __init__(self, uri: str):
         self.uri = uri
         self.conn = connect(uri)  # read by labctl/virt/ only
+        self._uploading = threading.Lock()
+
+    def ensure_base(self, image: Image) -> BaseVolumes:
+        """The image's base volumes in the pool, uploaded once: copies of a class
+        brought up in parallel share one upload instead of racing two."""
+        with self._uploading:
+            return self.storage.ensure_base(image)
 
     @property
     def is_local(self) -> bool:

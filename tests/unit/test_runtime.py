@@ -18,24 +18,11 @@ from labctl.runtime.oci import ContainerInfo, OciRuntime
 from labctl.runtime.sources import context_tar, local_image, source_digest
 from labctl.ssh.transport import CommandResult
 
+from .fakes import FakeTransport
 from .fixtures import GOLDEN, ROOT
 
 COURSE = load_lab(ROOT / "examples" / "course.yaml")
 
-
-class FakeTransport:
-    """Answers commands from a table of (substring -> CommandResult fields)."""
-
-    def __init__(self, answers: dict[str, tuple[int, str, str]] | None = None):
-        self.answers, self.commands = answers or {}, []
-
-    def run(self, command, timeout=None, input_data=None):
-        text = command if isinstance(command, str) else " ".join(command)
-        self.commands.append(text)
-        for needle, (status, out, err) in self.answers.items():
-            if needle in text:
-                return CommandResult(text, status, out, err, 0.0)
-        return CommandResult(text, 0, "", "", 0.0)
 
 
 @pytest.mark.parametrize("binary", ["docker", "podman"])

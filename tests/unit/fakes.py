@@ -1,0 +1,161 @@
+"""Stand-ins for unit tests, each for one narrow interface: a transport that
+answers commands from a table, a way of reaching VMs that returns it, and a
+pool on libvirt's test:/// driver (which cannot upload volume contents).
+tests/unit/test_transport_contract.py holds FakeTransport to the real one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from labctl.errors import LabctlError
+from labctl.events import Event
+from labctl.images.cache import ImageCache
+from labctl.labfiles import LabFiles
+from labctl.plan.layout import VmPlan
+from labctl.shell import join
+from labctl.ssh.transport import CommandResult
+from labctl.ssh.wait import Readiness
+from labctl.usecases.session import Session, Settings
+from labctl.virt.host import Host
+from labctl.virt.storage import Storage
+
+from .fixtures import DATA
+
+
+class FakeTransport:
+    """Answers commands from a table of (substring -> (exit, stdout, stderr));
+    anything else succeeds silently, or with `execute=True` runs in a local
+    `sh -c` as sshd would run it. Records what it was asked."""
+
+    label = "VM 'fake'"
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]] | None = None,
+                 execute: bool = False):
+        self.answers, self.commands, self.execute = answers or {}, [], execute
+        self.closed = False
+
+    def run(self, command, timeout=None, input_data=None):
+        text = command if isinstance(command, str) else join(command)
+        self.commands.append(text)
+        for needle, (status, out, err) in self.answers.items():
+            if needle in text:
+                return CommandResult(text, status, out, err, 0.0)
+        if not self.execute:
+            return CommandResult(text, 0, "", "", 0.0)
+        began = time.monotonic()
+        try:
+            done = subprocess.run(["sh", "-c", text], input=input_data, capture_output=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabctlError(f"{self.label}: command timed out after {timeout:.0f} s: "
+                              f"{text[:80]}") from None
+        return CommandResult(text, done.returncode, done.stdout.decode(errors="replace"),
+                             done.stderr.decode(errors="replace"), time.monotonic() - began)
+
+    def stream(self, command, stdout, stderr) -> int:
+        result = self.run(command)
+        stdout.write(result.stdout.encode())
+        stderr.write(result.stderr.encode())
+        return result.exit_status
+
+    def put(self, local, remote, mode=None) -> None:
+        self.commands.append(f"put {remote}")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        self.close()
+
+
+# Containers a fresh VM has: none; docker is not running.
+FRESH_VM = {"systemctl is-active --quiet docker.service": (3, "", ""),
+            "ps -a -q": (0, "", "")}
+
+
+class FakeReach:
+    """VMs are 'ready' as soon as they are started; every connection is a
+    FakeTransport that remembers the VMs it reached."""
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]] | None = None):
+        self.answers = {**FRESH_VM, **(answers or {})}
+        self.waited: list[str] = []
+        self.connected: list[str] = []
+
+    def wait_ready(self, host: Host, files: LabFiles, plan: VmPlan, report, began: float,
+                   budgets) -> tuple[FakeTransport, Readiness]:
+        assert host.is_running(plan.domain), f"{plan.domain} was never started"
+        self.waited.append(plan.domain)
+        report(Event(f"vm {plan.vm.name}", "boot-finished"))
+        stages = {"running": 0.1, "address": 0.2, "banner": 0.3, "auth": 0.4,
+                  "boot-finished": 0.5}
+        return FakeTransport(self.answers), Readiness(began, stages, 0.01,
+                                                      host.endpoint(plan.domain))
+
+    def connect(self, host: Host, files: LabFiles, domain: str, vm: str, user: str):
+        self.connected.append(domain)
+        return FakeTransport(self.answers)
+
+
+class DriverStorage(Storage):
+    """The labctl pool on test:///: volumes are made, their contents dropped
+    (the test driver has no virStorageVolUpload)."""
+
+    def upload_bytes(self, name: str, data: bytes, mode: str = "0600") -> str:
+        return self._create_raw(name, len(data), mode).path()
+
+    def upload_file(self, name: str, source: Path, mode: str = "0644") -> str:
+        return self._create_raw(name, source.stat().st_size, mode).path()
+
+    def download(self, name: str) -> bytes:
+        return b""
+
+
+def driver_host(uri: str) -> Host:
+    host = Host(uri)
+    host.storage = DriverStorage(host.conn)
+    return host
+
+
+def node_uri(tmp_path: Path, name: str = "node") -> str:
+    """A private, empty libvirt host on the test driver."""
+    node = tmp_path / f"{name}.xml"
+    shutil.copyfile(DATA / "test-driver-node.xml", node)
+    return f"test://{node}"
+
+
+def fake_image(data_dir: Path, name: str = "debian-12", sha256: str = "ab" * 32) -> None:
+    """A cached image whose files are tiny stand-ins (nothing boots on test:///)."""
+    from labctl.images.cache import DISK, INITRD, KERNEL
+
+    with ImageCache(data_dir / "images").staging(name) as stage:
+        for part in (DISK, KERNEL, INITRD):
+            (stage / part).write_bytes(b"x" * 16)
+        ImageCache.write_manifest(stage, {"name": name, "kind": "built", "sha256": sha256,
+                                          "size": 16, "cmdline": "root=/dev/vda console=ttyS0"})
+
+
+def session_on(tmp_path: Path, reach: FakeReach | None = None, events: list | None = None,
+               **settings) -> Session:
+    uri = settings.pop("uri", None) or node_uri(tmp_path)
+    data = tmp_path / "data"
+    if not (data / "images").exists():
+        fake_image(data)
+    sink = events.append if events is not None else (lambda _e: None)
+    return Session(Settings(uri=uri, data_dir=data, **settings), sink, open_host=driver_host,
+                   reach=reach or FakeReach())
+
+
+def wait_for(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False

@@ -1,0 +1,188 @@
+"""The use cases on libvirt's test:/// driver: up, plan, down, reset, status,
+class placement over two hosts, and the lab lock held by the core. No VM
+boots: a FakeReach stands in for SSH (see fakes.py); libvirt's side is real
+libvirt code (the test driver) behind the same Host as in production."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import LabctlError, UsageError
+from labctl.lab.loader import load_lab
+from labctl.lock import lab_lock
+from labctl.usecases import classes
+from labctl.usecases import lab as lab_cases
+from labctl.usecases.session import Session
+
+from .fakes import FakeReach, driver_host, node_uri, session_on
+from .fixtures import ROOT
+
+HELLO = load_lab(ROOT / "examples" / "hello.yaml")
+MULTI = load_lab(ROOT / "examples" / "multi-vm.yaml")
+
+
+def verbs(actions) -> dict[tuple[str, str], str]:
+    return {(a.kind, a.name): a.verb for a in actions}
+
+
+def test_up_creates_then_keeps_and_down_removes_everything(tmp_path: Path):
+    reach = FakeReach()
+    session = session_on(tmp_path, reach)
+    result = lab_cases.up(session, MULTI)
+    assert result.changed and not any(vm.error for vm in result.vms)
+    assert sorted(reach.waited) == ["multi.db", "multi.web-1", "multi.web-2"]
+    host = session.host()
+    assert {f.libvirt_name for f in host.networks("multi")} == {"multi.front", "multi.back"}
+    assert all(host.is_running(f.libvirt_name) for f in host.domains("multi"))
+    assert verbs(lab_cases.plan(session, MULTI)) == {
+        **{("network", n): "keep" for n in ("front", "back")},
+        **{("vm", v): "keep" for v in ("web-1", "web-2", "db")},
+        **{("container", f"web-{i}/www"): "create" for i in (1, 2)}}  # FakeReach: no podman ps
+    assert (session.files("multi").dir / "ssh_config").exists()
+
+    again = lab_cases.up(session, MULTI)
+    assert {vm.verb for vm in again.vms} == {"keep"}
+
+    down = lab_cases.down(session, "multi")
+    assert sorted(down.domains) == ["multi.db", "multi.web-1", "multi.web-2"]
+    assert host.domains("multi") == [] and host.networks("multi") == []
+    assert host.storage.names(prefix="multi.") == []
+    assert not session.files("multi").dir.exists()
+
+
+def test_a_changed_vm_is_recreated_and_the_others_kept(tmp_path: Path):
+    session = session_on(tmp_path)
+    lab_cases.up(session, MULTI)
+    bigger = dataclasses.replace(MULTI, vms=tuple(
+        dataclasses.replace(vm, memory_mib=1024) if vm.name == "db" else vm for vm in MULTI.vms))
+    planned = verbs(lab_cases.plan(session, bigger))
+    assert planned[("vm", "db")] == "recreate" and planned[("vm", "web-1")] == "keep"
+
+
+def test_reset_recreates_only_the_named_vm(tmp_path: Path):
+    events: list = []
+    session = session_on(tmp_path, events=events)
+    lab_cases.up(session, MULTI)
+    events.clear()
+    names, target = classes.reset(session, MULTI, ["db"], None, lambda _c, _e: None)
+    assert names == {"db"} and target == "lab 'multi'"
+    assert [e.detail for e in events if e.stage == "define"] == ["recreate multi.db"]
+    with pytest.raises(UsageError, match="has no VM 'nope'"):
+        classes.reset(session, MULTI, ["nope"], None, lambda _c, _e: None)
+
+
+def test_status_shows_state_address_and_stages(tmp_path: Path):
+    session = session_on(tmp_path)
+    lab_cases.up(session, HELLO)
+    (row,) = lab_cases.status(session, "hello")
+    assert row.state == "running" and row.endpoint.startswith("127.0.0.1:")
+    assert row.stages["auth"] == 0.4 and row.uptime is not None
+    session.host().remove_domain("hello.node")
+    assert lab_cases.status(session, "hello") == []
+
+
+def test_a_stopped_vm_is_started_not_recreated(tmp_path: Path):
+    session = session_on(tmp_path)
+    lab_cases.up(session, HELLO)
+    session.host().conn.lookupByName("hello.node").destroy()
+    assert verbs(lab_cases.plan(session, HELLO))[("vm", "node")] == "start"
+    assert lab_cases.up(session, HELLO).vms[0].verb == "start"
+
+
+def test_up_waits_for_the_lab_lock_and_no_wait_fails_at_once(tmp_path: Path):
+    events: list = []
+    session = session_on(tmp_path, events=events, lock_wait=False)
+    with lab_lock(session.data_dir, "hello", "a test holding it"):
+        with pytest.raises(LabctlError, match="lab 'hello' is busy"):
+            lab_cases.up(session, HELLO)
+        with pytest.raises(LabctlError, match="lab 'hello' is busy"):
+            lab_cases.down(session, "hello")
+    assert session.host().domains("hello") == []  # nothing was made while it was held
+
+    waiting = session_on(tmp_path, events=events, lock_timeout=5.0)
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with lab_lock(session.data_dir, "hello", "a test holding it"):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.5, release.set).start()
+    lab_cases.up(waiting, HELLO)  # waits, then proceeds
+    thread.join()
+    assert any(e.stage == "busy" and "waiting (up to 5 s)" in e.detail for e in events)
+
+
+def test_a_class_is_placed_over_two_hosts_and_recorded(tmp_path: Path):
+    first, second = node_uri(tmp_path, "first"), node_uri(tmp_path, "second")
+    session = session_on(tmp_path, uri=first)
+    seen: list[tuple[str, str]] = []
+    result = classes.up_class(session, HELLO, lambda copy, e: seen.append((copy, e.stage)),
+                              copies=4, hosts=(first, second))
+    assert not result.failed and sorted(result.placement) == [f"hello-{i}" for i in range(1, 5)]
+    assert set(result.placement.values()) == {first, second}  # equal hosts share the class
+    for lab, uri in result.placement.items():
+        assert session.files(lab).placement()["uri"] == uri
+        assert session.host(uri).domain(lab, "node") is not None
+    assert ("*", "admitted") in seen and ("3", "ready") in seen
+    assert classes.existing_copies(session, "hello").keys() == set(result.placement)
+
+    # A copy follows its placement: plan and status reach it on its own host.
+    on_second = next(lab for lab, uri in result.placement.items() if uri == second)
+    copy = classes.classroom.expand(HELLO, 4, on_second.split("-")[1])[0]
+    assert {a.verb for a in lab_cases.plan(session, copy) if a.kind == "vm"} == {"keep"}
+    assert lab_cases.status(session, on_second)[0].state == "running"
+
+    removed = classes.down_any(session, "hello", lambda _c, _e: None, a_class=True)
+    assert len(removed) == 4
+    assert session.host(first).domains() == [] and session.host(second).domains() == []
+
+
+def test_a_class_that_does_not_fit_is_refused_before_anything_is_made(tmp_path: Path):
+    session = session_on(tmp_path)
+    huge = dataclasses.replace(HELLO, vms=tuple(dataclasses.replace(vm, memory_mib=64 * 1024)
+                                                for vm in HELLO.vms))
+    with pytest.raises(LabctlError, match="copies need .* GiB of RAM"):
+        classes.up_class(session, huge, lambda _c, _e: None, copies=3)
+    assert session.host().domains() == [] and session.host().networks() == []
+
+
+def test_host_flags_for_a_single_lab_are_refused(tmp_path: Path):
+    session = session_on(tmp_path)
+    with pytest.raises(UsageError, match="--host places the copies of a class"):
+        classes.up_any(session, HELLO, lambda _c, _e: None, hosts=("test:///default",))
+
+
+def test_connect_vm_names_the_vms_a_lab_has(tmp_path: Path):
+    reach = FakeReach()
+    session = session_on(tmp_path, reach)
+    lab_cases.up(session, HELLO)
+    with pytest.raises(LabctlError, match="lab 'hello' has no VM 'web'") as info:
+        session.connect_vm("hello", "web")
+    assert info.value.hint == "its VMs: node"
+    with session.connect_vm("hello", "node") as transport:
+        assert transport.run("true").ok
+    assert reach.connected == ["hello.node"]
+
+
+def test_a_session_opens_each_host_once(tmp_path: Path):
+    opened = []
+
+    def counting(uri):
+        opened.append(uri)
+        return driver_host(uri)
+
+    uri = node_uri(tmp_path)
+    session = Session(session_on(tmp_path, uri=uri).settings, open_host=counting,
+                      reach=FakeReach())
+    lab_cases.up(session, HELLO)
+    lab_cases.status(session, "hello")
+    lab_cases.down(session, "hello")
+    assert opened == [uri]
