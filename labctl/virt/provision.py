@@ -10,15 +10,16 @@ from pathlib import Path
 
 from labctl.events import Event, Report
 from labctl.images.cache import Image
-from labctl.images.seed import SeedSpec, render_seed, seed_iso
+from labctl.images.seed import render_seed, seed_iso
 from labctl.labfiles import LabFiles
 from labctl.plan.layout import NetworkPlan, VmPlan
+from labctl.plan.specs import VmFacts, domain_spec, network_spec, seed_spec, vm_meta
 from labctl.virt.access import forward_bind
 from labctl.virt.connection import libvirt_errors
-from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, user_nic
+from labctl.virt.domain import domain_xml
 from labctl.virt.host import Host
 from labctl.virt.metadata import Meta
-from labctl.virt.network import DhcpHost, NetworkSpec, choose_subnet, network_xml
+from labctl.virt.network import choose_subnet, network_xml
 from labctl.virt.storage import BaseVolumes
 
 
@@ -42,8 +43,7 @@ class Provisioner:
         subnet = net.subnet or choose_subnet(self.host.taken_subnets())
         meta = Meta(self.files.lab, "network", net.name, plan.spec_hash,
                     data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
-        spec = NetworkSpec(plan.libvirt_name, net.mode, subnet, meta.to_xml(),
-                           tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations))
+        spec = network_spec(plan, subnet, meta)
         self.host.define_network(network_xml(spec, self.templates))
         self.report(Event(f"network {net.name}", "created", f"{net.mode} {subnet}"))
 
@@ -64,45 +64,24 @@ class Provisioner:
         old_port = self._current_ssh_port(plan.domain)
         self.remove_vm(plan, forget_keys=False)
         overlay = self.storage.create_overlay(plan.overlay, base.disk, vm.disk_gib)
-        login = self.files.login_key()
         host_key = self.files.host_key(plan.domain)
-        seed = SeedSpec(
-            instance_id=f"{plan.domain}-{plan.spec_hash}", hostname=vm.name, user=vm.user,
-            authorized_key=login.public, host_key_private=host_key.private,
-            host_key_public=host_key.public, packages=vm.packages, runcmd=vm.runcmd,
-            write_files=vm.write_files)
+        seed = seed_spec(plan, self.files.login_key().public, host_key.private, host_key.public)
         seed_path = self.storage.upload_bytes(plan.seed, seed_iso(render_seed(seed,
                                                                               self.templates)))
-        ssh_port = None
-        user_nics, bridged = [], []
-        published: list[tuple[int, int]] = []  # (127.0.0.1 port, VM port)
-        for nic in plan.nics:
-            if nic.mode == "user":
-                forwards: tuple[tuple[int, int], ...] = ()
-                if ssh_port is None:  # the first user-mode NIC carries SSH and ports
-                    taken = self._ports_in_use()
-                    ssh_port = old_port or free_port(taken)
-                    forwards = ((ssh_port, 22),)
-                    for port in plan.published:
-                        host = port if _free(port, taken | {ssh_port}) else free_port(taken)
-                        taken.add(host)
-                        published.append((host, port))
-                    forwards += tuple(published)
-                user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet,
-                                          forward_bind(self.host.uri)))
-            else:
-                bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
-        meta = Meta(self.files.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
-                    ssh_port=ssh_port, forwards=tuple(published),
-                    data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
-        spec = DomainSpec(
-            name=plan.domain, domain_type=self.host.accel.domain_type, memory_mib=vm.memory_mib,
-            vcpus=vm.vcpus, disk=overlay, seed=seed_path,
-            serial_log=str(Path(overlay).with_name(plan.serial_log)),
-            metadata_xml=meta.to_xml(), kernel=base.kernel, initrd=base.initrd,
-            cmdline=image.cmdline if base.kernel else None,
-            bridged_nics=tuple(bridged), user_nics=tuple(user_nics))
-        self.host.define_domain(domain_xml(spec, self.templates))
+        ssh_port, published = None, []
+        if plan.uses_user_network:  # SSH and published ports are forwarded from the host
+            taken = self._ports_in_use()
+            ssh_port = old_port or free_port(taken)
+            for port in plan.published:
+                chosen = port if _free(port, taken | {ssh_port}) else free_port(taken)
+                taken.add(chosen)
+                published.append((chosen, port))
+        facts = VmFacts(self.host.accel.domain_type, overlay, seed_path, base.kernel,
+                        base.initrd, image.cmdline, ssh_port, tuple(published),
+                        forward_bind(self.host.uri))
+        meta = vm_meta(plan, self.files.lab, facts, str(self.files.data_dir.resolve()),
+                       **self.class_meta)
+        self.host.define_domain(domain_xml(domain_spec(plan, facts, meta), self.templates))
 
     def start_vm(self, domain: str) -> None:
         self.host.start_domain(domain)

@@ -1,0 +1,75 @@
+"""What a VM is made of, decided purely: its cloud-init seed and its domain,
+from the plan and the few facts only the host knows when the VM is created
+(volume paths, the ports it forwards, KVM or TCG). The provisioner gathers
+the facts and renders these; the golden tests render them from the lab files
+in examples/ with fixed facts."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.images.seed import SeedSpec
+from labctl.plan.layout import NetworkPlan, VmPlan
+from labctl.virt.domain import BridgedNic, DomainSpec, user_nic
+from labctl.virt.metadata import Meta
+from labctl.virt.network import DhcpHost, NetworkSpec
+
+
+@dataclass(frozen=True)
+class VmFacts:
+    """What the host decided when the VM was made."""
+
+    domain_type: str  # kvm | qemu
+    overlay: str  # path of the VM's disk
+    seed: str  # path of its seed ISO
+    kernel: str | None  # base image parts (direct kernel boot), or None: boot the disk
+    initrd: str | None
+    cmdline: str | None
+    ssh_port: int | None  # host port forwarded to 22 (user-mode networking)
+    published: tuple[tuple[int, int], ...] = ()  # (host port, VM port)
+    bind: str = "127.0.0.1"  # the address forwards are bound to on the host
+
+
+def seed_spec(plan: VmPlan, login_public: str, host_private: str,
+              host_public: str) -> SeedSpec:
+    vm = plan.vm
+    return SeedSpec(
+        instance_id=f"{plan.domain}-{plan.spec_hash}", hostname=vm.name, user=vm.user,
+        authorized_key=login_public, host_key_private=host_private, host_key_public=host_public,
+        packages=vm.packages, runcmd=vm.runcmd, write_files=vm.write_files)
+
+
+def vm_meta(plan: VmPlan, lab: str, facts: VmFacts, data_dir: str, group: str = "",
+            copy: str = "") -> Meta:
+    return Meta(lab, "vm", plan.vm.name, plan.spec_hash, user=plan.vm.user,
+                ssh_port=facts.ssh_port, forwards=facts.published, data_dir=data_dir,
+                group=group, copy=copy)
+
+
+def domain_spec(plan: VmPlan, facts: VmFacts, meta: Meta) -> DomainSpec:
+    """The first user-mode NIC carries the SSH forward and the published ports."""
+    user_nics, bridged = [], []
+    for nic in plan.nics:
+        if nic.mode == "user":
+            forwards: tuple[tuple[int, int], ...] = ()
+            if not user_nics and facts.ssh_port is not None:
+                forwards = ((facts.ssh_port, 22), *facts.published)
+            user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet,
+                                      facts.bind))
+        else:
+            bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
+    return DomainSpec(
+        name=plan.domain, domain_type=facts.domain_type, memory_mib=plan.vm.memory_mib,
+        vcpus=plan.vm.vcpus, disk=facts.overlay, seed=facts.seed,
+        serial_log=str(Path(facts.overlay).with_name(plan.serial_log)),
+        metadata_xml=meta.to_xml(), kernel=facts.kernel, initrd=facts.initrd,
+        cmdline=facts.cmdline if facts.kernel else None,
+        bridged_nics=tuple(bridged), user_nics=tuple(user_nics))
+
+
+def network_spec(plan: NetworkPlan, subnet: ipaddress.IPv4Network, meta: Meta) -> NetworkSpec:
+    """`subnet`: the lab's, or the one the host had free when it was created."""
+    return NetworkSpec(plan.libvirt_name, plan.network.mode, subnet, meta.to_xml(),
+                       tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations))
