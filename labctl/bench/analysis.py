@@ -23,7 +23,7 @@ def ssh_ready(boot: dict[str, Any]) -> float:
 
 
 def analyse(data: dict[str, Any]) -> dict[str, Any]:
-    boots = data["vm_boot"]
+    boots = data["vm_boot"]  # empty when bench.compare left out vm-boot
     vm = {
         "phases": {p: _summary([b["phases"][p] for b in boots]) for p in VM_PHASES},
         "total": _summary([b["total"] for b in boots]),
@@ -32,7 +32,7 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
         "guest": {k: _summary([b["guest"][k] for b in boots if k in b["guest"]])
                   for k in ("kernel", "initrd", "userspace")
                   if any(k in b["guest"] for b in boots)},
-    }
+    } if boots else None
     containers = {
         runtime: {m: _summary([s[m] for s in samples if m in s]) for m in CONTAINER_METRICS
                   if any(m in s for s in samples)}
@@ -52,7 +52,8 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _all(vm, containers, process):
-    yield "vm ssh_ready", vm["ssh_ready"]
+    if vm:
+        yield "vm ssh_ready", vm["ssh_ready"]
     for runtime, metrics in containers.items():
         for metric, summary in metrics.items():
             yield f"{runtime} {metric}", summary

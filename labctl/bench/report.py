@@ -17,11 +17,13 @@ COLUMNS = ("what", "n", "min", "median", "p95", "stdev", "cv", "noisy")
 
 
 def rows(analysis: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    out = [(f"VM phase: {p}", analysis["vm"]["phases"][p]) for p in VM_PHASES]
-    out.append(("VM: boot to SSH command", analysis["vm"]["ssh_ready"]))
-    out.append(("VM: total (boot finished)", analysis["vm"]["total"]))
-    for part, summary in analysis["vm"]["guest"].items():
-        out.append((f"VM guest view: {part}", summary))
+    out = []
+    if analysis["vm"]:
+        out = [(f"VM phase: {p}", analysis["vm"]["phases"][p]) for p in VM_PHASES]
+        out.append(("VM: boot to SSH command", analysis["vm"]["ssh_ready"]))
+        out.append(("VM: total (boot finished)", analysis["vm"]["total"]))
+        for part, summary in analysis["vm"]["guest"].items():
+            out.append((f"VM guest view: {part}", summary))
     for runtime, metrics in analysis["containers"].items():
         for metric, summary in metrics.items():
             out.append((f"{runtime}: {metric.replace('_', ' ')}", summary))
@@ -50,13 +52,14 @@ def plot_png(data: dict[str, Any], analysis: dict[str, Any]) -> bytes:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     bottom = 0.0
-    for phase in VM_PHASES:
+    for phase in VM_PHASES if analysis["vm"] else ():
         median = analysis["vm"]["phases"][phase]["median"]
         left.bar(["VM boot"], [median], bottom=[bottom], label=phase)
         bottom += median
     left.set_ylabel("seconds (median per phase)")
-    left.set_title("VM boot, phase by phase")
-    left.legend(fontsize=7, loc="upper right")
+    left.set_title("VM boot, phase by phase" if analysis["vm"] else "VM boot: not measured")
+    if analysis["vm"]:
+        left.legend(fontsize=7, loc="upper right")
     labels, series = [], []
     for runtime, samples in data["containers"].items():
         for metric in ("cold_run", "run_true", "run_cat"):
@@ -94,6 +97,9 @@ def html_page(run_id: str, data: dict[str, Any], analysis: dict[str, Any],
     image = (f"<img alt='plot' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
              if png else "")
     settings = e(", ".join(f"{k}={v}" for k, v in data["settings"].items()))
+    phase_note = (f"VM phases add up to the total (largest difference "
+                  f"{analysis['vm']['phase_sum_error']:.1e} s). " if analysis["vm"] else
+                  "VM boots were not measured (bench.compare). ")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>labctl bench {e(run_id)}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}
@@ -105,7 +111,7 @@ tr.noisy td{{color:#a40}} .noisy{{color:#a40}} img{{max-width:100%}}</style></he
 <h2>Measurements (seconds)</h2>
 <table><tr><th>what</th><th>n</th><th>min</th><th>median</th><th>p95</th><th>stdev</th>
 <th>cv</th></tr>{table}</table>
-<p>VM phases add up to the total (largest difference {analysis['vm']['phase_sum_error']:.1e}
-s). Container times are taken inside the guest; the SSH round trip is shown apart.</p>
+<p>{phase_note}Container times are taken inside the guest; the SSH round trip is shown
+apart.</p>
 <h2>Host</h2><table>{facts}</table></body></html>
 """

@@ -116,7 +116,8 @@ def history() -> None:
         a = analyse(data)
         heads = ", ".join(f"{rt} {h['ratio']:.0f}x" for rt, h in a["headline"].items())
         table.add_row(run_id, created, lab, data["host"]["accel"],
-                      str(data["settings"]["repeat"]), f"{a['vm']['ssh_ready']['median']:.1f} s",
+                      str(data["settings"]["repeat"]),
+                      f"{a['vm']['ssh_ready']['median']:.1f} s" if a["vm"] else "-",
                       heads or "-")
     out.print(table)
 

@@ -27,3 +27,13 @@ def test_bench_end_to_end(settings, tmp_path):
     history = json.loads(labctl("--json", "bench", "history").stdout)
     assert result["run_id"] in [r["run_id"] for r in history]
     assert leftovers("itbench-bench", settings) == {}
+
+
+def test_bench_compare_container_start_measures_no_vm_boot(settings):
+    result = json.loads(labctl("--json", "bench", "run",
+                               str(LABS / "bench-containers.yaml")).stdout)
+    data, analysis = result["data"], result["analysis"]
+    assert data["vm_boot"] == [] and analysis["vm"] is None
+    assert len(data["containers"]["podman"]) == 2 and data["process"] == []
+    assert all(s["run_true"] > 0 for s in data["containers"]["podman"])
+    assert leftovers("itbenchc-bench", settings) == {}

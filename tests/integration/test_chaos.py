@@ -24,7 +24,7 @@ from labctl.lab.loader import load_lab
 from labctl.usecases.lab import down, plan
 from labctl.usecases.session import Session
 
-from .conftest import LABS, Running, labctl, leftovers
+from .conftest import LABS, Running, error_lines, labctl, leftovers
 
 CHAOS = LABS / "chaos.yaml"
 ROUNDS = int(os.environ.get("LABCTL_CHAOS_ROUNDS", "10"))
@@ -37,7 +37,7 @@ def test_kill_and_recover_rounds(settings, capsys):
     rng = random.Random(SEED)
     lab = load_lab(CHAOS)
     down(Session(settings), lab.name)
-    rounds, faults, converged, found = 0, [], 0, 0
+    rounds, faults, converged, found, injected_rounds = 0, [], 0, 0, 0
     try:
         for n in range(ROUNDS):
             point, jitter = rng.choice(KILL_AFTER), rng.uniform(0, 2.0)
@@ -45,9 +45,14 @@ def test_kill_and_recover_rounds(settings, capsys):
             run = Running("up", str(CHAOS))
             run.wait_for(point, 600)
             time.sleep(jitter)
-            if run.kill(sig):
-                faults.append(f"{sig.name} after '{point}'+{jitter:.1f}s")
+            injected = run.kill(sig)
             code, _, stderr = run.finish(timeout=600)
+            if injected:
+                faults.append(f"{sig.name} after '{point}'+{jitter:.1f}s")
+                injected_rounds += 1
+            else:  # up ended before its kill point: only a success may do that
+                assert code == 0, (f"round {n}: up ended before '{point}' and failed "
+                                   f"(exit {code}): {error_lines(stderr)}")
             if sig == signal.SIGINT and code == 130:
                 assert "is partly up" in stderr and "finishes it" in stderr, stderr
                 assert "Traceback" not in stderr
@@ -69,9 +74,9 @@ def test_kill_and_recover_rounds(settings, capsys):
             rounds += 1
     finally:
         with capsys.disabled():
-            print(f"\nchaos: seed {SEED}, {rounds} of {ROUNDS} rounds, {len(faults)} faults "
-                  f"injected, {converged} recoveries by up converged, "
-                  f"leftovers found: {found}")
+            print(f"\nchaos: seed {SEED}, {rounds} of {ROUNDS} rounds, {injected_rounds} "
+                  f"rounds injected a fault during up, {len(faults)} faults in all, "
+                  f"{converged} recoveries by up converged, leftovers found: {found}")
             for fault in faults:
                 print(f"  - {fault}")
         down(Session(settings), lab.name)

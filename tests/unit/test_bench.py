@@ -111,3 +111,42 @@ def test_results_history_round_trip(tmp_path: Path):
     assert [r[0] for r in results.history()] == [first, second]
     with pytest.raises(LabctlError, match="no bench run 'nope'"):
         results.get("nope")
+
+
+def test_compare_without_vm_boot_reports_containers_only():
+    data = {**RECORDED, "vm_boot": [], "settings": {**RECORDED["settings"],
+                                                    "compare": ["container-start"]}}
+    analysis = analyse(data)
+    assert analysis["vm"] is None and analysis["headline"] == {}
+    what = [w for w, _ in report.rows(analysis)]
+    assert what and not any(w.startswith("VM") for w in what)
+    assert "VM boots were not measured" in report.html_page("r1", data, analysis, None)
+
+
+def test_bench_run_measures_what_compare_selects(tmp_path: Path):
+    """On the test driver: compare [vm-boot, process] boots and times the VM,
+    starts no container, and removes its bench lab; the run holds its lock."""
+    import dataclasses
+
+    from labctl.bench.run import bench_lab_name, run_bench
+    from labctl.lab.loader import load_lab
+    from labctl.lab.model import Bench
+    from labctl.lock import lab_lock
+
+    from .fakes import FakeReach, session_on
+    from .fixtures import ROOT
+
+    lab = load_lab(ROOT / "examples" / "hello.yaml")
+    lab = dataclasses.replace(lab, bench=Bench(repeat=2, warmup=0,
+                                               compare=("vm-boot", "process")))
+    answers = {"date +%s%N": (0, "true 1200\ncat 2100\n", "")}
+    session = session_on(tmp_path, FakeReach(answers))
+    data = run_bench(session, lab)
+    assert len(data["vm_boot"]) == 2 and data["containers"] == {}
+    assert data["process"] == [{"true": 0.0012, "cat": 0.0021}] * 2
+    assert data["settings"]["compare"] == ["vm-boot", "process"]
+    assert session.host().domains() == [] and not session.files(bench_lab_name(lab)).dir.exists()
+    blocked = session_on(tmp_path, FakeReach(answers), lock_wait=False)
+    with lab_lock(blocked.data_dir, bench_lab_name(lab), "a test holding it"):
+        with pytest.raises(LabctlError, match="is busy"):
+            run_bench(blocked, lab)
