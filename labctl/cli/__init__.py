@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 import errno
 import os
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 
 # Importing registers the commands, in the order --help shows their panels:
@@ -76,6 +73,8 @@ USER_OS_ERRORS = {
 
 
 def _internal_error() -> None:
+    import traceback
+
     log = write_debug_log(traceback.format_exc())
     print_error_lines([
         f"error: internal error: {sys.exc_info()[1]!s:.200}",
@@ -85,6 +84,9 @@ def _internal_error() -> None:
 
 
 def write_debug_log(text: str) -> Path:
+    import datetime
+    import tempfile
+
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     record = f"--- {stamp} labctl {' '.join(sys.argv[1:])}\n{text}\n"
     for directory in (STATE.data_dir / "logs", Path(tempfile.gettempdir())):

@@ -7,10 +7,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from labctl.datadir import default_data_dir
 
+# The --help panels, in the order people use them.
+LIFECYCLE, ACCESS, CONTAINERS, CLASS = "Lab lifecycle", "Access", "Containers", "Class"
+IMAGES, REGISTRY, BENCH, MAINTENANCE = "Images", "Registry", "Benchmark", "Maintenance"
+PANELS = (LIFECYCLE, ACCESS, CONTAINERS, CLASS, IMAGES, REGISTRY, BENCH, MAINTENANCE)
+
+
+class InPanelOrder(TyperGroup):
+    """Lists commands panel by panel (typer lists plain commands before groups)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        def rank(name: str) -> int:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            return PANELS.index(panel) if panel in PANELS else len(PANELS)
+
+        return sorted(super().list_commands(ctx), key=rank)
+
+
 app = typer.Typer(
+    cls=InPanelOrder,
     name="labctl",
     help="Declarative labs of libvirt VMs and the OCI containers inside them.",
     no_args_is_help=True,

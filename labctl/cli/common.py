@@ -12,23 +12,24 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from labctl.cli.app import STATE
+from labctl.cli.app import (  # noqa: F401  (the panels, for the command modules)
+    ACCESS,
+    BENCH,
+    CLASS,
+    CONTAINERS,
+    IMAGES,
+    LIFECYCLE,
+    MAINTENANCE,
+    REGISTRY,
+    STATE,
+)
 from labctl.errors import LabctlError, UsageError
 from labctl.events import Event, Report
+from labctl.names import copy_name, name_problem
 
 if TYPE_CHECKING:
     from labctl.lab.model import Lab
     from labctl.usecases.session import Session
-
-# The --help panels, in the order people use them.
-LIFECYCLE = "Lab lifecycle"
-ACCESS = "Access"
-CONTAINERS = "Containers"
-CLASS = "Class"
-IMAGES = "Images"
-REGISTRY = "Registry"
-BENCH = "Benchmark"
-MAINTENANCE = "Maintenance"
 
 DEFAULT_URI = "qemu:///system"  # labctl.virt.connection.DEFAULT_URI, without importing libvirt
 LAB_ARG = typer.Argument(..., metavar="LAB.yaml", help="The lab file.")
@@ -92,8 +93,6 @@ class ProgressPrinter:
 def lab_name(lab: str | None, uri: str | None, copy: str | None = None) -> str:
     """--lab as a file or a name (with --copy: that copy); without it, the only
     lab this data dir has (else the only one libvirt has)."""
-    from labctl.plan.classroom import copy_name
-
     if lab:
         if is_lab_file(lab):
             from labctl.lab.loader import load_lab
@@ -126,8 +125,6 @@ def split_target(target: str, lab: str | None, uri: str | None,
                  copy: str | None = None) -> tuple[str, str]:
     """'VM' (with --lab or a single lab) or 'LAB.VM' -> (lab name, VM name)."""
     if "." in target and not lab:
-        from labctl.plan.classroom import copy_name
-
         name, _, vm = target.partition(".")
         if copy:
             name = copy_name(checked_name(name, "lab"), checked_name(copy, "copy"))
@@ -137,10 +134,8 @@ def split_target(target: str, lab: str | None, uri: str | None,
 
 def checked_name(value: str, what: str) -> str:
     """A name from the command line: it becomes part of paths and libvirt names."""
-    from labctl.lab import values
-
-    try:
-        return values.name(63)(value)
-    except values.Invalid as exc:
-        raise UsageError(f"{exc.message.replace('a valid name', f'a valid {what} name')}",
-                         exc.hint) from None
+    problem = name_problem(value, 63)
+    if problem:
+        message, hint = problem
+        raise UsageError(message.replace("a valid name", f"a valid {what} name"), hint)
+    return value

@@ -11,9 +11,8 @@ from typing import Any
 
 from labctl.lab.model import Port, Volume
 from labctl.lab.schema import Invalid
+from labctl.names import NAME_HINT, NAME_RE, name_problem  # noqa: F401 (re-exported)
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-NAME_HINT = "use lowercase letters, digits and '-', starting and ending with a letter or digit"
 IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Registry references: host[:port]/path:tag@digest, nothing a shell would act on.
 IMAGE_REF_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$", re.IGNORECASE)
@@ -32,10 +31,9 @@ _UNIT_BYTES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 def name(max_len: int) -> Any:
     def parse(value: str) -> str:
-        if not NAME_RE.match(value):
-            raise Invalid(f"'{value}' is not a valid name", NAME_HINT)
-        if len(value) > max_len:
-            raise Invalid(f"'{value}' is longer than {max_len} characters", "use a shorter name")
+        problem = name_problem(value, max_len)
+        if problem:
+            raise Invalid(*problem)
         return value
 
     return parse

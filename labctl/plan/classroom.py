@@ -16,6 +16,7 @@ import ipaddress
 from labctl.errors import LabctlError, UsageError
 from labctl.lab.labschema import MAX_COPIES
 from labctl.lab.model import Attachment, Lab, Network
+from labctl.names import copy_name
 
 PRIVATE = ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("172.16.0.0/12"), \
     ipaddress.ip_network("192.168.0.0/16")
@@ -32,10 +33,6 @@ def copy_ids(lab: Lab, copies: int | None = None) -> list[str]:
 
 def is_class(lab: Lab, copies: int | None = None) -> bool:
     return copies is not None or bool(lab.students) or lab.copies > 1
-
-
-def copy_name(group: str, copy: str) -> str:
-    return f"{group}-{copy}"
 
 
 def make_copy(lab: Lab, copy: str, index: int) -> Lab:
