@@ -29,4 +29,4 @@ systemctl set-default multi-user.target
 passwd -l root
 : > /etc/machine-id
 echo localhost > /etc/hostname
-printf '# labctl guests have no resolver by default\n' > /etc/resolv.conf
+printf '# written at boot from DHCP by /usr/local/lib/labctl/ready\n' > /etc/resolv.conf

@@ -11,7 +11,19 @@ from typing import Any
 
 from labctl.lab import values
 from labctl.lab.model import BENCH_COMPARISONS
-from labctl.lab.schema import Either, Enum, Field, Int, ListOf, MapOf, Obj, Parsed, Str, Type
+from labctl.lab.schema import (
+    Bool,
+    Either,
+    Enum,
+    Field,
+    Int,
+    ListOf,
+    MapOf,
+    Obj,
+    Parsed,
+    Str,
+    Type,
+)
 
 MAX_COUNT = 50  # replicas of one VM; a class of students uses copies, not count
 MAX_COPIES = 200  # copies of a lab: a large class spread over several hosts
@@ -130,6 +142,8 @@ NETWORK = Obj("a network", {
                            "user: qemu user-mode, SSH forwarded to 127.0.0.1")),
     "subnet": Field(_parsed(values.subnet, "a subnet",
                             "IPv4 CIDR; chosen automatically if absent")),
+    "internet": Field(Bool("false: sealed, its VMs reach nothing outside the lab "
+                           "(default: the lab's internet)")),
 })
 
 BENCH = Obj("the bench section", {
@@ -147,6 +161,8 @@ LAB = Obj("the lab", {
     "description": Field(Str()),
     "variables": Field(MapOf(AnyValue(), doc="jinja2 variables, overridable with --var")),
     "defaults": Field(Obj("defaults", VM_FIELDS, doc="defaults for every VM")),
+    "internet": Field(Bool("true (default): VMs reach the internet through their networks; "
+                           "false: a sealed lab (exams, untrusted code)")),
     "networks": Field(ListOf(NETWORK, max_items=16)),
     "vms": Field(ListOf(VM, max_items=100), required=True),
     "bench": Field(BENCH),

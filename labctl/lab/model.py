@@ -29,6 +29,12 @@ class Network:
     name: str
     mode: str  # nat | isolated | user
     subnet: ipaddress.IPv4Network | None = None  # None: chosen at `up`
+    internet: bool = True  # False: sealed, nothing outside the lab is reachable from it
+
+    @property
+    def sealed(self) -> bool:
+        """No way out: an isolated network, or one whose internet is off."""
+        return self.mode == "isolated" or not self.internet
 
 
 @dataclass(frozen=True)
@@ -153,11 +159,13 @@ def replica_names(name: str, count: int) -> list[str]:
 
 def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> Lab:
     """Records from a document the schema has validated and normalised."""
+    internet = doc.get("internet", True)  # each network may say otherwise
     networks = tuple(
-        Network(n["name"], n.get("mode", "nat"), n.get("subnet")) for n in doc.get("networks", [])
+        Network(n["name"], n.get("mode", "nat"), n.get("subnet"), n.get("internet", internet))
+        for n in doc.get("networks", [])
     )
     if not networks:
-        networks = (Network(DEFAULT_NETWORK, DEFAULT_NETWORK_MODE),)
+        networks = (Network(DEFAULT_NETWORK, DEFAULT_NETWORK_MODE, internet=internet),)
     defaults = doc.get("defaults", {})
     vms: list[VM] = []
     for spec in doc.get("vms", []):

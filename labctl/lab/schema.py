@@ -105,6 +105,21 @@ class Int(Type):
         return self._with_doc({"type": "integer", "minimum": self.low, "maximum": self.high})
 
 
+class Bool(Type):
+    what = "true or false"
+
+    def __init__(self, doc: str = ""):
+        self.doc = doc
+
+    def check(self, value: Any, path: Path_) -> bool:
+        if not isinstance(value, bool):
+            raise self._wrong(value, path, "write true or false (no quotes)")
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._with_doc({"type": "boolean"})
+
+
 class Enum(Type):
     def __init__(self, *choices: str, doc: str = "", aliases: dict[Any, str] | None = None):
         self.choices, self.doc, self.aliases = choices, doc, aliases or {}

@@ -22,6 +22,7 @@ class Observed:
     spec_hash: str
     active: bool
     reachable: bool = True  # false: the data dir lost the keys to log in
+    boot_failed: bool = False  # its first boot failed (packages, runcmd, cloud-init)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def plan(layout: Layout, observed: list[Observed]) -> list[Action]:
             actions.append(Action("create", kind, name))
         elif current.spec_hash != digest:
             actions.append(Action("recreate", kind, name, "its definition changed"))
+        elif current.boot_failed:
+            actions.append(Action("recreate", kind, name, "its first boot failed"))
         elif not current.reachable:
             actions.append(Action("recreate", kind, name, "its SSH keys are gone from the "
                                   "data dir"))

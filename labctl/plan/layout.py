@@ -24,6 +24,7 @@ class NicPlan:
     libvirt_network: str | None  # None for user mode
     ip: str | None = None  # a DHCP reservation
     subnet: str | None = None  # user mode: qemu's guest network, if the lab sets one
+    sealed: bool = False  # nothing outside the lab reachable through it
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _nic(lab: Lab, prefix: str, vm: VM, network: str, ip: object,
     net = lab.network(network)
     subnet = str(net.subnet) if net.mode == "user" and net.subnet else None
     return NicPlan(network, net.mode, mac_address(prefix, vm.name, network), bridged.get(network),
-                   str(ip) if ip else None, subnet)
+                   str(ip) if ip else None, subnet, net.sealed)
 
 
 def spec_hash(*parts: object) -> str:
@@ -132,6 +133,7 @@ def lab_layout(lab: Lab, image_digests: dict[str, str]) -> Layout:
                                   if p.proto == "tcp"})) if any(
             n.mode == "user" for n in nics) else ()
         digest = spec_hash(machine, image_digests.get(vm.image, ""),
-                           [net_hash.get(n.network, "user") for n in nics], published)
+                           [net_hash.get(n.network, f"user-{'sealed' if n.sealed else 'open'}")
+                            for n in nics], published)
         vms.append(VmPlan(vm, object_name(prefix, vm.name), nics, digest, published))
     return Layout(lab, prefix, tuple(networks), tuple(vms))

@@ -29,7 +29,7 @@ class VmFacts:
     cmdline: str | None
     ssh_port: int | None  # host port forwarded to 22 (user-mode networking)
     published: tuple[tuple[int, int], ...] = ()  # (host port, VM port)
-    bind: str = "127.0.0.1"  # the address forwards are bound to on the host
+    bind: str = "127.0.0.2"  # the address forwards are bound to on the host
 
 
 def seed_spec(plan: VmPlan, login_public: str, host_private: str,
@@ -57,7 +57,7 @@ def domain_spec(plan: VmPlan, facts: VmFacts, meta: Meta) -> DomainSpec:
             if not user_nics and facts.ssh_port is not None:
                 forwards = ((facts.ssh_port, 22), *facts.published)
             user_nics.append(user_nic(len(user_nics), nic.mac, forwards, nic.subnet,
-                                      facts.bind))
+                                      facts.bind, nic.sealed))
         else:
             bridged.append(BridgedNic(nic.libvirt_network or "", nic.mac))
     return DomainSpec(
@@ -72,4 +72,5 @@ def domain_spec(plan: VmPlan, facts: VmFacts, meta: Meta) -> DomainSpec:
 def network_spec(plan: NetworkPlan, subnet: ipaddress.IPv4Network, meta: Meta) -> NetworkSpec:
     """`subnet`: the lab's, or the one the host had free when it was created."""
     return NetworkSpec(plan.libvirt_name, plan.network.mode, subnet, meta.to_xml(),
-                       tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations))
+                       tuple(DhcpHost(mac, host, ip) for mac, host, ip in plan.reservations),
+                       plan.network.sealed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from labctl.plan.layout import Layout, VmPlan, lab_layout
 from labctl.runtime.deploy import deploy_vm, observe
 from labctl.runtime.registry import LabRegistry, configure_registry
 from labctl.ssh.wait import Readiness
-from labctl.usecases.session import Session
+from labctl.usecases.session import FirstBootFailed, Session
 from labctl.virt.connection import Accel
 from labctl.virt.host import Host, LibvirtError
 from labctl.virt.provision import Provisioner
@@ -36,6 +37,7 @@ class VmOutcome:
     readiness: Readiness | None = None
     error: str | None = None
     containers: tuple[planner.Action, ...] = ()
+    boot_failed: bool = False  # it runs, but its first boot did not do what was asked
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,11 @@ def observe_lab(host: Host, files: LabFiles) -> list[planner.Observed]:
     data dir made it, or the files were deleted) cannot be logged into: recreate."""
     observed = [f.observed() for f in host.networks(files.lab) + host.domains(files.lab)]
     has_login = files.login_key_path.exists()
-    return [dataclasses.replace(o, reachable=False)
-            if o.kind == "vm" and not (has_login and files.pinned_host_key(o.libvirt_name))
-            else o for o in observed]
+    failed = {name for name, seen in read_json(files.dir / "readiness.json").items()
+              if seen.get("boot_failed")}
+    return [dataclasses.replace(
+        o, reachable=has_login and bool(files.pinned_host_key(o.libvirt_name)),
+        boot_failed=o.name in failed) if o.kind == "vm" else o for o in observed]
 
 
 def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
@@ -93,9 +97,23 @@ def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
         return _up(session, lab, reset, session.host(uri))
 
 
+def refuse_open_lab_off_namespace(lab: Lab, host: Host) -> None:
+    """Under CI or the project's scripts (LABCTL_REQUIRE_NETNS=1) an open lab
+    must boot under a libvirtd in a network namespace, whose only 'internet'
+    is the simulated world: never one whose guests reach the real uplink."""
+    required = os.environ.get("LABCTL_REQUIRE_NETNS") == "1" or os.environ.get("CI") == "true"
+    if required and any(not n.sealed for n in lab.networks) and host.daemon_in_root_netns():
+        raise LabctlError(f"refusing to boot the open lab '{lab.name}' under a libvirtd in "
+                          "this machine's own network namespace (CI or LABCTL_REQUIRE_NETNS)",
+                          "start the namespaced one (scripts/libvirtd-netns start) and run "
+                          "labctl through 'scripts/libvirtd-netns exec', or seal the lab "
+                          "(internet: false)")
+
+
 def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResult:
     start = time.monotonic()
     report, settings = session.report, session.settings
+    refuse_open_lab_off_namespace(lab, host)
     layout = layout_for(session, lab)
     report(Event("host", "accel", host.accel.reason))
     files = session.files(lab.name)
@@ -154,7 +172,8 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                              containers=tuple(containers))
         except LabctlError as exc:
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, error=exc.message
-                             + (f"\n  hint: {exc.hint}" if exc.hint else ""))
+                             + (f"\n  hint: {exc.hint}" if exc.hint else ""),
+                             boot_failed=isinstance(exc, FirstBootFailed))
         except LibvirtError as exc:  # e.g. libvirtd went away mid-readiness
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb,
                              error=f"VM '{vm_plan.vm.name}': libvirt failed: "
@@ -165,6 +184,8 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(bring_up, layout.vms))
     failed = [o for o in outcomes if o.error]
+    for o in failed:  # each VM's own failure, not only the first one's
+        report(Event(f"vm {o.name}", "failed", o.error.split("\n  hint: ")[0]))
     if interrupt.requested():
         ready = len(outcomes) - len(failed)
         raise interrupt.Interrupted(
@@ -208,7 +229,9 @@ def _save_readiness(files: LabFiles, outcomes: list[VmOutcome]) -> None:
     old = read_json(path)
     now = time.time()
     for o in outcomes:
-        if o.readiness is not None and (o.verb != "keep" or o.name not in old):
+        if o.boot_failed:  # the next `up` recreates it
+            old[o.name] = {"verb": o.verb, "boot_failed": True}
+        elif o.readiness is not None and (o.verb != "keep" or o.name not in old):
             old[o.name] = {"verb": o.verb, "stages": o.readiness.stages,
                            "detection_lag": o.readiness.detection_lag,
                            "started_at": now - o.readiness.total()}

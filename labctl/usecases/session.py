@@ -17,6 +17,7 @@ from labctl import interrupt
 from labctl.errors import LabctlError
 from labctl.events import Event, Report, ignore
 from labctl.images.cache import ImageCache
+from labctl.images.guest import BOOT_FAILURE, BOOT_FINISHED, parse_failure
 from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
@@ -25,9 +26,6 @@ from labctl.ssh.transport import SSHTransport
 from labctl.ssh.wait import Probes, Readiness, wait_ready
 from labctl.virt.connection import DEFAULT_URI
 from labctl.virt.host import Host
-
-# Built images touch the first file when their extras ran; cloud-init the second.
-BOOT_FINISHED = "test -e /run/labctl-boot-finished || test -e /var/lib/cloud/instance/boot-finished"
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,10 @@ class SshReach:
             boot_finished=lambda t: t.run(BOOT_FINISHED, timeout=30).ok,
             serial_tail=lambda n: host.serial_tail(plan.domain, n),
         )
-        return wait_ready(plan.vm.name, probes, report, start=began, budgets=budgets)
+        transport, readiness = wait_ready(plan.vm.name, probes, report, start=began,
+                                          budgets=budgets)
+        check_first_boot(transport, plan.vm.name)
+        return transport, readiness
 
     def connect(self, host: Host, files: LabFiles, domain: str, vm: str,
                 user: str) -> SSHTransport:
@@ -86,6 +87,21 @@ class SshReach:
                               "address", "run 'labctl up' for the lab")
         return ssh.login(endpoint, f"VM '{vm}'", user, files.login_key().private,
                          files.pinned_host_key(domain) or "")
+
+
+def check_first_boot(transport: SSHTransport, vm: str) -> None:
+    """Fail loudly if the VM's first boot did not do what the lab file asked
+    (packages, runcmd, cloud-init modules): the step and the guest's words."""
+    result = transport.run(["sh", "-c", BOOT_FAILURE], timeout=60)
+    if result.ok:
+        return
+    transport.close()
+    failure = parse_failure(result.stdout)
+    raise FirstBootFailed(failure.message(vm), failure.hint())
+
+
+class FirstBootFailed(LabctlError):
+    """The VM runs, but its first boot failed: `up` recreates it next time."""
 
 
 class Session:

@@ -17,12 +17,16 @@ from labctl.ssh.transport import Endpoint
 from labctl.virt import metadata
 from labctl.virt.connection import is_local
 
-LOOPBACK = "127.0.0.1"
+# User-mode forwards listen on this loopback address, not on 127.0.0.1: qemu's
+# user network maps a guest's connections to its host alias (10.0.2.2) onto
+# 127.0.0.1 only, so an open guest cannot reach another VM's forwarded SSH or
+# published ports (another student's copy) through the host.
+LOOPBACK = "127.0.0.2"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def forward_host(uri: str) -> str:
-    """Where a user-mode VM's forwarded ports are reached: 127.0.0.1 on the
+    """Where a user-mode VM's forwarded ports are reached: LOOPBACK on the
     local host; on a remote libvirt host, that host (by the URI's name)."""
     return LOOPBACK if is_local(uri) else (urlparse(uri).hostname or LOOPBACK)
 

@@ -43,11 +43,13 @@ class DomainSpec:
 
 
 def user_nic(index: int, mac: str, forwards: tuple[tuple[int, int], ...],
-             subnet: str | None = None, bind: str = "127.0.0.1") -> UserNic:
-    """qemu user-mode networking: no route out (restrict=on); only the forwarded
-    ports, bound to 127.0.0.1 on the host (a remote host: its address), reach
-    the guest."""
-    netdev = [f"user,id=labctl{index}", "restrict=on"]
+             subnet: str | None = None, bind: str = "127.0.0.2",
+             sealed: bool = False) -> UserNic:
+    """qemu user-mode networking: outbound connections through the host (NAT in
+    qemu), or none at all when sealed (restrict=on); only the forwarded ports,
+    bound to 127.0.0.2 on the host (see virt/access.LOOPBACK; a remote host: its
+    address), reach the guest."""
+    netdev = [f"user,id=labctl{index}", *(["restrict=on"] if sealed else [])]
     if subnet:
         netdev.append(f"net={subnet}")
     netdev += [f"hostfwd=tcp:{bind}:{host}-:{guest}" for host, guest in forwards]

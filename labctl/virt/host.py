@@ -11,6 +11,7 @@ The test:/// driver stands behind the same class in unit tests.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -76,6 +77,18 @@ class Host:
     def forward_address(self) -> str:
         """Where the host's forwarded VM ports are reached from here."""
         return access.forward_host(self.uri)
+
+    def daemon_in_root_netns(self) -> bool:
+        """True if this local host's libvirtd runs in the machine's own network
+        namespace (its guests' traffic would leave through the real uplink)."""
+        if not self.is_local or not self.uri.startswith("qemu"):
+            return False  # a remote host's namespaces are its own; test:/// runs nothing
+        root = _netns(1)
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and _read_text(proc / "comm").strip() == "libvirtd":
+                if root is not None and _netns(int(proc.name)) == root:
+                    return True
+        return False
 
     def alive(self) -> bool:
         try:
@@ -249,6 +262,20 @@ class Host:
     def domain_capabilities(self, machine: str) -> str:
         return self.conn.getDomainCapabilities(None, "x86_64", machine,
                                                self.accel.domain_type, 0)
+
+
+def _netns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -24,7 +24,7 @@ class Meta:
     spec_hash: str = ""
     version: str = __version__
     user: str = ""  # the login user of a VM
-    ssh_port: int | None = None  # user-mode networking: 127.0.0.1 port forwarded to 22
+    ssh_port: int | None = None  # user-mode networking: host port forwarded to 22
     forwards: tuple[tuple[int, int], ...] = field(default=())  # (host port, guest port)
     data_dir: str = ""  # the data dir holding its keys: `gc` leaves other data dirs' labs alone
     group: str = ""  # a copy of a class: the lab file's name (lab is then GROUP-COPY)

@@ -30,6 +30,7 @@ class NetworkSpec:
     subnet: ipaddress.IPv4Network
     metadata_xml: str
     hosts: tuple[DhcpHost, ...] = ()
+    sealed: bool = False  # no forward, and dnsmasq asks no upstream server (no DNS leak)
 
     @property
     def gateway(self) -> str:

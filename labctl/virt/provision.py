@@ -14,7 +14,7 @@ from labctl.images.seed import render_seed, seed_iso
 from labctl.labfiles import LabFiles
 from labctl.plan.layout import NetworkPlan, VmPlan
 from labctl.plan.specs import VmFacts, domain_spec, network_spec, seed_spec, vm_meta
-from labctl.virt.access import forward_bind
+from labctl.virt.access import LOOPBACK, forward_bind
 from labctl.virt.connection import libvirt_errors
 from labctl.virt.domain import domain_xml
 from labctl.virt.host import Host
@@ -117,18 +117,19 @@ def _free(port: int, taken: set[int]) -> bool:
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((LOOPBACK, port))
         except OSError:
             return False
     return True
 
 
 def free_port(avoid: set[int]) -> int:
-    """A TCP port free on 127.0.0.1 now and not reserved by another labctl VM."""
+    """A TCP port free on the forwards' loopback address now and not reserved by
+    another labctl VM."""
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((LOOPBACK, 0))
             port = sock.getsockname()[1]
         if port not in avoid:
             return port
-    raise RuntimeError("no free TCP port on 127.0.0.1")
+    raise RuntimeError(f"no free TCP port on {LOOPBACK}")

@@ -33,6 +33,29 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+WORLD_DIR = Path(os.environ.get("LABCTL_WORLD_DIR", "/run/labctl-world"))
+WORLD_WWW = "198.51.100.10"  # scripts/world: the world's web server (www.world.test)
+WORLD_TOKEN = "hello from the simulated world"
+
+
+@pytest.fixture(scope="session")
+def world() -> Path:
+    """The simulated internet of scripts/world, which scripts/test starts."""
+    if not (WORLD_DIR / "www.pid").exists():
+        pytest.fail("the simulated world is not running: scripts/test starts it "
+                    "(scripts/world start)")
+    (WORLD_DIR / "www" / "hello.txt").write_text(WORLD_TOKEN + "\n")
+    return WORLD_DIR
+
+
+def fetch_from(vm, host: str, path: str = "/hello.txt") -> str:
+    """An HTTP GET made inside the VM (bash's /dev/tcp: no curl in the image);
+    its output, empty when nothing answered within 10 s."""
+    script = (f"exec 3<>/dev/tcp/{host}/80 && printf 'GET {path} HTTP/1.0\\r\\n"
+              f"Host: {host}\\r\\n\\r\\n' >&3 && cat <&3")
+    return vm.run(["timeout", "10", "bash", "-c", script], timeout=60).stdout
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings(uri=DEFAULT_URI, data_dir=Path(os.environ["LABCTL_DATA_DIR"]))

@@ -62,10 +62,11 @@ def test_a_copys_key_does_not_open_another_copy(klass):
     _, handouts = klass
     config = (handouts / "2" / "ssh_config").read_text()
     port = next(line.split()[1] for line in config.splitlines() if "Port" in line)
+    host = next(line.split()[1] for line in config.splitlines() if "HostName" in line)
     result = subprocess.run(
         ["ssh", "-i", "id_ed25519", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-p", port, "lab@127.0.0.1", "true"],
+         "-p", port, f"lab@{host}", "true"],
         cwd=handouts / "1", capture_output=True, text=True, timeout=60)
     assert result.returncode == 255 and "Permission denied" in result.stderr
 
@@ -75,7 +76,8 @@ def test_copies_cannot_reach_each_other(klass, settings):
     config = (handouts / "2" / "ssh_config").read_text()
     port = next(line.split()[1] for line in config.splitlines() if "Port" in line)
     one = Session(settings).connect_vm("hello-1", "node")
-    try:  # 10.0.2.2 is the host as qemu's user network shows it; restrict=on cuts it off
+    try:  # 10.0.2.2 is the host's 127.0.0.1 as qemu's user network shows it; forwards
+        # listen on 127.0.0.2, out of an open guest's reach
         assert one.run("timeout 5 bash -c '</dev/tcp/127.0.0.1/22'", timeout=30).ok  # control
         assert not one.run(f"timeout 5 bash -c '</dev/tcp/10.0.2.2/{port}'", timeout=30).ok
     finally:

@@ -18,7 +18,7 @@ from labctl.plan.layout import VmPlan
 from labctl.shell import join
 from labctl.ssh.transport import CommandResult
 from labctl.ssh.wait import Readiness
-from labctl.usecases.session import Session, Settings
+from labctl.usecases.session import Session, Settings, check_first_boot
 from labctl.virt.host import Host
 from labctl.virt.storage import Storage
 
@@ -95,8 +95,9 @@ class FakeReach:
         report(Event(f"vm {plan.vm.name}", "boot-finished"))
         stages = {"running": 0.1, "address": 0.2, "banner": 0.3, "auth": 0.4,
                   "boot-finished": 0.5}
-        return FakeTransport(self.answers), Readiness(began, stages, 0.01,
-                                                      host.endpoint(plan.domain))
+        transport = FakeTransport(self.answers)
+        check_first_boot(transport, plan.vm.name)  # the real check, on canned answers
+        return transport, Readiness(began, stages, 0.01, host.endpoint(plan.domain))
 
     def connect(self, host: Host, files: LabFiles, domain: str, vm: str, user: str):
         self.connected.append(domain)

@@ -79,7 +79,7 @@ def test_status_shows_state_address_and_stages(tmp_path: Path):
     session = session_on(tmp_path)
     lab_cases.up(session, HELLO)
     (row,) = lab_cases.status(session, "hello")
-    assert row.state == "running" and row.endpoint.startswith("127.0.0.1:")
+    assert row.state == "running" and row.endpoint.startswith("127.0.0.2:")
     assert row.stages["auth"] == 0.4 and row.uptime is not None
     session.host().remove_domain("hello.node")
     assert lab_cases.status(session, "hello") == []
@@ -186,3 +186,37 @@ def test_a_session_opens_each_host_once(tmp_path: Path):
     lab_cases.status(session, "hello")
     lab_cases.down(session, "hello")
     assert opened == [uri]
+
+
+def test_open_labs_boot_only_under_a_namespaced_libvirtd_in_ci(tmp_path: Path, monkeypatch):
+    from labctl.virt.host import Host
+
+    monkeypatch.setattr(Host, "daemon_in_root_netns", lambda self: True)
+    monkeypatch.setenv("CI", "true")
+    session = session_on(tmp_path)
+    with pytest.raises(LabctlError, match="refusing to boot the open lab 'hello'"):
+        lab_cases.up(session, HELLO)
+    assert session.host().domains() == []
+    sealed = load_lab(ROOT / "examples" / "exam.yaml")
+    assert not lab_cases.up(session, sealed).vms[0].error  # nothing can leave a sealed lab
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("LABCTL_REQUIRE_NETNS", "0")
+    lab_cases.up(session, HELLO)  # outside CI, an open lab is the user's choice
+
+
+def test_a_failed_first_boot_fails_up_loudly_and_the_next_up_recreates_the_vm(tmp_path: Path):
+    guest_says = "runcmd 2: make all\nmake: *** No rule to make target 'all'.  Stop.\n"
+    reach = FakeReach({"labctl/failed": (1, guest_says, "")})
+    session = session_on(tmp_path, reach)
+    with pytest.raises(LabctlError) as info:
+        lab_cases.up(session, HELLO)
+    assert info.value.message == ("0 of 1 VMs ready; VM 'node': runcmd 2: make all failed: "
+                                  "make: *** No rule to make target 'all'.  Stop.")
+    assert "| make: *** No rule" in info.value.hint and "'labctl up' again" in info.value.hint
+    assert session.host().is_running("hello.node")  # left for `up` to retry or `down`
+    planned = lab_cases.plan(session, HELLO)
+    assert [(a.verb, a.reason) for a in planned if a.kind == "vm"] == [
+        ("recreate", "its first boot failed")]
+    reach.answers.pop("labctl/failed")  # the lab file was fixed
+    assert lab_cases.up(session, HELLO).vms[0].verb == "recreate"
+    assert {a.verb for a in lab_cases.plan(session, HELLO) if a.kind == "vm"} == {"keep"}

@@ -93,11 +93,14 @@ def test_mac_addresses_are_stable_and_distinct():
     assert mac_address("a", "b", "c").startswith("52:54:00:")
 
 
-def test_user_nic_forwards_only_to_loopback():
-    nic = user_nic(1, "52:54:00:00:00:01", ((2222, 22), (8000, 9000)))
-    assert nic.netdev == ("user,id=labctl1,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,"
-                          "hostfwd=tcp:127.0.0.1:8000-:9000")
-    assert nic.device.endswith("bus=pcie.0,addr=0x11")
+def test_user_nic_forwards_only_to_loopback_and_is_sealed_on_request():
+    sealed = user_nic(1, "52:54:00:00:00:01", ((2222, 22), (8000, 9000)), sealed=True)
+    assert sealed.netdev == ("user,id=labctl1,restrict=on,hostfwd=tcp:127.0.0.2:2222-:22,"
+                             "hostfwd=tcp:127.0.0.2:8000-:9000")
+    assert sealed.device.endswith("bus=pcie.0,addr=0x11")
+    open_ = user_nic(1, "52:54:00:00:00:01", ((2222, 22),))  # the default: internet
+    # not 127.0.0.1: qemu maps a guest's connections to its host alias there
+    assert open_.netdev == "user,id=labctl1,hostfwd=tcp:127.0.0.2:2222-:22"
 
 
 def test_choose_subnet_avoids_taken_ranges():

@@ -1,7 +1,9 @@
 # labctl extras for images labctl built: packages and runcmd, run once per
-# instance by /usr/local/lib/labctl/ready after the VM has an address.
+# instance by /usr/local/lib/labctl/ready after the VM has an address, with
+# sh -eu: the first step that fails stops it, and `ready` keeps the step's
+# name and the last lines it printed for labctl to report.
+step() { printf '%s\n' "$*" > /run/labctl-step; }
 
-# Packages need a mirror the guest can reach; a lab without one still boots.
-if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 ; }; then
-    echo "labctl-extras: could not install packages" > /dev/kmsg
-fi
+step 'packages: sqlite3'
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q sqlite3 
