@@ -75,23 +75,39 @@ def build(
 
 @image_app.command("pull")
 def pull(
-    url: str = typer.Argument(..., help="http(s) or file URL of a qcow2 cloud image."),
-    sha256: str = typer.Option(..., "--sha256", help="Expected sha256 of the file."),
-    name: str = typer.Option(None, "--name", help="Name in the cache (default: from the URL)."),
+    source: str = typer.Argument(..., metavar="NAME|URL",
+                                 help="A catalogue name (debian-12-cloud, ubuntu-24.04-cloud, "
+                                      "fedora-41-cloud) or the URL of a qcow2/raw cloud image."),
+    sha256: str = typer.Option(None, "--sha256", help="Expected sha256 (with a URL)."),
+    name: str = typer.Option(None, "--name", help="Name in the cache (default: the "
+                             "catalogue name, or from the URL)."),
+    mirror: str = typer.Option(None, "--mirror", envvar="LABCTL_IMAGE_MIRROR", metavar="URL",
+                               help="For a catalogue name: a site laid out like the "
+                                    "distribution's, instead of the distribution."),
 ) -> None:
-    """Download a cloud image and keep it only if its checksum matches."""
+    """Download a stock cloud image; keep it only if its checksum matches."""
+    from labctl.images.catalogue import resolve
     from labctl.images.pull import pull_image
     from labctl.lab.values import IMAGE_NAME_RE
 
-    if name is None:
+    if "://" in source:
+        if not sha256:
+            raise UsageError("a URL needs --sha256 HEX", "sha256sum the file you trust, or "
+                             "use a catalogue name (labctl image pull debian-12-cloud)")
+        url, checksum, algorithm = source, sha256, "sha256"
         stem = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0].lower()
-        name = stem.removesuffix(".qcow2").removesuffix(".img").replace("_", "-")[:64]
+        default = stem.removesuffix(".qcow2").removesuffix(".img").replace("_", "-")[:64]
+    else:
+        resolved = resolve(source, mirror)
+        url, checksum, algorithm, default = (resolved.url, resolved.checksum,
+                                             resolved.algorithm, source)
+    name = name or default
     if not IMAGE_NAME_RE.match(name):
         raise UsageError(f"'{name}' is not a valid image name", "pass --name NAME")
     with TransferBar() as bar:
-        image = pull_image(url, sha256, name, _cache(), bar)
-    out.print(f"pulled image '{image.name}' ({image.manifest['size'] >> 20} MiB, "
-              "sha256 verified)", markup=False)
+        image = pull_image(url, checksum, name, _cache(), bar, algorithm=algorithm)
+    out.print(f"pulled image '{image.name}' from {url} ({image.manifest['size'] >> 20} MiB, "
+              f"{algorithm} verified)", markup=False)
 
 
 @image_app.command("list")

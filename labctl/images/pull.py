@@ -1,5 +1,7 @@
-"""Downloading a cloud image (qcow2) into the cache, refusing it unless its
-sha256 matches what the user said it should be."""
+"""Downloading a stock cloud image (qcow2 or raw) into the cache, refusing it
+unless its checksum matches what the user (or the distribution's checksum
+file) said it should be. A raw disk is kept as qcow2, so overlays work alike.
+The cache is keyed by the download's sha256 whatever checksum was checked."""
 
 from __future__ import annotations
 
@@ -9,19 +11,29 @@ import time
 import urllib.error
 import urllib.request
 
+from labctl import proc
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.images.cache import DISK, Image, ImageCache
 
 QCOW2_MAGIC = b"QFI\xfb"
+MBR_SIGNATURE = b"\x55\xaa"  # bytes 510-511 of a disk with a partition table (MBR or GPT)
 CHUNK = 1 << 20
+ALGORITHMS = {"sha256": 64, "sha512": 128}
 
 
-def pull_image(url: str, sha256: str, name: str, cache: ImageCache, report: Report,
-               timeout: float = 60.0) -> Image:
-    expected = sha256.lower().removeprefix("sha256:")
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        raise LabctlError(f"'{sha256}' is not a sha256 checksum", "give 64 hex digits")
+def checked_digest(checksum: str, algorithm: str = "sha256") -> str:
+    expected = checksum.lower().removeprefix(f"{algorithm}:")
+    if len(expected) != ALGORITHMS[algorithm] or any(c not in "0123456789abcdef"
+                                                     for c in expected):
+        raise LabctlError(f"'{checksum}' is not a {algorithm} checksum",
+                          f"give {ALGORITHMS[algorithm]} hex digits")
+    return expected
+
+
+def pull_image(url: str, checksum: str, name: str, cache: ImageCache, report: Report,
+               timeout: float = 60.0, algorithm: str = "sha256") -> Image:
+    expected = checked_digest(checksum, algorithm)
     subject = f"image {name}"
     start = time.monotonic()
     try:
@@ -32,29 +44,49 @@ def pull_image(url: str, sha256: str, name: str, cache: ImageCache, report: Repo
                           "check the URL, or build an image offline with 'labctl image build'"
                           ) from None
     total = int(response.headers.get("Content-Length") or 0)
-    digest = hashlib.sha256()
-    done, last_report = 0, 0.0
+    checked, sha256 = hashlib.new(algorithm), hashlib.sha256()
+    done, last_report, head = 0, 0.0, b""
     with cache.staging(name) as stage, response:
-        with (stage / DISK).open("wb") as fh:
+        download = stage / "download"
+        with download.open("wb") as fh:
             while block := response.read(CHUNK):
-                if done == 0 and not block.startswith(QCOW2_MAGIC):
-                    raise LabctlError(f"{url} is not a qcow2 image",
-                                      "labctl pulls qcow2 cloud images (e.g. *.qcow2)")
+                if len(head) < 512:
+                    head += block[:512]
+                    if len(head) >= 512 or len(block) < CHUNK:
+                        _check_disk(url, head)
                 fh.write(block)
-                digest.update(block)
+                checked.update(block)
+                sha256.update(block)
                 done += len(block)
                 if time.monotonic() - last_report > 0.5 or done == total:
                     last_report = time.monotonic()
                     of = f" of {total >> 20} MiB" if total else ""
                     report(Event(subject, "download", f"{done >> 20} MiB{of}",
                                  time.monotonic() - start, (done, total)))
-        actual = digest.hexdigest()
+        _check_disk(url, head)
+        actual = checked.hexdigest()
         if actual != expected:
-            raise LabctlError(f"checksum mismatch for {url}: got sha256 {actual}",
+            raise LabctlError(f"checksum mismatch for {url}: got {algorithm} {actual}",
                               f"expected {expected}; the download was discarded")
+        form = "qcow2" if head.startswith(QCOW2_MAGIC) else "raw"
+        if form == "raw":  # overlays on a qcow2 base, like every other image
+            report(Event(subject, "convert", "raw disk -> qcow2"))
+            proc.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", download, stage / DISK],
+                     what=f"converting {url} to qcow2")
+            download.unlink()
+        else:
+            download.rename(stage / DISK)
         ImageCache.write_manifest(stage, {
-            "name": name, "kind": "pulled", "url": url, "sha256": actual, "size": done,
+            "name": name, "kind": "pulled", "url": url, "sha256": sha256.hexdigest(),
+            "checked": f"{algorithm}:{actual}", "format": form, "size": done,
             "pulled_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         })
         (stage / DISK).chmod(0o644)
     return cache.get(name)
+
+
+def _check_disk(url: str, head: bytes) -> None:
+    if head.startswith(QCOW2_MAGIC) or head[510:512] == MBR_SIGNATURE:
+        return
+    raise LabctlError(f"{url} is not a qcow2 image or a raw disk",
+                      "labctl pulls cloud disk images (*.qcow2, or raw *.img/*.raw)")

@@ -49,7 +49,17 @@ def _parsed(fn: Any, what: str, doc: str, accepts: tuple[type, ...] = (str,)) ->
     return Parsed(fn, what, doc, accepts=accepts)
 
 
-IMAGE = _parsed(values.image_name, "an image name", "guest image name in labctl's image cache")
+IMAGE_NAME = _parsed(values.image_name, "an image name", "guest image name in labctl's image cache")
+IMAGE = Either("an image name or {url, sha256}", {
+    str: IMAGE_NAME,
+    dict: Obj("a cloud image to download", {
+        "url": Field(_parsed(values.image_url, "a URL", "http(s) or file URL of a qcow2 or raw "
+                             "cloud image"), required=True),
+        "sha256": Field(_parsed(values.sha256_hex, "a sha256 checksum", "64 hex digits"),
+                        required=True),
+    }, doc="downloaded once, checked, cached by digest"),
+}, doc="the guest image: a name in labctl's cache (built, pulled or in the catalogue), or "
+       "{url, sha256} of a stock cloud image")
 MEMORY = _parsed(values.size("MiB", 128, 1 << 20), "a size", "RAM, e.g. '512M' or '2G'", (str, int))
 DISK = _parsed(values.size("GiB", 1, 2048), "a size", "disk size, e.g. '10G'", (str, int))
 VCPUS = Int(1, 64, "virtual CPUs")
@@ -115,6 +125,8 @@ ATTACHMENT = Either("a network name or {network, ip}", {
 
 VM_FIELDS = {
     "image": Field(IMAGE),
+    "firmware": Field(Enum("bios", "efi", doc="how a disk-booted cloud image starts: BIOS "
+                           "(default) or UEFI (OVMF)")),
     "vcpus": Field(VCPUS),
     "memory": Field(MEMORY),
     "disk": Field(DISK),
@@ -152,7 +164,7 @@ BENCH = Obj("the bench section", {
     "compare": Field(ListOf(Enum(*BENCH_COMPARISONS), "what to measure")),
     "runtimes": Field(ListOf(RUNTIME, "container runtimes to measure")),
     "image": Field(CONTAINER_IMAGE.by_kind[str]),
-    "vm_image": Field(IMAGE),
+    "vm_image": Field(IMAGE_NAME),
 })
 
 LAB = Obj("the lab", {

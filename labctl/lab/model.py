@@ -108,6 +108,9 @@ class VM:
     runcmd: tuple[str | tuple[str, ...], ...] = ()
     write_files: tuple[WriteFile, ...] = ()
     containers: tuple[Container, ...] = ()
+    image_url: str | None = None  # a stock cloud image to download (cached as `image`)
+    image_sha256: str | None = None
+    firmware: str = "bios"  # bios | efi: how a disk-booted image starts
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,11 @@ class Lab:
             if net.name == name:
                 return net
         raise KeyError(name)
+
+
+def url_image_name(sha256: str) -> str:
+    """The cache name of an image given by URL and checksum: its digest decides it."""
+    return f"cloud-{sha256[:12]}"
 
 
 def replica_names(name: str, count: int) -> list[str]:
@@ -200,11 +208,16 @@ def _build_vms(spec: dict[str, Any], defaults: dict[str, Any], first_network: st
     ) or (Attachment(first_network),)
     containers = tuple(_build_container(c, runtime) for c in spec.get("containers", []))
     write_files = tuple(WriteFile(**w) for w in spec.get("write_files", []))
+    image = pick("image", DEFAULT_IMAGE)
+    url = image if isinstance(image, dict) else {}
     return [
         VM(
             name=name,
             group=spec["name"],
-            image=pick("image", DEFAULT_IMAGE),
+            image=url_image_name(url["sha256"]) if url else image,
+            image_url=url.get("url"),
+            image_sha256=url.get("sha256"),
+            firmware=pick("firmware", "bios"),
             vcpus=pick("vcpus", DEFAULT_VCPUS),
             memory_mib=pick("memory", DEFAULT_MEMORY_MIB),
             disk_gib=pick("disk", DEFAULT_DISK_GIB),

@@ -49,6 +49,21 @@ def libvirt_uri(value: str) -> str:
     return value
 
 
+def image_url(value: str) -> str:
+    if not re.match(r"^(https?|file)://[^\s'\"`]+$", value) or len(value) > 2048:
+        raise Invalid(f"'{value}' is not an http(s) or file URL",
+                      "e.g. https://cloud.debian.org/images/cloud/bookworm/latest/"
+                      "debian-12-genericcloud-amd64.qcow2")
+    return value
+
+
+def sha256_hex(value: str) -> str:
+    digest = value.lower().removeprefix("sha256:")
+    if not re.match(r"^[0-9a-f]{64}$", digest):
+        raise Invalid(f"'{value}' is not a sha256 checksum", "64 hex digits (sha256sum FILE)")
+    return digest
+
+
 def image_name(value: str) -> str:
     if not IMAGE_NAME_RE.match(value):
         raise Invalid(f"'{value}' is not a valid image name",

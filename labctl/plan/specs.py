@@ -65,7 +65,7 @@ def domain_spec(plan: VmPlan, facts: VmFacts, meta: Meta) -> DomainSpec:
         vcpus=plan.vm.vcpus, disk=facts.overlay, seed=facts.seed,
         serial_log=str(Path(facts.overlay).with_name(plan.serial_log)),
         metadata_xml=meta.to_xml(), kernel=facts.kernel, initrd=facts.initrd,
-        cmdline=facts.cmdline if facts.kernel else None,
+        cmdline=facts.cmdline if facts.kernel else None, firmware=plan.vm.firmware,
         bridged_nics=tuple(bridged), user_nics=tuple(user_nics))
 
 

@@ -15,6 +15,7 @@ from labctl import interrupt
 from labctl.errors import LabctlError
 from labctl.events import Event
 from labctl.fileio import read_json, write_atomic
+from labctl.images.pull import pull_image
 from labctl.lab.model import Lab
 from labctl.labfiles import LabFiles, SshEntry
 from labctl.plan import actions as planner
@@ -55,7 +56,18 @@ class UpResult:
             a.changes for vm in self.vms for a in vm.containers)
 
 
+def ensure_images(session: Session, lab: Lab) -> None:
+    """Download the stock cloud images the lab names by URL, once: the cache
+    keeps them by digest."""
+    cache = session.settings.images
+    for vm in lab.vms:
+        if vm.image_url and not cache.has(vm.image):
+            session.report(Event(f"image {vm.image}", "pull", vm.image_url))
+            pull_image(vm.image_url, vm.image_sha256 or "", vm.image, cache, session.report)
+
+
 def layout_for(session: Session, lab: Lab) -> Layout:
+    ensure_images(session, lab)
     cache = session.settings.images
     return lab_layout(lab, {name: cache.get(name).sha256 for name in {vm.image for vm in lab.vms}})
 

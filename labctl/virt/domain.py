@@ -38,6 +38,7 @@ class DomainSpec:
     initrd: str | None = None
     cmdline: str | None = None
     tb_cache_mib: int = TB_CACHE_MIB
+    firmware: str = "bios"  # bios | efi (OVMF), for images that boot from their own disk
     bridged_nics: tuple[BridgedNic, ...] = ()
     user_nics: tuple[UserNic, ...] = ()
 
