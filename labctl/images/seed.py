@@ -27,6 +27,7 @@ class SeedSpec:
     packages: tuple[str, ...] = ()
     runcmd: tuple[str | tuple[str, ...], ...] = ()
     write_files: tuple[WriteFile, ...] = ()
+    macs: tuple[str, ...] = ()  # the VM's NICs, in order: cloud-init's network config
 
 
 SEED_FILES = ("meta-data", "user-data", "network-config", "labctl-firstboot.sh",

@@ -38,7 +38,8 @@ def seed_spec(plan: VmPlan, login_public: str, host_private: str,
     return SeedSpec(
         instance_id=f"{plan.domain}-{plan.spec_hash}", hostname=vm.name, user=vm.user,
         authorized_key=login_public, host_key_private=host_private, host_key_public=host_public,
-        packages=vm.packages, runcmd=vm.runcmd, write_files=vm.write_files)
+        packages=vm.packages, runcmd=vm.runcmd, write_files=vm.write_files,
+        macs=tuple(nic.mac for nic in plan.nics))
 
 
 def vm_meta(plan: VmPlan, lab: str, facts: VmFacts, data_dir: str, group: str = "",

@@ -24,6 +24,7 @@ SPEC = SeedSpec(
     host_key_public="ssh-ed25519 AAAAhost root@course.docker-host",
     packages=("curl",), runcmd=("echo 'quoted; $(not run)'", ("touch", "/tmp/a b")),
     write_files=(WriteFile("/etc/motd", "it's here\n", "0640", "root:adm"),),
+    macs=("52:54:00:aa:bb:cc", "52:54:00:dd:ee:ff"),
 )
 
 
@@ -80,3 +81,12 @@ def test_installed_packages_reads_dpkg_status(tmp_path: Path):
         "Package: a\nStatus: deinstall ok config-files\nVersion: 1\n\n"
         "Package: c\nStatus: install ok installed\nVersion: 1:3\n")
     assert installed_packages(tmp_path) == ["b=2", "c=1:3"]
+
+
+def test_network_config_is_dhcp_on_each_nic_by_mac():
+    import yaml
+
+    config = yaml.safe_load(render_seed(SPEC)["network-config"])
+    assert config == {"version": 2, "ethernets": {
+        "nic0": {"match": {"macaddress": "52:54:00:aa:bb:cc"}, "dhcp4": True},
+        "nic1": {"match": {"macaddress": "52:54:00:dd:ee:ff"}, "dhcp4": True}}}

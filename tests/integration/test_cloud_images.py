@@ -1,0 +1,77 @@
+"""A stock cloud image, end to end. The fixture is built the way
+distributions build theirs (scripts/cloud-fixture: its own partition table
+and GRUB, stock cloud-init, no labctl file, no users or host keys) and served
+by the simulated world laid out like cloud.debian.org. labctl resolves it
+from the catalogue (the site's SHA512SUMS) and by URL + sha256, boots it from
+its own bootloader, and cloud-init alone creates the user with the login key,
+installs labctl's pinned host key, sets the hostname, writes files and runs
+commands; readiness waits for cloud-init to finish."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import LABS, labctl, leftovers
+
+FIXTURE = Path(os.environ.get("LABCTL_CLOUD_FIXTURE", "/var/cache/labctl-test/cloud-fixture"))
+IMAGE = "debian-12-genericcloud-amd64.qcow2"
+SITE = "images/cloud/bookworm/latest"
+MIRROR = f"http://cloud.debian.org/{SITE}/"  # the world's DNS points the real name there
+
+
+@pytest.fixture(scope="module")
+def served(world) -> str:
+    """The fixture on the world's web server, as the distribution lays it out."""
+    if not (FIXTURE / IMAGE).exists():
+        pytest.fail(f"no cloud image fixture in {FIXTURE}: scripts/test builds it "
+                    "(scripts/cloud-fixture)")
+    site = world / "www" / SITE
+    site.mkdir(parents=True, exist_ok=True)
+    for name in (IMAGE, "SHA512SUMS"):
+        (site / name).unlink(missing_ok=True)
+        (site / name).symlink_to(FIXTURE / name)
+    digest = hashlib.sha256()
+    with (FIXTURE / IMAGE).open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    yield digest.hexdigest()
+    shutil.rmtree(world / "www" / "images", ignore_errors=True)
+
+
+def test_the_catalogue_pulls_by_the_distributions_checksum_file(served, settings):
+    try:
+        out = labctl("image", "pull", "debian-12-cloud", "--mirror", MIRROR).stdout
+        assert "pulled image 'debian-12-cloud'" in out and "sha512 verified" in out
+        listed = labctl("--json", "image", "list").stdout
+        assert f'"sha256": "{served}"' in listed
+    finally:
+        labctl("image", "rm", "debian-12-cloud", check=False)
+
+
+def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings):
+    lab = str(LABS / "cloud.yaml")
+    labctl("down", "itcloud", check=False)
+    try:
+        labctl("up", lab, "--var", f"sha256={served}")
+        run = lambda *cmd: labctl("exec", "itcloud.stock", "--", *cmd).stdout  # noqa: E731
+        assert run("hostname").strip() == "stock"
+        assert run("id", "-un").strip() == "lab"  # the lab's user, with the lab's key
+        assert run("cat", "/etc/labctl-cloud") == "written by cloud-init\n"
+        assert run("cat", "/var/tmp/runcmd-done") == "runcmd ran as root\n"
+        assert "status: done" in run("cloud-init", "status")
+        assert not run("sh", "-c", "ls /usr/local/lib/labctl 2>/dev/null")  # nothing of ours
+        # labctl's pinned host key, and only that key type, is what sshd offers
+        pinned = (settings.data_dir / "labs" / "itcloud" / "hostkeys" /
+                  "itcloud.stock.pub").read_text().split()[1]
+        assert pinned in run("cat", "/etc/ssh/ssh_host_ed25519_key.pub")
+        again = labctl("up", lab, "--var", f"sha256={served}").stdout
+        assert "nothing changed" in again
+    finally:
+        labctl("down", "itcloud")
+        labctl("image", "rm", f"cloud-{served[:12]}", check=False)
+    assert leftovers("itcloud", settings) == {}
