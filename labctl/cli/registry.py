@@ -16,11 +16,20 @@ LAB_ARG = typer.Argument(None, metavar="[LAB.yaml|NAME]")
 
 
 @registry_app.command("up")
-def registry_up(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
+def registry_up(lab: str = LAB_ARG, uri: str = URI_OPTION,
+                proxy: str = typer.Option(None, "--proxy", metavar="URL",
+                                          help="Run as a pull-through cache of this "
+                                               "registry (e.g. https://registry-1.docker.io): "
+                                               "the class fetches each layer once.")) -> None:
     """Start the registry on the lab network; VMs are configured to use it."""
     from labctl.usecases import registry as cases
 
-    registry = cases.registry_up(session(uri), lab_name(lab, uri))
+    registry = cases.registry_up(session(uri), lab_name(lab, uri), proxy)
+    if registry.upstream:
+        out.print(f"class cache of '{registry.lab}' at {registry.address}, pulling through "
+                  f"from {registry.upstream}: the VMs use it as their Docker Hub mirror",
+                  markup=False)
+        return
     out.print(f"lab registry of '{registry.lab}' at {registry.address} "
               "(push with 'labctl push VM/CONTAINER')", markup=False)
 

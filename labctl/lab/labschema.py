@@ -182,6 +182,13 @@ LAB = Obj("the lab", {
                         "LAB-1..LAB-N")),
     "students": Field(ListOf(_name(30, "a student: one isolated copy named LAB-STUDENT"),
                              max_items=MAX_COPIES)),
+    "mirrors": Field(Obj("mirrors", {
+        "registry": Field(_parsed(values.mirror_address, "a registry address",
+                                  "host:port (or http://host:port) of a registry mirror for "
+                                  "Docker Hub names, e.g. a class cache")),
+        "apt": Field(_parsed(values.image_url, "a URL",
+                             "a Debian mirror's base URL, instead of deb.debian.org/debian")),
+    }, doc="where the lab's VMs fetch from instead of the internet")),
     "hosts": Field(ListOf(_parsed(values.libvirt_uri, "a libvirt URI",
                                   "a libvirt host for copies, e.g. qemu+ssh://user@host/system"),
                           max_items=32)),

@@ -124,6 +124,14 @@ class Bench:
 
 
 @dataclass(frozen=True)
+class Mirrors:
+    """Where a class's VMs fetch from instead of the internet."""
+
+    registry: str | None = None  # host:port (or http://host:port) of a registry mirror
+    apt: str | None = None  # a Debian mirror's base URL (replaces deb.debian.org/debian)
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     source: Path  # the lab file; relative paths in it are relative to its directory
@@ -137,6 +145,7 @@ class Lab:
     group: str = ""  # for a copy: the lab file's own name; "" otherwise
     copy: str = ""  # for a copy: its id (a student's name or 1..N)
     hosts: tuple[str, ...] = ()  # libvirt URIs copies are placed on (default: --uri)
+    mirrors: Mirrors = Mirrors()
 
     @property
     def directory(self) -> Path:
@@ -194,6 +203,7 @@ def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> L
         copies=len(doc["students"]) if doc.get("students") else doc.get("copies", 1),
         students=tuple(doc.get("students", ())),
         hosts=tuple(doc.get("hosts", ())),
+        mirrors=Mirrors(**doc.get("mirrors", {})),
     )
 
 

@@ -57,6 +57,13 @@ def image_url(value: str) -> str:
     return value
 
 
+def mirror_address(value: str) -> str:
+    if not re.match(r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$", value):
+        raise Invalid(f"'{value}' is not a registry address",
+                      "host:port or http://host:port, e.g. 10.213.1.1:5000")
+    return value.rstrip("/")
+
+
 def sha256_hex(value: str) -> str:
     digest = value.lower().removeprefix("sha256:")
     if not re.match(r"^[0-9a-f]{64}$", digest):

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl import shell
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.fileio import write_atomic
@@ -31,6 +32,11 @@ storage:
     enabled: true
 http:
   addr: {address}
+{proxy}"""
+# CNCF distribution's pull-through cache: every layer is fetched from the
+# upstream once, then served to every VM of the class from here.
+PROXY = """proxy:
+  remoteurl: {upstream}
 """
 
 
@@ -39,6 +45,16 @@ class Registry:
     lab: str
     address: str  # host:port as the VMs see it
     pid: int
+    upstream: str | None = None  # a pull-through cache of this registry
+
+    def configure(self, transport: SSHTransport) -> None:
+        """Point the VM at it: a cache serves Docker Hub names as a mirror; a
+        plain lab registry is one the VM may pull from and push to over HTTP."""
+        if self.upstream:
+            command = mirror_config_commands(self.address, None)
+            transport.run(["sudo", "-n", "sh", "-c", command]).check(
+                f"{transport.label}: configuring the class registry cache")
+        configure_registry(transport, self.address)
 
 
 class LabRegistry:
@@ -54,9 +70,12 @@ class LabRegistry:
             return None
         if not _alive(pid):
             return None
-        return Registry(self.lab, address, pid)
+        upstream = (self.dir / "upstream").read_text().strip() \
+            if (self.dir / "upstream").exists() else None
+        return Registry(self.lab, address, pid, upstream or None)
 
-    def start(self, bind_ip: str) -> Registry:
+    def start(self, bind_ip: str, upstream: str | None = None) -> Registry:
+        """Serve on bind_ip; with `upstream` as a pull-through cache of it."""
         running = self.status()
         if running is not None:
             return running
@@ -66,21 +85,23 @@ class LabRegistry:
                               "install the Debian package docker-registry (scripts/setup does)")
         address = f"{bind_ip}:{PORT}"
         ensure(self.dir)
+        proxy = PROXY.format(upstream=upstream) if upstream else ""
         (self.dir / "config.yml").write_text(CONFIG.format(storage=self.dir / "storage",
-                                                           address=address))
+                                                           address=address, proxy=proxy))
         log = (self.dir / "registry.log").open("ab")
         process = subprocess.Popen([binary, "serve", str(self.dir / "config.yml")],
                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # outlives this command
         write_atomic(self.dir / "pid", str(process.pid))
         write_atomic(self.dir / "address", address)
+        write_atomic(self.dir / "upstream", upstream or "")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise LabctlError(f"the lab registry exited at start (status "
                                   f"{process.returncode})", f"see {self.dir / 'registry.log'}")
             if _answers(address):
-                return Registry(self.lab, address, process.pid)
+                return Registry(self.lab, address, process.pid, upstream)
             time.sleep(0.1)
         self.stop()
         raise LabctlError(f"the lab registry did not answer on {address} within 15 s",
@@ -119,6 +140,33 @@ def _answers(address: str) -> bool:
             return response.status == 200
     except (TimeoutError, OSError):
         return False
+
+
+def mirror_config_commands(registry: str | None, apt: str | None) -> str:
+    """Shell (run as root in a VM) that points docker and podman at a registry
+    mirror for Docker Hub names (docker.io/...), and apt at a mirror; only what
+    changed is rewritten, and dockerd restarted only then."""
+    parts = ["set -e"]
+    if registry:
+        host = registry.split("://", 1)[-1].rstrip("/")
+        podman = (f'[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n'
+                  f'[[registry.mirror]]\nlocation = "{host}"\ninsecure = true\n')
+        docker = (f'{{"registry-mirrors": ["http://{host}"], '
+                  f'"insecure-registries": ["{host}"]}}')
+        parts += [
+            "mkdir -p /etc/containers/registries.conf.d /etc/docker",
+            f"printf %b {shell.quote(podman)} > "
+            "/etc/containers/registries.conf.d/60-labctl-mirror.conf",
+            f"if [ \"$(cat /etc/docker/daemon.json 2>/dev/null)\" != {shell.quote(docker)} ]; then "
+            f"printf '%s\\n' {shell.quote(docker)} > /etc/docker/daemon.json; "
+            "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; "
+            "fi; fi"]
+    if apt:
+        base = apt.rstrip("/")
+        rewrite = shell.quote(rf"s#https?://deb\.debian\.org/debian#{base}#")
+        parts.append("for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do "
+                     f"if [ -f \"$f\" ]; then sed -i -E {rewrite} \"$f\"; fi; done")
+    return "; ".join(parts)
 
 
 def guest_config_commands(address: str) -> str:

@@ -22,7 +22,7 @@ from labctl.plan import actions as planner
 from labctl.plan.containers import plan_containers
 from labctl.plan.layout import Layout, VmPlan, lab_layout
 from labctl.runtime.deploy import deploy_vm, observe
-from labctl.runtime.registry import LabRegistry, configure_registry
+from labctl.runtime.registry import LabRegistry, mirror_config_commands
 from labctl.ssh.wait import Readiness
 from labctl.usecases.session import FirstBootFailed, Session
 from labctl.virt.connection import Accel
@@ -177,8 +177,12 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
             transport, readiness = session.reach.wait_ready(host, files, vm_plan, report, began,
                                                             settings.budgets)
             with transport:  # the readiness connection carries the deployment too
+                if lab.mirrors.registry or lab.mirrors.apt:
+                    transport.run(["sudo", "-n", "sh", "-c", mirror_config_commands(
+                        lab.mirrors.registry, lab.mirrors.apt)]).check(
+                        f"VM '{vm_plan.vm.name}': configuring the lab's mirrors")
                 if registry is not None:
-                    configure_registry(transport, registry.address)
+                    registry.configure(transport)
                 containers = deploy_vm(transport, lab, vm_plan.vm, report)
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, readiness,
                              containers=tuple(containers))

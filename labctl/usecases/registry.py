@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from labctl.errors import LabctlError
 from labctl.runtime.deploy import observe
-from labctl.runtime.registry import LabRegistry, Registry, configure_registry
+from labctl.runtime.registry import LabRegistry, Registry
 from labctl.usecases.containers import find_container
 from labctl.usecases.session import Session
 
 
-def registry_up(session: Session, lab: str) -> Registry:
-    """Start the lab registry on the lab network's gateway and configure every
-    running VM to use it (VMs created later are configured by `up`)."""
+def registry_up(session: Session, lab: str, upstream: str | None = None) -> Registry:
+    """Start the lab registry on the lab network's gateway -- with `upstream`, as
+    a pull-through cache of it, so a class fetches each layer once -- and
+    configure every running VM to use it (VMs created later: by `up`)."""
     with session.changing(lab, "registry up"):
         host = session.lab_host(lab)
-        registry = LabRegistry(session.data_dir, lab).start(host.lab_gateway(lab))
+        registry = LabRegistry(session.data_dir, lab).start(host.lab_gateway(lab), upstream)
         for found in host.domains(lab):
             if found.active:
                 with session.connect_vm(lab, found.meta.name) as transport:
-                    configure_registry(transport, registry.address)
+                    registry.configure(transport)
         return registry
 
 

@@ -154,3 +154,25 @@ def test_a_container_its_runtime_cannot_inspect_is_damaged_and_recreated():
     (action,) = plan_containers(vm, [damaged], ROOT)
     assert (action.verb, action.reason) == (
         "recreate", "podman lost part of it (the VM stopped uncleanly)")
+
+
+def test_mirror_configuration_commands_run_in_a_real_shell(tmp_path):
+    """The mirror set-up a VM runs, executed against a scratch root: podman's
+    drop-in names the mirror for docker.io, docker's daemon.json lists it, apt
+    sources move to the mirror."""
+    import subprocess
+
+    from labctl.runtime.registry import mirror_config_commands
+
+    root = tmp_path
+    (root / "etc/apt").mkdir(parents=True)
+    (root / "etc/apt/sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
+    script = mirror_config_commands("http://10.213.1.1:5000", "http://mirror.example/debian")
+    script = script.replace("/etc/", f"{root}/etc/").replace("systemctl", "false")
+    subprocess.run(["sh", "-c", script], check=True)
+    podman = (root / "etc/containers/registries.conf.d/60-labctl-mirror.conf").read_text()
+    assert 'prefix = "docker.io"' in podman and 'location = "10.213.1.1:5000"' in podman
+    assert json.loads((root / "etc/docker/daemon.json").read_text()) == {
+        "registry-mirrors": ["http://10.213.1.1:5000"], "insecure-registries": ["10.213.1.1:5000"]}
+    assert (root / "etc/apt/sources.list").read_text() == \
+        "deb http://mirror.example/debian bookworm main\n"
