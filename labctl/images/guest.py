@@ -38,8 +38,8 @@ class BootFailure:
 
     def hint(self) -> str:
         shown = "\n".join(f"    | {line}" for line in self.lines[-8:]) or "    (no output)"
-        return (f"the guest said:\n{shown}\n  fix the lab file (or what it needs), then "
-                "'labctl up' recreates this VM; 'labctl down' removes the lab")
+        return (f"the guest said:\n{shown}\n  fix the lab file (or what it needs): the next "
+                "'labctl up' recreates this VM")
 
 
 def parse_failure(output: str) -> BootFailure:

@@ -2,7 +2,10 @@
 pull-through cache (CNCF distribution's proxy mode) of an upstream registry
 -- here the simulated world's "Docker Hub" -- and the VMs use it as their
 mirror for Docker Hub names. Three VMs pull the same image by its upstream
-name; the upstream's own access log shows each layer fetched once."""
+name; the upstream's own access log shows every layer fetched for the first
+VM only, and nothing for the others. (CNCF distribution 2.8 fetches a missing
+layer twice on that first miss -- one stream to the client, one to its store,
+at the same moment -- so "once" is per class, not per request.)"""
 
 from __future__ import annotations
 
@@ -41,16 +44,19 @@ def test_three_vms_pull_through_the_class_cache_and_upstream_serves_each_layer_o
                   "docker.io/library/busybox:latest", f"{HUB}/library/busybox:latest"],
                  timeout=300).check("pushing busybox to the world's hub")
     log_file = WORLD_DIR / "hub.log"
-    before = len(log_file.read_text())
     started = labctl("registry", "up", "itcache", "--proxy", f"http://{HUB}").stdout
     assert "class cache of 'itcache'" in started and "pulling through" in started
+    fetched = []  # upstream layer fetches caused by each pupil's pull
     for pupil in ("pupil-1", "pupil-2", "pupil-3"):
+        before = len(log_file.read_text())
         with klass.connect_vm("itcache", pupil) as vm:
             vm.run(["sudo", "-n", "podman", "pull", "docker.io/library/busybox:latest"],
                    timeout=300).check(f"{pupil}: pulling busybox by its upstream name")
             assert vm.run(["sudo", "-n", "podman", "run", "--rm", "--network=none",
                            "docker.io/library/busybox:latest", "true"], timeout=120).ok
-    fetched = blob_fetches(log_file.read_text()[before:])
-    assert fetched, "the upstream served no layer: the pulls did not go through the cache"
-    assert set(fetched.values()) == {1}, f"layers fetched more than once: {fetched}"
+        fetched.append(blob_fetches(log_file.read_text()[before:]))
+    first, *others = fetched
+    assert first, "the upstream served no layer: the pulls did not go through the cache"
+    assert all(count <= 2 for count in first.values()), first  # serve + store, see above
+    assert others == [{}, {}], f"the cache went upstream again: {others}"
     labctl("registry", "down", "itcache")

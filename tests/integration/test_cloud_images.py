@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LABS, labctl, leftovers
+from .conftest import LABS, error_lines, labctl, leftovers
 
 FIXTURE = Path(os.environ.get("LABCTL_CLOUD_FIXTURE", "/var/cache/labctl-test/cloud-fixture"))
 IMAGE = "debian-12-genericcloud-amd64.qcow2"
@@ -54,23 +54,31 @@ def test_the_catalogue_pulls_by_the_distributions_checksum_file(served, settings
 
 
 def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings):
+    """Two VMs of the image: `stock` must come up configured; `broken` has a
+    runcmd that fails, and cloud-init's error must fail `up` loudly."""
     lab = str(LABS / "cloud.yaml")
     labctl("down", "itcloud", check=False)
     try:
-        labctl("up", lab, "--var", f"sha256={served}")
+        result = labctl("up", lab, "--var", f"sha256={served}", check=False)
+        assert result.returncode == 1, result.stderr
+        said = "\n".join(error_lines(result.stderr))
+        assert said.startswith("error: 1 of 2 VMs ready; VM 'broken': cloud-init: "), said
+        assert "scripts-user" in said and "Runparts: 1 failures (runcmd)" in said
+        assert "Traceback" not in result.stderr
         run = lambda *cmd: labctl("exec", "itcloud.stock", "--", *cmd).stdout  # noqa: E731
         assert run("hostname").strip() == "stock"
         assert run("id", "-un").strip() == "lab"  # the lab's user, with the lab's key
         assert run("cat", "/etc/labctl-cloud") == "written by cloud-init\n"
         assert run("cat", "/var/tmp/runcmd-done") == "runcmd ran as root\n"
         assert "status: done" in run("cloud-init", "status")
-        assert not run("sh", "-c", "ls /usr/local/lib/labctl 2>/dev/null")  # nothing of ours
+        assert not run("sh", "-c", "ls /usr/local/lib/labctl 2>/dev/null || true")  # none of ours
         # labctl's pinned host key, and only that key type, is what sshd offers
         pinned = (settings.data_dir / "labs" / "itcloud" / "hostkeys" /
                   "itcloud.stock.pub").read_text().split()[1]
         assert pinned in run("cat", "/etc/ssh/ssh_host_ed25519_key.pub")
-        again = labctl("up", lab, "--var", f"sha256={served}").stdout
-        assert "nothing changed" in again
+        planned = labctl("plan", lab, "--var", f"sha256={served}").stdout
+        assert "= vm stock: keep" in planned and "~ vm broken: recreate (its first boot " \
+            "failed)" in planned, planned
     finally:
         labctl("down", "itcloud")
         labctl("image", "rm", f"cloud-{served[:12]}", check=False)
