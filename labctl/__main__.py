@@ -1,3 +1,3 @@
-from labctl.cli import main
+from labctl.entry import main
 
 main()

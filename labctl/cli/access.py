@@ -6,8 +6,6 @@ plain `ssh` plus starting labctl."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,7 +24,8 @@ from labctl.cli.common import (
     split_target,
 )
 from labctl.cli.output import out, print_json
-from labctl.errors import LabctlError, UsageError
+from labctl.errors import UsageError
+from labctl.ssh.openssh import exec_ssh, ssh_config_path
 
 
 @app.command(rich_help_panel=LIFECYCLE)
@@ -94,22 +93,11 @@ def ssh(
 
 
 def _ssh_config(name: str) -> Path:
-    path = STATE.data_dir / "labs" / name / "ssh_config"
-    if not path.exists():
-        raise LabctlError(f"lab '{name}' has no SSH configuration", "run 'labctl up' first")
-    return path
+    return ssh_config_path(STATE.data_dir, name)
 
 
 def _exec_ssh(name: str, vm: str, options: list[str], command: list[str]) -> None:
-    """Become OpenSSH, logged in to the VM: its exit code and output are ours."""
-    config = _ssh_config(name)
-    if f"Host {name}.{vm}\n" not in config.read_text():
-        raise LabctlError(f"lab '{name}' has no VM '{vm}' that labctl can reach",
-                          f"'labctl status {name}' lists its VMs")
-    if shutil.which("ssh") is None:
-        raise LabctlError("OpenSSH's ssh is not installed", "install openssh-client")
-    sys.stdout.flush()
-    os.execvp("ssh", ["ssh", "-F", str(config), *options, f"{name}.{vm}", *command])
+    exec_ssh(STATE.data_dir, name, vm, options, command)
 
 
 @app.command(name="exec", context_settings={"allow_interspersed_args": False},

@@ -1,0 +1,65 @@
+"""`labctl --help` from its cache: the same text typer renders, printed
+without importing typer or any command module; a change to a command module
+renders it anew."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = ("import sys; sys.argv = ['labctl', '--help']; from labctl.entry import main; main(); "
+         "print('TYPER-LOADED' if 'typer' in sys.modules else 'TYPER-NOT-LOADED', "
+         "file=sys.stderr)")
+
+
+def run_help(cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "COLUMNS": "100"}
+    return subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_help_is_rendered_once_then_served_from_the_cache(tmp_path: Path):
+    first = run_help(tmp_path)
+    assert first.returncode == 0 and "TYPER-LOADED" in first.stderr
+    assert "Lab lifecycle" in first.stdout and "Maintenance" in first.stdout
+    second = run_help(tmp_path)
+    assert second.returncode == 0 and "TYPER-NOT-LOADED" in second.stderr
+    assert second.stdout == first.stdout
+    assert len(list((tmp_path / "labctl" / "help").glob("*.txt"))) == 1
+
+
+def test_other_commands_never_use_the_cache(tmp_path: Path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "labctl", "version"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("labctl ")
+    assert not (tmp_path / "labctl").exists()
+
+
+def test_plain_exec_and_ssh_forms_go_straight_to_openssh():
+    from labctl.entry import _plain_ssh
+
+    assert _plain_ssh(["exec", "hello.node", "--", "uname", "-a"]) == (
+        "hello", "node", ["-T"], ["uname -a"])
+    assert _plain_ssh(["exec", "hello.node", "--", "echo $HOME; id"]) == (
+        "hello", "node", ["-T"], ["echo $HOME; id"])
+    assert _plain_ssh(["exec", "hello.node", "true"]) == ("hello", "node", ["-T"], ["true"])
+    assert _plain_ssh(["ssh", "hello-2.node"]) == ("hello-2", "node", [], [])
+    for slow in (["exec", "node", "--", "true"],             # lab from the data dir: typer
+                 ["exec", "hello.node/web", "--", "ls"],     # a container
+                 ["exec", "hello.node", "--copy", "2", "--", "ls"],
+                 ["exec", "hello.node"], ["exec", "hello.node", "--"],
+                 ["ssh", "hello.node", "-L", "8000:localhost:80"],
+                 ["exec", "Bad.node", "--", "true"], ["status", "hello.node"]):
+        assert _plain_ssh(slow) is None, slow
+
+
+def test_plain_exec_of_an_unknown_lab_is_one_line(tmp_path: Path):
+    env = {**os.environ, "LABCTL_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "labctl", "exec", "nolab.node", "--", "true"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == ("error: lab 'nolab' has no SSH configuration\n"
+                             "  hint: run 'labctl up' first\n")
