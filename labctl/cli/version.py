@@ -12,12 +12,10 @@ from labctl.cli.output import out, print_json
 
 def _libvirt_version() -> str:
     try:
-        import libvirt
+        from labctl.virt.connection import library_version
     except ImportError:
         return "not installed"
-    major, rest = divmod(libvirt.getVersion(), 1_000_000)
-    minor, micro = divmod(rest, 1000)
-    return f"{major}.{minor}.{micro}"
+    return library_version()
 
 
 @app.command(rich_help_panel=MAINTENANCE)

@@ -19,6 +19,12 @@ DEFAULT_URI = "qemu:///system"
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
+def library_version() -> str:
+    """The libvirt library labctl is linked against (no daemon needed)."""
+    major, rest = divmod(libvirt.getVersion(), 1_000_000)
+    return f"{major}.{rest // 1000}.{rest % 1000}"
+
+
 def connect(uri: str) -> libvirt.virConnect:
     try:
         return libvirt.open(uri)
