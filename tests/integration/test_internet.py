@@ -28,8 +28,9 @@ def itnet(settings, world):
     assert leftovers(lab.name, settings) == {}
 
 
-def test_an_open_vm_reaches_the_world_by_name_and_address(itnet):
-    with itnet.connect_vm("itnet", "out") as vm:
+@pytest.mark.parametrize("vm_name", ["out", "gate"])  # user-mode, NAT network
+def test_an_open_vm_reaches_the_world_by_name_and_address(itnet, vm_name):
+    with itnet.connect_vm("itnet", vm_name) as vm:
         assert WORLD_TOKEN in fetch_from(vm, "www.world.test")
         assert WORLD_TOKEN in fetch_from(vm, WORLD_WWW)
         assert vm.run("getent hosts deb.debian.org").stdout.startswith(WORLD_WWW)
