@@ -5,9 +5,7 @@ and the tail of its serial console log."""
 from __future__ import annotations
 
 import ipaddress
-import re
 import xml.etree.ElementTree as ET
-from collections import deque
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,7 +20,6 @@ from labctl.virt.connection import is_local
 # 127.0.0.1 only, so an open guest cannot reach another VM's forwarded SSH or
 # published ports (another student's copy) through the host.
 LOOPBACK = "127.0.0.2"
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def forward_host(uri: str) -> str:
@@ -74,25 +71,3 @@ def serial_log_path(domain_xml: str) -> Path | None:
     source = ET.fromstring(domain_xml).find("devices/serial/source")
     return Path(source.get("path")) if source is not None and source.get("path") else None
 
-
-def serial_tail(dom: libvirt.virDomain, lines: int) -> str:
-    try:
-        path = serial_log_path(dom.XMLDesc(0))
-    except libvirt.libvirtError:
-        return ""
-    if path is None or not path.exists():
-        return ""
-    with path.open("rb") as fh:
-        tail = deque(fh, maxlen=lines)
-    return _ANSI.sub("", b"".join(tail).decode(errors="replace"))
-
-
-def is_running(dom: libvirt.virDomain) -> bool:
-    """False if it stopped or vanished; a lost libvirtd raises (nothing to wait for)."""
-    try:
-        state, _reason = dom.state(0)
-    except libvirt.libvirtError:
-        if not dom.connect().isAlive():
-            raise
-        return False
-    return state == libvirt.VIR_DOMAIN_RUNNING

@@ -90,12 +90,6 @@ class Host:
                     return True
         return False
 
-    def alive(self) -> bool:
-        try:
-            return bool(self.conn.isAlive())
-        except libvirt.libvirtError:
-            return False
-
     def close(self) -> None:
         try:
             self.conn.close()
@@ -118,13 +112,6 @@ class Host:
     # -- one domain -------------------------------------------------------------------
     def _dom(self, name: str) -> libvirt.virDomain:
         return self.conn.lookupByName(name)
-
-    def exists(self, name: str) -> bool:
-        try:
-            self._dom(name)
-            return True
-        except libvirt.libvirtError:
-            return False
 
     def state(self, name: str) -> str:
         """running, stopped, paused, ...; 'missing' if there is no such domain."""
