@@ -44,8 +44,17 @@ def world() -> Path:
     if not (WORLD_DIR / "www.pid").exists():
         pytest.fail("the simulated world is not running: scripts/test starts it "
                     "(scripts/world start)")
+    if not (WORLD_DIR / "www" / "debian" / "dists" / "bookworm" / "InRelease").exists():
+        pytest.fail("the world has no apt repository: scripts/test makes it "
+                    "(scripts/world apt DEBS)")
     (WORLD_DIR / "www" / "hello.txt").write_text(WORLD_TOKEN + "\n")
     return WORLD_DIR
+
+
+@pytest.fixture(scope="session")
+def world_key(world) -> str:
+    """The world apt repository's signing key (a lab's mirrors.apt_key)."""
+    return str(world / "www" / "world-archive-key.asc")
 
 
 def fetch_from(vm, host: str, path: str = "/hello.txt") -> str:

@@ -53,13 +53,14 @@ def test_the_catalogue_pulls_by_the_distributions_checksum_file(served, settings
         labctl("image", "rm", "debian-12-cloud", check=False)
 
 
-def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings):
+def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings, world_key):
     """Two VMs of the image: `stock` must come up configured; `broken` has a
     runcmd that fails, and cloud-init's error must fail `up` loudly."""
     lab = str(LABS / "cloud.yaml")
     labctl("down", "itcloud", check=False)
     try:
-        result = labctl("up", lab, "--var", f"sha256={served}", check=False)
+        result = labctl("up", lab, "--var", f"sha256={served}", "--var",
+                        f"apt_key={world_key}", check=False)
         assert result.returncode == 1, result.stderr
         said = "\n".join(error_lines(result.stderr))
         assert said.startswith("error: 1 of 2 VMs ready; VM 'broken': cloud-init: "), said
@@ -70,13 +71,18 @@ def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings
         assert run("id", "-un").strip() == "lab"  # the lab's user, with the lab's key
         assert run("cat", "/etc/labctl-cloud") == "written by cloud-init\n"
         assert run("cat", "/var/tmp/runcmd-done") == "runcmd ran as root\n"
+        # `packages` installed from the world's repository, trusted by the lab's key
+        assert run("dpkg-query", "-W", "-f", "${Status}", "catatonit") == "install ok installed"
+        assert "apt.world.test" in run("sh", "-c", "cat /etc/apt/sources.list "
+                                       "/etc/apt/sources.list.d/* 2>/dev/null || true")
         assert "status: done" in run("cloud-init", "status")
         assert not run("sh", "-c", "ls /usr/local/lib/labctl 2>/dev/null || true")  # none of ours
         # labctl's pinned host key, and only that key type, is what sshd offers
         pinned = (settings.data_dir / "labs" / "itcloud" / "hostkeys" /
                   "itcloud.stock.pub").read_text().split()[1]
         assert pinned in run("sudo", "-n", "cat", "/etc/ssh/ssh_host_ed25519_key.pub")
-        planned = labctl("plan", lab, "--var", f"sha256={served}").stdout
+        planned = labctl("plan", lab, "--var", f"sha256={served}", "--var",
+                         f"apt_key={world_key}").stdout
         assert "= vm stock: keep" in planned and "~ vm broken: recreate (its first boot " \
             "failed)" in planned, planned
     finally:
