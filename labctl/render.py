@@ -42,5 +42,14 @@ def _environment(directory: Path) -> jinja2.Environment:
     return env
 
 
+def render_html(name: str, **context: Any) -> str:
+    """A page from the shipped templates with HTML escaping on: its values
+    (a student's command output, a check's reason) are not markup."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+                             undefined=jinja2.StrictUndefined, autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(name).render(**context)
+
+
 def render(name: str, templates: Path | None = None, **context: Any) -> str:
     return _environment(templates or data_dir("templates")).get_template(name).render(**context)

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 # Importing registers the commands, in the order --help shows their panels:
-# lab lifecycle, access, containers, class, images, registry, bench, maintenance.
+# lab lifecycle, access, containers, class, checks, images, registry, bench, maintenance.
 # isort: off
 from labctl.cli import (  # noqa: F401
     lifecycle,
     access,
     containers,
     classroom,
+    checks,
     image,
     registry,
     bench,

@@ -13,8 +13,9 @@ from labctl.datadir import default_data_dir
 
 # The --help panels, in the order people use them.
 LIFECYCLE, ACCESS, CONTAINERS, CLASS = "Lab lifecycle", "Access", "Containers", "Class"
-IMAGES, REGISTRY, BENCH, MAINTENANCE = "Images", "Registry", "Benchmark", "Maintenance"
-PANELS = (LIFECYCLE, ACCESS, CONTAINERS, CLASS, IMAGES, REGISTRY, BENCH, MAINTENANCE)
+CHECKS, IMAGES, REGISTRY = "Checks and inventory", "Images", "Registry"
+BENCH, MAINTENANCE = "Benchmark", "Maintenance"
+PANELS = (LIFECYCLE, ACCESS, CONTAINERS, CLASS, CHECKS, IMAGES, REGISTRY, BENCH, MAINTENANCE)
 
 
 class InPanelOrder(TyperGroup):

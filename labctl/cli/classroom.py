@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from labctl.cli.app import STATE, app
-from labctl.cli.common import CLASS, COPY_OPTION, URI_OPTION, lab_name, session
+from labctl.cli.common import CLASS, COPY_OPTION, URI_OPTION, lab_name, load, session
 from labctl.cli.output import err, out, print_json
 from labctl.events import Event
 
@@ -110,7 +110,9 @@ def handout_cmd(
     group = lab_name(lab, uri)  # the file's lab name, or the name given
     from labctl.usecases import handout
 
-    made = handout.write(session(uri), group, out_dir, copy, jump, as_zip)
+    # from a lab file, the README also lists the checks a student is assessed on
+    checks = load(Path(lab), []).checks if Path(lab).is_file() else ()
+    made = handout.write(session(uri), group, out_dir, copy, jump, as_zip, checks)
     if STATE.json:
         print_json([{"copy": h.copy, "lab": h.lab, "folder": str(h.folder),
                      "vms": [e.alias for e in h.entries]} for h in made])

@@ -28,6 +28,8 @@ class SeedSpec:
     runcmd: tuple[str | tuple[str, ...], ...] = ()
     write_files: tuple[WriteFile, ...] = ()
     macs: tuple[str, ...] = ()  # the VM's NICs, in order: cloud-init's network config
+    apt_mirror: str | None = None  # set: cloud-init keeps the sources bootcmd rewrote
+    mirror_setup: str = ""  # shell (as root) pointing apt/docker/podman at the lab's mirrors
 
 
 SEED_FILES = ("meta-data", "user-data", "network-config", "labctl-firstboot.sh",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.lab import values
+from labctl.lab.checkschema import CHECK
 from labctl.lab.model import BENCH_COMPARISONS
 from labctl.lab.schema import (
     Bool,
@@ -188,7 +189,10 @@ LAB = Obj("the lab", {
                                   "Docker Hub names, e.g. a class cache")),
         "apt": Field(_parsed(values.image_url, "a URL",
                              "a Debian mirror's base URL, instead of deb.debian.org/debian")),
+        "apt_key": Field(Str("the OpenPGP public key (ASCII-armored file, relative to the lab "
+                             "file) the apt mirror signs with, when it is not Debian's")),
     }, doc="where the lab's VMs fetch from instead of the internet")),
+    "checks": Field(ListOf(CHECK, max_items=200)),
     "hosts": Field(ListOf(_parsed(values.libvirt_uri, "a libvirt URI",
                                   "a libvirt host for copies, e.g. qemu+ssh://user@host/system"),
                           max_items=32)),

@@ -129,6 +129,26 @@ class Mirrors:
 
     registry: str | None = None  # host:port (or http://host:port) of a registry mirror
     apt: str | None = None  # a Debian mirror's base URL (replaces deb.debian.org/debian)
+    apt_key: str | None = None  # the armored public key it signs with (the file's text)
+
+
+ARMORED_KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing assessed in every copy (see lab/checkschema.py for the kinds)."""
+
+    name: str
+    vm: str
+    kind: str  # command | file | container | tcp | http
+    spec: tuple[tuple[str, Any], ...]  # the kind's own fields, as written
+    description: str = ""
+    points: int = 1
+    timeout: int = 20
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.spec).get(key, default)
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,7 @@ class Lab:
     copy: str = ""  # for a copy: its id (a student's name or 1..N)
     hosts: tuple[str, ...] = ()  # libvirt URIs copies are placed on (default: --uri)
     mirrors: Mirrors = Mirrors()
+    checks: tuple[Check, ...] = ()
 
     @property
     def directory(self) -> Path:
@@ -203,7 +224,8 @@ def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> L
         copies=len(doc["students"]) if doc.get("students") else doc.get("copies", 1),
         students=tuple(doc.get("students", ())),
         hosts=tuple(doc.get("hosts", ())),
-        mirrors=Mirrors(**doc.get("mirrors", {})),
+        mirrors=_mirrors(doc.get("mirrors", {}), source.parent),
+        checks=tuple(_check(c) for c in doc.get("checks", ())),
     )
 
 
@@ -264,3 +286,19 @@ def _build_container(spec: dict[str, Any], vm_runtime: str) -> Container:
         env=tuple(sorted(env.items())),
         restart=spec.get("restart", "no"),
     )
+
+
+def _mirrors(doc: dict[str, Any], lab_dir: Path) -> Mirrors:
+    """The key file's text travels with the lab: it goes into each VM's seed."""
+    key = (lab_dir / doc["apt_key"]).read_text() if doc.get("apt_key") else None
+    return Mirrors(registry=doc.get("registry"), apt=doc.get("apt"), apt_key=key)
+
+
+CHECK_KINDS = ("command", "file", "container", "tcp", "http")
+
+
+def _check(doc: dict[str, Any]) -> Check:
+    (kind,) = [k for k in CHECK_KINDS if k in doc]  # the rules allow exactly one
+    return Check(name=doc["name"], vm=doc["vm"], kind=kind, spec=tuple(doc[kind].items()),
+                 description=doc.get("description", ""), points=doc.get("points", 1),
+                 timeout=doc.get("timeout", 20))

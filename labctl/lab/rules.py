@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl.lab.model import DEFAULT_RUNTIME, replica_names
+from labctl.lab.model import ARMORED_KEY, CHECK_KINDS, DEFAULT_RUNTIME, replica_names
 from labctl.lab.schema import SchemaError, suggest
 
 SSH_PORT = 22
@@ -21,12 +21,54 @@ def check_lab(doc: dict[str, Any], lab_dir: Path) -> None:
     networks = _check_networks(doc.get("networks", []))
     _check_vm_names(doc)
     _check_class(doc)
+    _check_apt_key(doc.get("mirrors", {}), lab_dir)
+    _check_checks(doc)
     defaults = doc.get("defaults", {})
     for i, vm in enumerate(doc["vms"]):
         path = ("vms", i)
         _check_attachments(vm, path, networks)
         runtime = vm.get("runtime", defaults.get("runtime", DEFAULT_RUNTIME))
         _check_containers(vm.get("containers", []), (*path, "containers"), runtime, lab_dir)
+
+
+def _check_checks(doc: dict[str, Any]) -> None:
+    vms = [name for vm in doc["vms"] for name in replica_names(vm["name"], vm.get("count", 1))]
+    seen: set[str] = set()
+    for i, check in enumerate(doc.get("checks", [])):
+        where = ("checks", i)
+        if check["name"] in seen:
+            raise SchemaError((*where, "name"), f"duplicate check name '{check['name']}'",
+                              "give each check its own name")
+        seen.add(check["name"])
+        kinds = [k for k in CHECK_KINDS if k in check]
+        if len(kinds) != 1:
+            said = " and ".join(kinds) if kinds else "none"
+            raise SchemaError(where, f"check '{check['name']}' needs exactly one kind ({said} "
+                              "given)", f"use one of: {', '.join(CHECK_KINDS)}")
+        if check["vm"] not in vms:
+            raise SchemaError((*where, "vm"), f"check '{check['name']}': no VM '{check['vm']}'",
+                              suggest(check["vm"], vms) or f"the lab's VMs: {', '.join(vms)}")
+        source = check[kinds[0]].get("from", "host")
+        if source != "host" and source not in vms:
+            raise SchemaError((*where, kinds[0], "from"),
+                              f"check '{check['name']}': from '{source}' is neither 'host' "
+                              "nor a VM of the lab", f"the lab's VMs: {', '.join(vms)}")
+
+
+def _check_apt_key(mirrors: dict[str, Any], lab_dir: Path) -> None:
+    if "apt_key" not in mirrors:
+        return
+    where = ("mirrors", "apt_key")
+    key = lab_dir / mirrors["apt_key"]
+    if not key.is_file():
+        raise SchemaError(where, f"no key file '{mirrors['apt_key']}'",
+                          "give the mirror's public key file, relative to the lab file")
+    if ARMORED_KEY not in key.read_text(errors="replace")[:4096]:
+        raise SchemaError(where, f"'{mirrors['apt_key']}' is not an ASCII-armored public key",
+                          "export it with: gpg --armor --export KEYID > FILE")
+    if "apt" not in mirrors:
+        raise SchemaError(where, "apt_key without an apt mirror",
+                          "add mirrors.apt: the URL of the mirror this key signs")
 
 
 def _check_networks(networks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

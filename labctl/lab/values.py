@@ -235,3 +235,16 @@ def file_mode(value: str | int) -> str:
     if not MODE_RE.match(value):
         raise Invalid(f"'{value}' is not a file mode", "write an octal mode like '0644'")
     return value.rjust(4, "0")
+
+
+URL_PATH_RE = re.compile(r"^/[^\s]{0,2047}$")
+
+
+def regex(value: str) -> str:
+    """A Python regular expression (checks search for it in a text)."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise Invalid(f"'{value}' is not a valid regular expression: {exc}",
+                      "escape special characters with a backslash, e.g. 'port 80\\.'") from None
+    return value

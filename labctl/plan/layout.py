@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from labctl.lab.model import VM, Lab, Network
+from labctl.lab.model import VM, Lab, Mirrors, Network
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class VmPlan:
     # TCP ports containers publish in the VM; on user-mode networks each is
     # forwarded from 127.0.0.1 on the host (decided at create, so part of the hash).
     published: tuple[int, ...] = ()
+    # the lab's mirrors go into the seed; not hashed: a kept VM gets them over SSH
+    mirrors: Mirrors = Mirrors()
 
     # Every volume of a VM starts with "DOMAIN." and every object of a lab with
     # "LAB.": names cannot contain dots, so no other lab or VM shares the prefix.
@@ -135,5 +137,6 @@ def lab_layout(lab: Lab, image_digests: dict[str, str]) -> Layout:
         digest = spec_hash(machine, image_digests.get(vm.image, ""),
                            [net_hash.get(n.network, f"user-{'sealed' if n.sealed else 'open'}")
                             for n in nics], published)
-        vms.append(VmPlan(vm, object_name(prefix, vm.name), nics, digest, published))
+        vms.append(VmPlan(vm, object_name(prefix, vm.name), nics, digest, published,
+                          lab.mirrors))
     return Layout(lab, prefix, tuple(networks), tuple(vms))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from labctl.images.seed import SeedSpec
 from labctl.plan.layout import NetworkPlan, VmPlan
+from labctl.runtime.registry import mirror_config_commands
 from labctl.virt.domain import BridgedNic, DomainSpec, user_nic
 from labctl.virt.metadata import Meta
 from labctl.virt.network import DhcpHost, NetworkSpec
@@ -39,7 +40,11 @@ def seed_spec(plan: VmPlan, login_public: str, host_private: str,
         instance_id=f"{plan.domain}-{plan.spec_hash}", hostname=vm.name, user=vm.user,
         authorized_key=login_public, host_key_private=host_private, host_key_public=host_public,
         packages=vm.packages, runcmd=vm.runcmd, write_files=vm.write_files,
-        macs=tuple(nic.mac for nic in plan.nics))
+        macs=tuple(nic.mac for nic in plan.nics),
+        apt_mirror=plan.mirrors.apt,
+        mirror_setup=mirror_config_commands(plan.mirrors.registry, plan.mirrors.apt,
+                                            plan.mirrors.apt_key)
+        if plan.mirrors.registry or plan.mirrors.apt else "")
 
 
 def vm_meta(plan: VmPlan, lab: str, facts: VmFacts, data_dir: str, group: str = "",

@@ -142,10 +142,16 @@ def _answers(address: str) -> bool:
         return False
 
 
-def mirror_config_commands(registry: str | None, apt: str | None) -> str:
+APT_KEY_FILE = "/etc/apt/trusted.gpg.d/labctl-mirror.asc"
+
+
+def mirror_config_commands(registry: str | None, apt: str | None,
+                           apt_key: str | None = None) -> str:
     """Shell (run as root in a VM) that points docker and podman at a registry
-    mirror for Docker Hub names (docker.io/...), and apt at a mirror; only what
-    changed is rewritten, and dockerd restarted only then."""
+    mirror for Docker Hub names (docker.io/...), and apt at a mirror (trusting
+    its key when it is not Debian's); only what changed is rewritten, and
+    dockerd restarted only then. Runs at first boot (before `packages`) and
+    again over SSH on every `up`."""
     parts = ["set -e"]
     if registry:
         host = registry.split("://", 1)[-1].rstrip("/")
@@ -162,10 +168,16 @@ def mirror_config_commands(registry: str | None, apt: str | None) -> str:
             "if systemctl is-active --quiet docker.service; then systemctl restart docker.service; "
             "fi; fi"]
     if apt:
-        base = apt.rstrip("/")
-        rewrite = shell.quote(rf"s#https?://deb\.debian\.org/debian#{base}#")
-        parts.append("for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do "
+        base = apt.rstrip("/").replace("\\", "\\\\").replace("&", "\\&").replace("#", "\\#")
+        # the archive only: deb.debian.org/debian-security stays where it is
+        rewrite = shell.quote(rf"s#https?://deb\.debian\.org/debian([[:space:]/]|$)#{base}\1#")
+        # one-line .list files and deb822 .sources files alike
+        parts.append("for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+                     "/etc/apt/sources.list.d/*.sources; do "
                      f"if [ -f \"$f\" ]; then sed -i -E {rewrite} \"$f\"; fi; done")
+    if apt and apt_key:
+        parts += ["mkdir -p /etc/apt/trusted.gpg.d",
+                  f"printf '%s\\n' {shell.quote(apt_key.strip())} > {APT_KEY_FILE}"]
     return "; ".join(parts)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from labctl.errors import LabctlError
 from labctl.fileio import write_atomic
+from labctl.lab.model import Check
 from labctl.labfiles import SshEntry, ssh_config_text
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.lab import status
@@ -45,7 +46,8 @@ class Handout:
 
 
 def write(session: Session, group: str, out: Path, only: str | None = None,
-          jump: str | None = None, as_zip: bool = False) -> list[Handout]:
+          jump: str | None = None, as_zip: bool = False,
+          checks: tuple[Check, ...] = ()) -> list[Handout]:
     copies = existing_copies(session, group)
     if only is not None:
         copies = {name: copy for name, copy in copies.items() if copy == only}
@@ -55,7 +57,7 @@ def write(session: Session, group: str, out: Path, only: str | None = None,
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     made = []
     for lab, copy in copies.items():
-        made.append(_one(session, lab, copy, group, out / copy, jump))
+        made.append(_one(session, lab, copy, group, out / copy, jump, checks))
     _roster(out / "roster.csv", made)
     if as_zip:
         for h in made:
@@ -64,7 +66,7 @@ def write(session: Session, group: str, out: Path, only: str | None = None,
 
 
 def _one(session: Session, lab: str, copy: str, group: str, folder: Path,
-         jump: str | None) -> Handout:
+         jump: str | None, checks: tuple[Check, ...] = ()) -> Handout:
     files = session.files(lab)
     if not files.login_key_path.exists():
         raise LabctlError(f"copy '{copy}' of '{group}' has no keys in this data dir",
@@ -88,8 +90,21 @@ def _one(session: Session, lab: str, copy: str, group: str, folder: Path,
     vms = "".join(f"  {e.alias:<28} {e.user}@{e.host} port {e.port}\n" for e in entries)
     write_atomic(folder / "README.txt", README.format(
         lab=lab, copy=copy, group=group, first=entries[0].alias if entries else "NAME",
-        vms=vms or "  (no VM is running: ask your instructor)\n"), mode=0o644)
+        vms=vms or "  (no VM is running: ask your instructor)\n") + assessed(checks),
+        mode=0o644)
     return Handout(copy, lab, folder, tuple(entries))
+
+
+def assessed(checks: tuple[Check, ...]) -> str:
+    """The README's list of what `labctl check` will look at."""
+    if not checks:
+        return ""
+    total = sum(c.points for c in checks)
+    lines = [f"\nWhat you will be assessed on ({total} points; your instructor runs "
+             "'labctl check'):"]
+    for c in checks:
+        lines.append(f"  - {c.name} ({c.points} pt, on {c.vm}): {c.description or c.kind}")
+    return "\n".join(lines) + "\n"
 
 
 def _roster(path: Path, handouts: list[Handout]) -> None:

@@ -179,7 +179,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
             with transport:  # the readiness connection carries the deployment too
                 if lab.mirrors.registry or lab.mirrors.apt:
                     transport.run(["sudo", "-n", "sh", "-c", mirror_config_commands(
-                        lab.mirrors.registry, lab.mirrors.apt)]).check(
+                        lab.mirrors.registry, lab.mirrors.apt, lab.mirrors.apt_key)]).check(
                         f"VM '{vm_plan.vm.name}': configuring the lab's mirrors")
                 if registry is not None:
                     registry.configure(transport)

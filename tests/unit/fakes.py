@@ -100,6 +100,9 @@ class FakeReach:
         return transport, Readiness(began, stages, 0.01, host.endpoint(plan.domain))
 
     def connect(self, host: Host, files: LabFiles, domain: str, vm: str, user: str):
+        if not host.is_running(domain):  # as SshReach: no connection to a VM that is off
+            raise LabctlError(f"VM '{vm}' of lab '{files.lab}' is not running or has no "
+                              "address", "run 'labctl up' for the lab")
         self.connected.append(domain)
         return FakeTransport(self.answers)
 

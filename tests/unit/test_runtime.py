@@ -166,13 +166,24 @@ def test_mirror_configuration_commands_run_in_a_real_shell(tmp_path):
 
     root = tmp_path
     (root / "etc/apt").mkdir(parents=True)
-    (root / "etc/apt/sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
-    script = mirror_config_commands("http://10.213.1.1:5000", "http://mirror.example/debian")
+    (root / "etc/apt/sources.list.d").mkdir()
+    (root / "etc/apt/sources.list").write_text(
+        "deb http://deb.debian.org/debian bookworm main\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main\n")
+    (root / "etc/apt/sources.list.d/debian.sources").write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n")
+    key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ'x\n-----END PGP PUBLIC KEY BLOCK-----\n"
+    script = mirror_config_commands("http://10.213.1.1:5000", "http://mirror.example/debian",
+                                    key)
     script = script.replace("/etc/", f"{root}/etc/").replace("systemctl", "false")
     subprocess.run(["sh", "-c", script], check=True)
     podman = (root / "etc/containers/registries.conf.d/60-labctl-mirror.conf").read_text()
     assert 'prefix = "docker.io"' in podman and 'location = "10.213.1.1:5000"' in podman
     assert json.loads((root / "etc/docker/daemon.json").read_text()) == {
         "registry-mirrors": ["http://10.213.1.1:5000"], "insecure-registries": ["10.213.1.1:5000"]}
-    assert (root / "etc/apt/sources.list").read_text() == \
+    assert (root / "etc/apt/sources.list").read_text() == (
         "deb http://mirror.example/debian bookworm main\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main\n")  # not the archive
+    assert "URIs: http://mirror.example/debian\n" in \
+        (root / "etc/apt/sources.list.d/debian.sources").read_text()
+    assert (root / "etc/apt/trusted.gpg.d/labctl-mirror.asc").read_text() == key

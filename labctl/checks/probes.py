@@ -1,0 +1,166 @@
+"""What each kind of check runs in a VM, and how its output is judged. Both
+halves are pure: the use case (usecases/checks.py) carries the commands over
+SSH or makes the host-side connection, and hands the outcome back here.
+
+Every probe only reads: it lists, inspects, cats, connects. A probe's shell
+prints a marker line first, so "the container does not exist" (a fail) is told
+apart from "the command could not run" (SSH refused, timeout)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from labctl.lab.model import Check
+from labctl.shell import quote
+
+MAX_BYTES = 1 << 20  # of a file or a body that is searched for a pattern
+MISSING = "labctl-check: missing"
+NO_CONTAINER = "labctl-check: no container"
+
+PASS, FAIL, ERROR = "pass", "fail", "error"  # error: could not run
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # pass | fail | error
+    reason: str = ""  # short, for the table: why it failed or could not run
+
+
+def _runtime_of(container: str) -> str:
+    """Shell that sets $rt to the runtime holding `container` (podman or
+    docker, whichever knows it), or prints NO_CONTAINER and exits 0."""
+    name = quote(container)
+    return (f"rt=; for r in podman docker; do command -v $r >/dev/null 2>&1 && "
+            f"sudo -n $r container inspect {name} >/dev/null 2>&1 && {{ rt=$r; break; }}; done; "
+            f"if [ -z \"$rt\" ]; then echo {quote(NO_CONTAINER)}; exit 0; fi; ")
+
+
+def vm_command(check: Check) -> str | None:
+    """The shell a check runs in its VM (as the lab user), or None when it
+    connects from elsewhere (tcp and http)."""
+    spec = dict(check.spec)
+    if check.kind == "command":
+        run = quote(spec["run"])
+        if "container" in spec:
+            return _runtime_of(spec["container"]) + \
+                f"echo; sudo -n $rt exec {quote(spec['container'])} sh -c {run}"
+        return f"echo; sh -c {run}"
+    if check.kind == "file":
+        path = quote(spec["path"])
+        probe = (f"if test -e {path}; then echo; head -c {MAX_BYTES} {path}; "
+                 f"else echo {quote(MISSING)}; fi")
+        if "container" in spec:
+            return _runtime_of(spec["container"]) + \
+                f"sudo -n $rt exec {quote(spec['container'])} sh -c {quote(probe)}"
+        return f"sudo -n sh -c {quote(probe)}"
+    if check.kind == "container":
+        return _runtime_of(spec["name"]) + \
+            f"echo; sudo -n $rt container inspect {quote(spec['name'])}"
+    return None
+
+
+def judge_vm(check: Check, exit_status: int, output: str) -> Verdict:
+    """The verdict on what vm_command printed (marker line first)."""
+    spec = dict(check.spec)
+    marker, _, rest = output.partition("\n")
+    if marker == NO_CONTAINER:
+        name = spec.get("container") or spec.get("name")
+        return Verdict(FAIL, f"no container '{name}'")
+    if check.kind == "command":
+        want = spec.get("exit", 0)
+        if exit_status != want:
+            return Verdict(FAIL, f"exit {exit_status}, expected {want}" + _tail(rest))
+        return _search(spec.get("stdout"), rest, "output")
+    if check.kind == "file":
+        if marker == MISSING:
+            return Verdict(FAIL, f"no file {spec['path']}")
+        if exit_status != 0:
+            return Verdict(FAIL, f"cannot read {spec['path']}" + _tail(rest))
+        return _search(spec.get("contains"), rest, spec["path"])
+    return _judge_container(spec, exit_status, rest)
+
+
+def _judge_container(spec: dict, exit_status: int, text: str) -> Verdict:
+    if exit_status != 0:
+        return Verdict(ERROR, "inspect failed" + _tail(text))
+    try:
+        (info,) = json.loads(text)
+    except ValueError:
+        return Verdict(ERROR, "inspect gave no JSON")
+    state = info.get("State") or {}
+    if not state.get("Running"):
+        return Verdict(FAIL, f"container '{spec['name']}' is {state.get('Status', 'not running')}")
+    image = (info.get("Config") or {}).get("Image") or info.get("ImageName") or ""
+    if "image" in spec and _image(image) != _image(spec["image"]):
+        return Verdict(FAIL, f"runs image {image}, expected {spec['image']}")
+    if "port" in spec and spec["port"] not in _published(info):
+        return Verdict(FAIL, f"does not publish port {spec['port']}")
+    if "volume" in spec and not any(spec["volume"] in (m.get("Name"), m.get("Source"),
+                                                       m.get("Destination"))
+                                    for m in info.get("Mounts") or ()):
+        return Verdict(FAIL, f"has no volume {spec['volume']}")
+    return Verdict(PASS)
+
+
+def _image(ref: str) -> str:
+    """'nginx', 'docker.io/library/nginx:latest' and 'nginx:latest' are one image."""
+    ref = re.sub(r"^(docker\.io/|index\.docker\.io/)", "", ref)
+    ref = re.sub(r"^library/", "", ref)
+    return ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
+
+
+def _published(info: dict) -> set[int]:
+    """VM-side ports the container publishes (docker and podman alike)."""
+    ports: set[int] = set()
+    bindings = ((info.get("HostConfig") or {}).get("PortBindings") or {}) | \
+        ((info.get("NetworkSettings") or {}).get("Ports") or {})
+    for binds in bindings.values():
+        for bind in binds or ():
+            if str(bind.get("HostPort", "")).isdigit():
+                ports.add(int(bind["HostPort"]))
+    return ports
+
+
+def _search(pattern: str | None, text: str, what: str) -> Verdict:
+    if pattern is None or re.search(pattern, text, re.MULTILINE):
+        return Verdict(PASS)
+    return Verdict(FAIL, f"{what} does not contain /{pattern}/" + _tail(text))
+
+
+def _tail(text: str) -> str:
+    last = [line for line in text.strip().splitlines() if line.strip()][-1:]
+    return f": {last[0][:80]}" if last else ""
+
+
+def tcp_from_vm(address: str, port: int, timeout: int) -> str:
+    """Shell for a VM that connects to address:port (bash's /dev/tcp: no nc
+    needed); exit 0 when it answered."""
+    return (f"timeout {timeout} bash -c {quote(f'exec 3<>/dev/tcp/{address}/{port}')}")
+
+
+def http_from_vm(address: str, port: int, path: str, timeout: int) -> str:
+    """Shell for a VM that GETs http://address:port/path (HTTP/1.0 over bash's
+    /dev/tcp) and prints the raw response."""
+    request = f"GET {path} HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n"
+    script = (f"exec 3<>/dev/tcp/{address}/{port} && printf '{request}' >&3 && "
+              f"head -c {MAX_BYTES} <&3")
+    return f"timeout {timeout} bash -c {quote(script)}"
+
+
+def judge_http(check: Check, status: int | None, body: str, error: str = "") -> Verdict:
+    spec = dict(check.spec)
+    if status is None:
+        return Verdict(FAIL, error or f"nothing answers on port {spec['port']}")
+    want = spec.get("status", 200)
+    if status != want:
+        return Verdict(FAIL, f"status {status}, expected {want}")
+    return _search(spec.get("body"), body, "body")
+
+
+def parse_http(raw: str) -> tuple[int | None, str]:
+    """(status, body) of a raw HTTP/1.x response; (None, '') if it is not one."""
+    head, _, body = raw.replace("\r\n", "\n").partition("\n\n")
+    found = re.match(r"HTTP/\d(?:\.\d)? (\d{3})", head)
+    return (int(found.group(1)), body) if found else (None, "")

@@ -1,0 +1,182 @@
+"""`labctl check`: run a lab's checks in one copy, every copy, or a single
+lab, copies in parallel (bounded), each check with its own timeout, one SSH
+connection per VM. A check that cannot run (VM down, SSH refused, timeout) is
+an "error" (could not run), never a pass. Checks only read."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from labctl.checks import probes
+from labctl.checks.probes import ERROR, Verdict
+from labctl.checks.results import CheckInfo, CheckRun, CopyResult, Outcome
+from labctl.checks.store import CheckHistory, now
+from labctl.errors import LabctlError, UsageError
+from labctl.lab.model import Check, Lab
+from labctl.plan import classroom
+from labctl.shell import quote
+from labctl.ssh.transport import SSHTransport
+from labctl.usecases.classes import existing_copies
+from labctl.usecases.containers import published_port
+from labctl.usecases.session import Session
+
+COPIES_AT_ONCE = 8  # SSH sessions are cheap; the VMs' CPUs are the limit
+TIMED_OUT = 124  # timeout(1)'s exit status
+
+
+def targets(session: Session, lab: Lab, copy: str | None, all_copies: bool) -> dict[str, str]:
+    """lab name -> copy id of what is checked."""
+    if not lab.checks:
+        raise UsageError(f"lab '{lab.name}' has no checks",
+                         "add a 'checks:' section to the lab file (see docs/checks.md)")
+    if classroom.is_class(lab) or copy or all_copies:
+        copies = existing_copies(session, lab.name)
+        if copy is not None:
+            copies = {name: c for name, c in copies.items() if c == copy}
+        elif not all_copies:
+            raise UsageError(f"lab '{lab.name}' is a class: say which copy to check",
+                             "--copy ID (a student's name or 1..N), or --all-copies")
+        if not copies:
+            raise LabctlError(f"class '{lab.name}' has no copies"
+                              + (f" named '{copy}'" if copy else ""),
+                              f"run 'labctl up {lab.source.name}' first")
+        return copies
+    if not session.lab_host(lab.name).domains(lab.name):
+        raise LabctlError(f"lab '{lab.name}' is not up", f"run 'labctl up {lab.source.name}'")
+    return {lab.name: ""}
+
+
+def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: bool = False,
+               progress: Callable[[CopyResult], None] = lambda _: None,
+               keep: bool = True) -> CheckRun:
+    began = time.monotonic()
+    created = now()
+    chosen = targets(session, lab, copy, all_copies)
+
+    def one(item: tuple[str, str]) -> CopyResult:
+        result = check_copy(session, item[0], item[1], lab.checks)
+        progress(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=min(COPIES_AT_ONCE, len(chosen))) as pool:
+        copies = tuple(pool.map(one, chosen.items()))
+    run = CheckRun(lab.name, created, round(time.monotonic() - began, 3),
+                   tuple(CheckInfo.of(c) for c in lab.checks), copies)
+    if keep:
+        run_id = CheckHistory(session.data_dir).add(run)
+        run = CheckRun(run.lab, run.created, run.seconds, run.checks, run.copies, run_id)
+    return run
+
+
+def check_copy(session: Session, lab: str, copy: str, checks: tuple[Check, ...]) -> CopyResult:
+    connections = _Connections(session, lab)
+    try:
+        outcomes = tuple(_timed(check, lambda c=check: _one(session, lab, c, connections))
+                         for check in checks)
+    finally:
+        connections.close()
+    return CopyResult(lab, copy, outcomes)
+
+
+def _timed(check: Check, run: Callable[[], Verdict]) -> Outcome:
+    began = time.monotonic()
+    try:
+        verdict = run()
+    except LabctlError as exc:
+        verdict = Verdict(ERROR, f"could not run: {exc.message}")
+    return Outcome(check.name, verdict.status, verdict.reason, check.points,
+                   round(time.monotonic() - began, 3))
+
+
+class _Connections:
+    """One SSH connection per VM of a copy, opened on first use; a VM that
+    cannot be reached is remembered, so its other checks fail at once."""
+
+    def __init__(self, session: Session, lab: str):
+        self.session, self.lab = session, lab
+        self.open: dict[str, SSHTransport] = {}
+        self.failed: dict[str, str] = {}
+
+    def get(self, vm: str) -> SSHTransport:
+        if vm in self.failed:
+            raise LabctlError(self.failed[vm])
+        if vm not in self.open:
+            try:
+                self.open[vm] = self.session.connect_vm(self.lab, vm)
+            except LabctlError as exc:
+                self.failed[vm] = exc.message
+                raise
+        return self.open[vm]
+
+    def close(self) -> None:
+        for transport in self.open.values():
+            transport.close()
+
+
+def _run(transport: SSHTransport, command: str, timeout: int) -> tuple[int, str]:
+    wrapped = f"timeout -k 2 {timeout} sh -c {quote(command)}"
+    result = transport.run(wrapped, timeout=timeout + 10)
+    if result.exit_status == TIMED_OUT:
+        raise LabctlError(f"timed out after {timeout} s")
+    return result.exit_status, result.stdout
+
+
+def _one(session: Session, lab: str, check: Check, connections: _Connections) -> Verdict:
+    command = probes.vm_command(check)
+    if command is not None:
+        status, output = _run(connections.get(check.vm), command, check.timeout)
+        return probes.judge_vm(check, status, output)
+    port = check.get("port")
+    source = check.get("from", "host")
+    if source == "host":
+        endpoint = published_port(session, lab, check.vm, port)
+        if check.kind == "tcp":
+            return _tcp_from_host(endpoint.host, endpoint.port, check.timeout)
+        return _http_from_host(check, endpoint.host, endpoint.port)
+    address = _address(session, lab, check.vm)
+    if check.kind == "tcp":
+        status, _ = _run(connections.get(source), probes.tcp_from_vm(address, port,
+                                                                      check.timeout),
+                         check.timeout + 5)
+        return Verdict(probes.PASS) if status == 0 else \
+            Verdict(probes.FAIL, f"nothing answers on {check.vm}:{port} from {source}")
+    _, raw = _run(connections.get(source), probes.http_from_vm(
+        address, port, check.get("path", "/"), check.timeout), check.timeout + 5)
+    status_code, body = probes.parse_http(raw)
+    return probes.judge_http(check, status_code, body,
+                             f"nothing answers on {check.vm}:{port} from {source}")
+
+
+def _address(session: Session, lab: str, vm: str) -> str:
+    """The VM's address on its lab network (what another VM of the lab reaches)."""
+    host = session.lab_host(lab)
+    found = host.domain(lab, vm)
+    endpoint = host.endpoint(found.libvirt_name) if found is not None else None
+    if endpoint is None:
+        raise LabctlError(f"VM '{vm}' has no address", "is it running? 'labctl status'")
+    return endpoint.host
+
+
+def _tcp_from_host(host: str, port: int, timeout: int) -> Verdict:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return Verdict(probes.FAIL, f"nothing answers on {host}:{port} ({exc.strerror or exc})")
+    return Verdict(probes.PASS)
+
+
+def _http_from_host(check: Check, host: str, port: int) -> Verdict:
+    connection = http.client.HTTPConnection(host, port, timeout=check.timeout)
+    try:
+        connection.request("GET", check.get("path", "/"))
+        response = connection.getresponse()
+        body = response.read(probes.MAX_BYTES).decode(errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return probes.judge_http(check, None, "", f"no HTTP answer on {host}:{port} ({exc})")
+    finally:
+        connection.close()
+    return probes.judge_http(check, response.status, body)

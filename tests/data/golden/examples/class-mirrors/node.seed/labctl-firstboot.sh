@@ -1,0 +1,26 @@
+# labctl first boot for images labctl built (run by /usr/local/lib/labctl/firstboot
+# with sh -eu). Rendered from the same model as user-data; every value is quoted.
+hostname=node
+user=lab
+echo "$hostname" > /etc/hostname
+hostname "$hostname"
+printf '127.0.1.1 %s\n127.0.0.1 localhost\n' "$hostname" > /etc/hosts
+
+getent group labctl-admin >/dev/null || groupadd --system labctl-admin
+id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+usermod -a -G labctl-admin,docker "$user"
+passwd -l "$user" >/dev/null
+home=$(getent passwd "$user" | cut -d: -f6)
+install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
+echo 'ssh-ed25519 AAAALOGINKEY labctl-LAB' > "$home/.ssh/authorized_keys"
+chown "$user:$user" "$home/.ssh/authorized_keys"
+chmod 0600 "$home/.ssh/authorized_keys"
+
+# The host key labctl generated and pinned before this VM existed.
+rm -f /etc/ssh/ssh_host_*
+echo LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0KSE9TVEtFWQotLS0tLUVORCBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0= | base64 -d > /etc/ssh/ssh_host_ed25519_key
+echo 'ssh-ed25519 AAAAHOSTKEY root@VM' > /etc/ssh/ssh_host_ed25519_key.pub
+chmod 0600 /etc/ssh/ssh_host_ed25519_key
+
+# Grow the root file system to the overlay's size (online, seconds).
+resize2fs /dev/vda >/dev/null 2>&1 || true

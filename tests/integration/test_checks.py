@@ -1,0 +1,106 @@
+"""`labctl check` and `labctl inventory` on the real stack: a class of two
+copies where alice did the work (the test does it over SSH) and bob did not;
+one check of each kind passes only with the work, one fails whatever is done.
+The table, JSON, CSV and HTML agree; a VM that is down is "could not run";
+real ansible-playbook logs in through the inventory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labctl.virt.connection import connect
+
+from .conftest import LABS, labctl, leftovers
+
+LAB = LABS / "checks.yaml"
+WORK = ("echo 42 > /home/lab/answer.txt && mkdir -p /tmp/site && "
+        "echo 'done by alice' > /tmp/site/index.html && "
+        "sudo -n docker run --rm -v data:/data -v /tmp/site:/site busybox "
+        "cp /site/index.html /data/index.html && "
+        "sudo -n docker run -d --name web -p 8080:80 -v data:/data busybox "
+        "httpd -f -p 80 -h /data >/dev/null")
+ONLY_WITH_WORK = {"answer-cmd", "answer-file", "web-container", "web-tcp", "web-http",
+                  "in-container"}
+
+
+@pytest.fixture(scope="module")
+def graded(settings):
+    labctl("down", str(LAB), "--all-copies", check=False)
+    labctl("up", str(LAB))
+    labctl("exec", "itcheck-alice.node", "--", "sh", "-c", WORK)  # alice's work
+    yield settings
+    labctl("down", str(LAB), "--all-copies")
+    for copy in ("alice", "bob"):
+        assert leftovers(f"itcheck-{copy}", settings) == {}
+
+
+def test_every_kind_passes_with_the_work_and_fails_without(graded, tmp_path):
+    csv_path, html_path = tmp_path / "checks.csv", tmp_path / "checks.html"
+    result = json.loads(labctl("--json", "check", str(LAB), "--all-copies", "--csv",
+                               str(csv_path), "--html", str(html_path)).stdout)
+    by_copy = {c["copy"]: {o["check"]: o for o in c["outcomes"]} for c in result["copies"]}
+    assert set(by_copy) == {"alice", "bob"}
+    for name, outcome in by_copy["alice"].items():
+        assert outcome["status"] == ("pass" if name in ONLY_WITH_WORK else "fail"), outcome
+    for outcome in by_copy["bob"].values():
+        assert outcome["status"] == "fail", outcome  # bob did nothing: nothing passes
+    assert by_copy["alice"]["false-cmd"]["reason"] == "exit 1, expected 0"
+    assert by_copy["alice"]["missing-http"]["reason"] == "status 404, expected 200"
+    assert by_copy["bob"]["web-container"]["reason"] == "no container 'web'"
+    alice = next(c for c in result["copies"] if c["copy"] == "alice")
+    assert alice["earned"] == 2 + 1 + 3 + 1 + 1 + 1 and result["total_points"] == 14
+    # the CSV and the page say the same as the JSON
+    rows = list(csv.DictReader(csv_path.open()))
+    assert {(r["copy"], r["check"]): r["status"] for r in rows} == {
+        (copy, name): o["status"] for copy, outcomes in by_copy.items()
+        for name, o in outcomes.items()}
+    page = html_path.read_text()
+    assert "9 / 14" in page and "0 / 14" in page and "status 404, expected 200" in page
+    # the table for people, and the history
+    table = labctl("check", str(LAB), "--copy", "alice").stdout
+    assert "6 of 11 checks passed" in table, table
+    history = json.loads(labctl("--json", "check", "history", "itcheck").stdout)
+    assert [len(r["copies"]) for r in history[-2:]] == [2, 1]
+
+
+def test_ansible_playbook_runs_through_the_inventory(graded, tmp_path):
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(labctl("inventory", "itcheck", "--all-copies").stdout)
+    playbook = tmp_path / "answer.yml"
+    playbook.write_text(
+        "- hosts: itcheck_alice\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.ping:\n"
+        "    - ansible.builtin.command: cat /home/lab/answer.txt\n      register: answer\n"
+        "    - ansible.builtin.assert:\n        that: answer.stdout == '42'\n")
+    ansible = Path(sys.executable).with_name("ansible-playbook")
+    done = subprocess.run([str(ansible), "-i", str(inventory), str(playbook)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "True",
+                               "ANSIBLE_NOCOLOR": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok=3" in done.stdout and "failed=0" in done.stdout
+    ini = labctl("inventory", "itcheck", "--all-copies", "--ini").stdout
+    ping = subprocess.run([str(ansible.with_name("ansible")), "-i", "/dev/stdin", "node",
+                           "-m", "ping"], input=ini, capture_output=True, text=True,
+                          timeout=300)
+    assert ping.returncode == 0 and ping.stdout.count("SUCCESS") == 2, ping.stdout + ping.stderr
+
+
+def test_a_vm_that_is_down_could_not_run(graded):
+    conn = connect(graded.uri)
+    try:
+        conn.lookupByName("itcheck-bob.node").destroy()  # the fixture's down removes it
+    finally:
+        conn.close()
+    result = json.loads(labctl("--json", "check", str(LAB), "--copy", "bob").stdout)
+    (bob,) = result["copies"]
+    assert all(o["status"] == "error" and o["reason"].startswith("could not run")
+               for o in bob["outcomes"]), bob
+    assert bob["earned"] == 0 and bob["could_not_run"] == 11

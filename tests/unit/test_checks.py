@@ -1,0 +1,178 @@
+"""Checks: each kind's probe and verdict (pure, on canned or locally run
+output), and `run_checks` over a lab on libvirt's test:/// driver with a fake
+SSH reach: a copy x check grid where a VM that cannot be reached is "could
+not run", never a pass; results kept in the history; CSV/JSON/HTML agree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labctl.checks import probes
+from labctl.checks.probes import ERROR, FAIL, PASS
+from labctl.checks.results import CheckRun
+from labctl.checks.store import CheckHistory
+from labctl.errors import LabctlError, UsageError
+from labctl.lab.loader import load_lab
+from labctl.lab.model import Check
+from labctl.render import render_html
+from labctl.usecases.checks import run_checks
+
+from .fakes import FakeReach, session_on
+
+
+def check(kind: str, **spec) -> Check:
+    return Check("c", "node", kind, tuple(spec.items()))
+
+
+def run_locally(command: str) -> tuple[int, str]:
+    done = subprocess.run(["sh", "-c", command.replace("sudo -n ", "")], capture_output=True,
+                          text=True, timeout=20)
+    return done.returncode, done.stdout
+
+
+def test_command_exit_and_stdout_pattern():
+    c = check("command", run="echo hello world", stdout=r"hello\s+w")
+    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == PASS
+    c = check("command", run="echo nope; exit 3")
+    verdict = probes.judge_vm(c, *run_locally(probes.vm_command(c)))
+    assert verdict == probes.Verdict(FAIL, "exit 3, expected 0: nope")
+    c = check("command", run="exit 3", exit=3)
+    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == PASS
+    c = check("command", run="echo bye", stdout="hello")
+    assert "does not contain /hello/" in probes.judge_vm(c, *run_locally(probes.vm_command(c))
+                                                        ).reason
+
+
+def test_file_exists_and_contains(tmp_path: Path):
+    f = tmp_path / "index.html"
+    f.write_text("<h1>it's me</h1>\n")
+    c = check("file", path=str(f), contains="it's me")
+    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == PASS
+    c = check("file", path=str(tmp_path / "none"))
+    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))) == \
+        probes.Verdict(FAIL, f"no file {tmp_path / 'none'}")
+    c = check("file", path=str(f), contains="^nothing$")
+    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == FAIL
+
+
+DOCKER_INSPECT = [{"State": {"Running": True, "Status": "running"},
+                   "Config": {"Image": "nginx"},
+                   "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "",
+                                                              "HostPort": "8000"}]}},
+                   "Mounts": [{"Type": "volume", "Name": "data", "Source": "/var/lib/x",
+                               "Destination": "/data"}]}]
+PODMAN_INSPECT = [{"State": {"Running": False, "Status": "exited"},
+                   "Config": {"Image": "docker.io/library/nginx:latest"},
+                   "NetworkSettings": {"Ports": {"80/tcp": [{"HostPort": "8000"}]}},
+                   "Mounts": []}]
+
+
+def test_container_running_with_image_port_and_volume():
+    c = check("container", name="web", image="docker.io/library/nginx", port=8000,
+              volume="data")
+    assert probes.judge_vm(c, 0, "\n" + json.dumps(DOCKER_INSPECT)).status == PASS
+    assert probes.judge_vm(c, 0, "\n" + json.dumps(PODMAN_INSPECT)) == \
+        probes.Verdict(FAIL, "container 'web' is exited")
+    running = [{**PODMAN_INSPECT[0], "State": {"Running": True}}]
+    assert probes.judge_vm(c, 0, "\n" + json.dumps(running)) == \
+        probes.Verdict(FAIL, "has no volume data")
+    assert probes.judge_vm(check("container", name="web", port=9000), 0,
+                           "\n" + json.dumps(DOCKER_INSPECT)).reason == \
+        "does not publish port 9000"
+    assert probes.judge_vm(check("container", name="web", image="httpd"), 0,
+                           "\n" + json.dumps(DOCKER_INSPECT)).status == FAIL
+    assert probes.judge_vm(c, 0, probes.NO_CONTAINER + "\n") == \
+        probes.Verdict(FAIL, "no container 'web'")
+
+
+def test_http_parse_and_judge():
+    c = check("http", port=80, status=200, body="hello")
+    status, body = probes.parse_http("HTTP/1.0 200 OK\r\nServer: x\r\n\r\nhello there")
+    assert probes.judge_http(c, status, body).status == PASS
+    assert probes.judge_http(c, 404, "").reason == "status 404, expected 200"
+    assert probes.parse_http("") == (None, "")
+    assert probes.judge_http(c, None, "", "refused").reason == "refused"
+
+
+LAB = """name: graded
+copies: 2
+vms:
+  - name: node
+checks:
+  - name: os
+    description: the OS answers
+    points: 2
+    vm: node
+    command: {run: cat /etc/os-release, stdout: Debian}
+  - name: page
+    vm: node
+    file: {path: /srv/index.html, contains: hello}
+"""
+
+
+@pytest.fixture
+def graded(tmp_path: Path):
+    (tmp_path / "graded.yaml").write_text(LAB)
+    lab = load_lab(tmp_path / "graded.yaml")
+    reach = FakeReach({"cat /etc/os-release": (0, "\nPRETTY_NAME=Debian GNU/Linux 12\n", ""),
+                       "/srv/index.html": (0, probes.MISSING + "\n", "")})
+    session = session_on(tmp_path, reach)
+    from labctl.usecases import classes
+    classes.up_any(session, lab, lambda *_: None)
+    return session, lab
+
+
+def test_a_class_is_checked_copy_by_copy_and_kept(graded):
+    session, lab = graded
+    with pytest.raises(UsageError, match="is a class: say which copy"):
+        run_checks(session, lab)
+    run = run_checks(session, lab, all_copies=True)
+    assert [c.copy for c in run.copies] == ["1", "2"] and run.total_points == 3
+    for copy in run.copies:
+        assert [(o.check, o.status) for o in copy.outcomes] == [("os", PASS), ("page", FAIL)]
+        assert copy.earned == 2
+    assert run.copies[0].outcomes[1].reason == "no file /srv/index.html"
+    (kept,) = CheckHistory(session.data_dir).runs("graded")
+    assert kept.to_dict() == run.to_dict() and run.run_id == "1"
+    only = run_checks(session, lab, copy="2")
+    assert [c.copy for c in only.copies] == ["2"]
+    # CSV, JSON and HTML say the same
+    rows = only.csv_text().splitlines()
+    assert rows[1] == "2,graded-2,os,pass,2,2,"
+    assert CheckRun.from_dict(json.loads(json.dumps(only.to_dict()))) == only
+    page = render_html("reports/checks.html.j2", run=only, symbols={"pass": "✓", "fail": "✗",
+                                                                     "error": "?"})
+    assert "no file /srv/index.html" in page and "2 / 3" in page
+
+
+def test_a_vm_that_is_down_could_not_run_never_passes(graded):
+    session, lab = graded
+    session.host().conn.lookupByName("graded-1.node").destroy()
+    run = run_checks(session, lab, all_copies=True)
+    down, up = run.copies
+    assert all(o.status == ERROR and o.reason.startswith("could not run: VM 'node'")
+               for o in down.outcomes), down
+    assert down.earned == 0 and down.could_not_run == 2 and up.passed == 1
+
+
+def test_student_output_is_escaped_in_the_page(graded):
+    session, lab = graded
+    session.reach.answers["/srv/index.html"] = (0, "\n<script>alert(1)</script>", "")
+    run = run_checks(session, lab, copy="1", keep=False)
+    page = render_html("reports/checks.html.j2", run=run, symbols={"pass": "✓", "fail": "✗",
+                                                                    "error": "?"})
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_a_lab_without_checks_or_not_up(tmp_path: Path):
+    (tmp_path / "plain.yaml").write_text("name: plain\nvms:\n  - name: node\n")
+    session = session_on(tmp_path)
+    with pytest.raises(UsageError, match="has no checks"):
+        run_checks(session, load_lab(tmp_path / "plain.yaml"))
+    (tmp_path / "one.yaml").write_text(LAB.replace("copies: 2\n", "").replace("graded", "one"))
+    with pytest.raises(LabctlError, match="lab 'one' is not up"):
+        run_checks(session, load_lab(tmp_path / "one.yaml"))
