@@ -54,6 +54,9 @@ class Host:
         self.uri = uri
         self.conn = connect(uri)  # read by labctl/virt/ only
         self._uploading = threading.Lock()
+        # Choosing a free subnet and defining the network that takes it are one
+        # step: two copies of a class creating networks at once picked the same one.
+        self.defining_network = threading.Lock()
 
     def ensure_base(self, image: Image) -> BaseVolumes:
         """The image's base volumes in the pool, uploaded once: copies of a class

@@ -40,11 +40,12 @@ class Provisioner:
     def _create_network(self, plan: NetworkPlan) -> None:
         self.remove_network(plan.libvirt_name)
         net = plan.network
-        subnet = net.subnet or choose_subnet(self.host.taken_subnets())
         meta = Meta(self.files.lab, "network", net.name, plan.spec_hash,
                     data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
-        spec = network_spec(plan, subnet, meta)
-        self.host.define_network(network_xml(spec, self.templates))
+        with self.host.defining_network:
+            subnet = net.subnet or choose_subnet(self.host.taken_subnets())
+            spec = network_spec(plan, subnet, meta)
+            self.host.define_network(network_xml(spec, self.templates))
         self.report(Event(f"network {net.name}", "created", f"{net.mode} {subnet}"))
 
     def start_network(self, libvirt_name: str) -> None:

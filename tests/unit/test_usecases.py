@@ -145,6 +145,22 @@ def test_a_class_is_placed_over_two_hosts_and_recorded(tmp_path: Path):
     assert session.host(first).domains() == [] and session.host(second).domains() == []
 
 
+def test_copies_created_at_once_get_different_automatic_subnets(tmp_path: Path):
+    """A class's copies create their networks in parallel threads: choosing a
+    free subnet and defining the network are one step on a host, or two
+    copies take the same subnet and the second one's dnsmasq cannot start."""
+    (tmp_path / "nets.yaml").write_text(
+        "name: nets\nnetworks: [{name: lan, mode: nat}]\nvms: [{name: node, networks: [lan]}]\n")
+    session = session_on(tmp_path)
+    result = classes.up_class(session, load_lab(tmp_path / "nets.yaml"), lambda _c, _e: None,
+                              copies=4, max_parallel=4)
+    assert not result.failed
+    import xml.etree.ElementTree as ET
+    subnets = [ET.fromstring(session.host().conn.networkLookupByName(f"nets-{i}.lan")
+                             .XMLDesc(0)).find("ip").get("address") for i in range(1, 5)]
+    assert len(set(subnets)) == 4, subnets
+
+
 def test_a_class_that_does_not_fit_is_refused_before_anything_is_made(tmp_path: Path):
     session = session_on(tmp_path)
     huge = dataclasses.replace(HELLO, vms=tuple(dataclasses.replace(vm, memory_mib=64 * 1024)
