@@ -86,10 +86,10 @@ def test_ansible_playbook_runs_through_the_inventory(graded, tmp_path):
                                "ANSIBLE_NOCOLOR": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok=3" in done.stdout and "failed=0" in done.stdout
-    ini = labctl("inventory", "itcheck", "--all-copies", "--ini").stdout
-    ping = subprocess.run([str(ansible.with_name("ansible")), "-i", "/dev/stdin", "node",
-                           "-m", "ping"], input=ini, capture_output=True, text=True,
-                          timeout=300)
+    ini = tmp_path / "inventory.ini"
+    ini.write_text(labctl("inventory", "itcheck", "--all-copies", "--ini").stdout)
+    ping = subprocess.run([str(ansible.with_name("ansible")), "-i", str(ini), "node",
+                           "-m", "ping"], capture_output=True, text=True, timeout=300)
     assert ping.returncode == 0 and ping.stdout.count("SUCCESS") == 2, ping.stdout + ping.stderr
 
 

@@ -73,6 +73,13 @@ def test_course_cycle(course, runtime):
     logs = labctl("logs", "course.docker-host/chatserver")
     assert logs.returncode == 0
 
+    # The course's own checks (what the slides teach) all pass after `up`.
+    checked = json.loads(labctl("--json", "check", str(COURSE), "--var",
+                                f"runtime={runtime}").stdout)
+    (copy,) = checked["copies"]
+    assert [o for o in copy["outcomes"] if o["status"] != "pass"] == []
+    assert copy["earned"] == checked["total_points"] == 9
+
 
 def test_missing_image_names_vm_and_container(course):
     result = labctl("up", str(ERRORS / "missing-image.yaml"), check=False)
