@@ -132,6 +132,7 @@ def _one(session: Session, lab: str, check: Check, connections: _Connections) ->
         return probes.judge_vm(check, status, output)
     port = check.get("port")
     source = check.get("from", "host")
+    _running(session, lab, check.vm)  # a DHCP lease outlives the VM: never "nothing answers"
     if source == "host":
         endpoint = published_port(session, lab, check.vm, port)
         if check.kind == "tcp":
@@ -149,6 +150,14 @@ def _one(session: Session, lab: str, check: Check, connections: _Connections) ->
     status_code, body = probes.parse_http(raw)
     return probes.judge_http(check, status_code, body,
                              f"nothing answers on {check.vm}:{port} from {source}")
+
+
+def _running(session: Session, lab: str, vm: str) -> None:
+    host = session.lab_host(lab)
+    found = host.domain(lab, vm)
+    if found is None or not host.is_running(found.libvirt_name):
+        raise LabctlError(f"VM '{vm}' of lab '{lab}' is not running",
+                          "run 'labctl up' for the lab")
 
 
 def _address(session: Session, lab: str, vm: str) -> str:

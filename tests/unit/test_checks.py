@@ -19,6 +19,7 @@ from labctl.errors import LabctlError, UsageError
 from labctl.lab.loader import load_lab
 from labctl.lab.model import Check
 from labctl.render import render_html
+from labctl.usecases import lab as lab_cases
 from labctl.usecases.checks import run_checks
 
 from .fakes import FakeReach, session_on
@@ -176,3 +177,19 @@ def test_a_lab_without_checks_or_not_up(tmp_path: Path):
     (tmp_path / "one.yaml").write_text(LAB.replace("copies: 2\n", "").replace("graded", "one"))
     with pytest.raises(LabctlError, match="lab 'one' is not up"):
         run_checks(session, load_lab(tmp_path / "one.yaml"))
+
+
+def test_a_port_of_a_vm_that_is_down_could_not_run(tmp_path: Path):
+    """A VM's DHCP lease (or forward) outlives it: tcp and http checks must
+    say "could not run", not "nothing answers", when the VM is off."""
+    (tmp_path / "ports.yaml").write_text(
+        "name: ports\nvms:\n  - name: node\n  - name: peer\nchecks:\n"
+        "  - {name: tcp, vm: node, tcp: {port: 8000}}\n"
+        "  - {name: web, vm: node, http: {port: 8000, from: peer}}\n")
+    lab = load_lab(tmp_path / "ports.yaml")
+    session = session_on(tmp_path)
+    lab_cases.up(session, lab)
+    session.host().conn.lookupByName("ports.node").destroy()
+    (copy,) = run_checks(session, lab, keep=False).copies
+    assert [(o.status, o.reason) for o in copy.outcomes] == [
+        (ERROR, "could not run: VM 'node' of lab 'ports' is not running")] * 2
