@@ -12,6 +12,7 @@ from pathlib import Path
 # isort: off
 from labctl.cli import (  # noqa: F401
     lifecycle,
+    snapshots,
     access,
     containers,
     classroom,

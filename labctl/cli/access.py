@@ -60,14 +60,16 @@ def _status_of(s, name: str) -> None:
         out.print(f"lab '{name}' has no VMs.", markup=False)
         return
     table = Table(title=f"lab {name}", title_justify="left")
-    for column in ("VM", "state", "ssh", "user", "uptime", "ready after", "banner lag"):
+    for column in ("VM", "state", "ssh", "user", "uptime", "ready after", "banner lag",
+                   "snapshots"):
         table.add_column(column)
     for row in rows:
         ready = row.stages.get("auth")
         lag = row.detection_lag
         table.add_row(row.name, row.state, row.endpoint or "-", row.user,
                       _duration(row.uptime), f"{ready:.1f} s" if ready is not None else "-",
-                      f"{1000 * lag:.0f} ms" if lag is not None else "-")
+                      f"{1000 * lag:.0f} ms" if lag is not None else "-",
+                      ", ".join(row.snapshots) or "-")
     out.print(table)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from labctl.cli.app import STATE, app
-from labctl.cli.common import IMAGES, ProgressPrinter
+from labctl.cli.common import IMAGES, URI_OPTION, ProgressPrinter, session
 from labctl.cli.output import err, out, print_json
 from labctl.errors import UsageError
 from labctl.events import Event
@@ -129,11 +129,36 @@ def list_() -> None:
         table.add_row(image.name, m.get("kind", "?"), f"{m.get('size', 0) >> 20} MiB",
                       image.sha256[:12], m.get("built_at") or m.get("pulled_at", ""))
     out.print(table)
+    _templates_table()
     out.print(f"recipes: {', '.join(recipes.available())}", markup=False)
 
 
+def _templates_table() -> None:
+    from rich.table import Table
+
+    from labctl.usecases.templates import TemplateStore
+
+    found = TemplateStore(STATE.data_dir).all()
+    if not found:
+        return
+    table = Table(title="templates (boot once, restore many)", title_justify="left")
+    for column in ("template", "image", "size", "built in", "made"):
+        table.add_column(column)
+    for t in found:
+        table.add_row(t.short, t.image, f"{t.size >> 20} MiB", f"{t.seconds:.0f} s", t.created)
+    out.print(table)
+
+
 @image_app.command("rm")
-def rm(name: str = typer.Argument(...)) -> None:
-    """Remove an image from the cache (VMs already created keep their base copy)."""
+def rm(name: str = typer.Argument(...), uri: str = URI_OPTION) -> None:
+    """Remove an image from the cache, and its templates (VMs already created keep
+    their base copy)."""
+    from labctl.usecases.templates import remove_template, templates_of
+
     _cache().remove(name)
-    out.print(f"removed image '{name}'.", markup=False)
+    s = session(uri)
+    gone = templates_of(s, name)
+    for template in gone:
+        remove_template(s, s.host(), template.key)
+    out.print(f"removed image '{name}'" + (f" and its {len(gone)} template(s)" if gone else "")
+              + ".", markup=False)

@@ -65,6 +65,9 @@ def plan(lab_file: Path = LAB_ARG, var: list[str] = VAR_OPTION, uri: str = URI_O
         out.print(summary(actions), markup=False)
 
 
+COLD_OPTION = typer.Option(False, "--cold", help="Boot every VM; never restore a template.")
+
+
 @app.command(rich_help_panel=LIFECYCLE)
 def up(
     lab_file: Path = LAB_ARG,
@@ -89,8 +92,10 @@ def up(
     host: list[str] = typer.Option([], "--host", metavar="URI",
                                    help="A libvirt host for the copies (repeatable); "
                                         "overrides the file's hosts:."),
+    cold: bool = COLD_OPTION,
 ) -> None:
-    """Create what is missing, start what is stopped, wait until every VM answers SSH."""
+    """Create what is missing, start what is stopped, wait until every VM answers SSH.
+    A VM is restored from a template of its shape (booted once) unless it cannot be."""
     from labctl.cli.classroom import ClassProgress, print_class
     from labctl.ssh.wait import STAGES
     from labctl.usecases import classes
@@ -103,7 +108,7 @@ def up(
         checked_uri(h)
     ids = classes.copies_of(lab, copies, copy)
     s = session(uri, templates, no_wait=no_wait, wait_lock=wait_lock, workers=parallel,
-                budgets=budgets)
+                budgets=budgets, cold=cold)
     if ids:
         with ClassProgress(ids) as progress:
             try:
@@ -202,14 +207,15 @@ def reset(
     copy: str = COPY_OPTION,
     var: list[str] = VAR_OPTION,
     uri: str = URI_OPTION,
+    cold: bool = COLD_OPTION,
 ) -> None:
-    """Return VMs (default: all of the lab or copy) to their post-'up' state: a fresh
-    overlay on the base image, containers deployed again. Says how long it took."""
+    """Return VMs (default: all of the lab or copy) to their post-'up' state: restored
+    from their template (or booted cold), containers deployed again. Says how long."""
     from labctl.usecases import classes
 
     lab = load(lab_file, var)
     began = time.monotonic()
-    s = session(uri)
+    s = session(uri, cold=cold)
     names, target = classes.reset(s, lab, vms, copy, lambda _copy, event: s.report(event))
     seconds = time.monotonic() - began
     if STATE.json:

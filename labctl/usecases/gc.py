@@ -10,7 +10,9 @@ runs, of deleted data dirs, and of image versions no VM boots from.
 - volumes named after a domain that does not exist (a create killed before
   `define`), and base images that no overlay or domain uses and that are not
   the image cache's current version;
-- a lab's local files (and lab registry) when libvirt holds nothing of the lab.
+- a lab's local files (and lab registry) when libvirt holds nothing of the lab;
+- templates (boot once, restore many) of an image no longer in the cache, and
+  template volumes without a record (a build killed before it finished).
 
 Labs whose lock is held (an `up` or `down` in progress) are never touched.
 """
@@ -30,6 +32,7 @@ from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.runtime.registry import LabRegistry
 from labctl.usecases.session import Session
+from labctl.usecases.templates import VOLUME_PREFIX, TemplateStore, remove_template
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
 from labctl.virt.storage import DONE, base_names
@@ -54,6 +57,8 @@ class Facts:
     current_bases: set[str]  # base volume names of the images in the cache now
     lab_dirs: list[str]  # labs with files (or a registry) in this data dir
     labs_with_keys: dict[str, set[str]]  # data dir -> labs that have a login key there
+    templates: dict[str, tuple[str, str]] | None = None  # key -> (volume, image sha256)
+    current_digests: frozenset[str] = frozenset()  # sha256 of the images in the cache
 
 
 def classify(f: Facts) -> list[Garbage]:
@@ -79,8 +84,18 @@ def classify(f: Facts) -> list[Garbage]:
                    for v in members):
             found.append(Garbage("base", stem, "", f"an old base image no VM uses "
                                  f"({len(members)} volumes)"))
+    templates = f.templates or {}
+    recorded = {volume for volume, _ in templates.values()}
+    for key, (_volume, digest) in sorted(templates.items()):
+        if digest not in f.current_digests:
+            found.append(Garbage("template", key, "", "a template of an image no longer "
+                                 "in the cache"))
     for volume in f.volumes:
-        if volume.startswith("base-"):
+        if volume.startswith(VOLUME_PREFIX) and volume not in recorded:
+            found.append(Garbage("volume", volume, "", "a template whose build did not "
+                                 "finish"))
+    for volume in f.volumes:
+        if volume.startswith(("base-", VOLUME_PREFIX)):
             continue
         parts = volume.split(".")
         domain = ".".join(parts[:2])
@@ -121,7 +136,9 @@ def gather(host: Host, data_dir: Path, images: ImageCache) -> Facts:
     owners = {mine} | {d for _, d in [*domains.values(), *networks.values()] if d}
     return Facts(mine, domains, networks, sorted(volume_paths), used, volume_paths, current,
                  _lab_dirs(data_dir), {d: _labs_with_keys(Path(d)) for d in owners
-                                       if Path(d).is_dir()})
+                                       if Path(d).is_dir()},
+                 {t.key: (t.volume, t.image_sha256) for t in TemplateStore(data_dir).all()},
+                 frozenset(i.manifest.get("sha256", "") for i in images.list()))
 
 
 def _lab_dirs(data_dir: Path) -> list[str]:
@@ -148,7 +165,7 @@ def collect(session: Session, garbage: list[Garbage],
     by_lab: dict[str, list[Garbage]] = {}
     for g in garbage:
         by_lab.setdefault(g.lab, []).append(g)
-    order = {"domain": 0, "volume": 1, "base": 1, "network": 2, "files": 3}
+    order = {"domain": 0, "volume": 1, "base": 1, "template": 1, "network": 2, "files": 3}
     for lab, items in sorted(by_lab.items()):
         with contextlib.ExitStack() as stack:
             if lab:
@@ -167,6 +184,8 @@ def collect(session: Session, garbage: list[Garbage],
                     prov.remove_network(g.name)
                 elif g.kind == "volume":
                     host.storage.delete(g.name)
+                elif g.kind == "template":
+                    remove_template(session, host, g.name)
                 elif g.kind == "base":
                     for volume in host.storage.names(prefix=f"{g.name}."):
                         host.storage.delete(volume)

@@ -24,6 +24,7 @@ from labctl.plan.layout import Layout, VmPlan, lab_layout
 from labctl.runtime.deploy import deploy_vm, observe
 from labctl.runtime.registry import LabRegistry, mirror_config_commands
 from labctl.ssh.wait import Readiness
+from labctl.usecases import templates
 from labctl.usecases.session import FirstBootFailed, Session
 from labctl.virt.connection import Accel
 from labctl.virt.host import Host, LibvirtError
@@ -97,7 +98,9 @@ def observe_lab(host: Host, files: LabFiles) -> list[planner.Observed]:
               if seen.get("boot_failed")}
     return [dataclasses.replace(
         o, reachable=has_login and bool(files.pinned_host_key(o.libvirt_name)),
-        boot_failed=o.name in failed) if o.kind == "vm" else o for o in observed]
+        boot_failed=o.name in failed or templates.restoring(files.dir,
+                                                            o.libvirt_name).exists())
+        if o.kind == "vm" else o for o in observed]
 
 
 def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
@@ -165,12 +168,12 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
         verb = verbs[("vm", vm_plan.vm.name)]
         try:
             interrupt.checkpoint()
+            began = time.monotonic()
             if verb in ("create", "recreate"):
                 image, base = bases[vm_plan.vm.image]
-                report(Event(f"vm {vm_plan.vm.name}", "define", f"{verb} {vm_plan.domain}"))
-                prov.create_vm(vm_plan, image, base)
-            began = time.monotonic()
-            if verb != "keep":
+                began = templates.create_and_start(session, host, prov, vm_plan, image, base,
+                                                   verb)
+            elif verb != "keep":
                 interrupt.checkpoint()
                 prov.start_vm(vm_plan.domain)
                 report(Event(f"vm {vm_plan.vm.name}", "started", "", time.monotonic() - began))
@@ -314,6 +317,7 @@ class VmStatus:
     stages: dict[str, float]
     detection_lag: float | None
     uptime: float | None  # seconds since labctl last started it
+    snapshots: tuple[str, ...] = ()  # its students' snapshots, oldest first
 
 
 def status(session: Session, lab_name: str) -> list[VmStatus]:
@@ -328,5 +332,6 @@ def status(session: Session, lab_name: str) -> list[VmStatus]:
         out.append(VmStatus(found.meta.name, found.libvirt_name, state,
                             str(endpoint) if endpoint else None, found.meta.user,
                             seen.get("stages", {}), seen.get("detection_lag"),
-                            time.time() - started if started and state == "running" else None))
+                            time.time() - started if started and state == "running" else None,
+                            tuple(s.name for s in host.snapshots(found.libvirt_name))))
     return out

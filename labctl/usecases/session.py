@@ -37,6 +37,7 @@ class Settings:
     budgets: dict[str, float] = field(default_factory=dict)
     lock_wait: bool = True  # False: fail at once if another labctl holds the lab
     lock_timeout: float | None = None  # seconds to wait for it; None: as long as it takes
+    cold: bool = False  # True: boot every VM, never restore a template (--cold)
 
     @property
     def images(self) -> ImageCache:
@@ -57,6 +58,9 @@ class VmReach(Protocol):
 
     def connect(self, host: Host, files: LabFiles, domain: str, vm: str,
                 user: str) -> SSHTransport: ...
+
+    def login_as(self, host: Host, domain: str, label: str, user: str, private: str,
+                 pinned: str) -> SSHTransport: ...
 
 
 class SshReach:
@@ -87,6 +91,16 @@ class SshReach:
                               "address", "run 'labctl up' for the lab")
         return ssh.login(endpoint, f"VM '{vm}'", user, files.login_key().private,
                          files.pinned_host_key(domain) or "")
+
+
+    def login_as(self, host: Host, domain: str, label: str, user: str, private: str,
+                 pinned: str) -> SSHTransport:
+        """One login with given keys (a restored template's, before the VM has
+        its own identity)."""
+        endpoint = host.endpoint(domain) if host.is_running(domain) else None
+        if endpoint is None:
+            raise LabctlError(f"{label}: no address yet")
+        return ssh.login(endpoint, label, user, private, pinned)
 
 
 def check_first_boot(transport: SSHTransport, vm: str) -> None:

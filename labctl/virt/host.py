@@ -27,7 +27,7 @@ from labctl.errors import LabctlError
 from labctl.images.cache import Image
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.ssh.transport import Endpoint
-from labctl.virt import access, inventory
+from labctl.virt import access, inventory, snapshots
 from labctl.virt.connection import connect, is_local, libvirt_errors, probe_accel
 from labctl.virt.inventory import Found
 from labctl.virt.network import host_routes
@@ -149,6 +149,13 @@ class Host:
             if not dom.isActive():
                 dom.create()
 
+    def stop_domain(self, name: str) -> None:
+        """Power it off at once (no shutdown: nothing in it needs saving)."""
+        with libvirt_errors(f"cannot stop VM {name}"):
+            dom = self._dom(name)
+            if dom.isActive():
+                dom.destroy()
+
     def remove_domain(self, name: str) -> bool:
         """Destroy (before undefine, or it lingers transient) and undefine."""
         try:
@@ -158,8 +165,38 @@ class Host:
         with libvirt_errors(f"cannot remove VM {name}"):
             if dom.isActive():
                 dom.destroy()
-            dom.undefine()
+            # its snapshots live in its overlay, which goes with it; libvirt's
+            # records of them would otherwise refuse the undefine
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
         return True
+
+    # -- snapshots (templates and students'; virt/snapshots.py) -------------------
+    def take_snapshot(self, name: str, snapshot: str, description: str = "") -> None:
+        snapshots.take(self._dom(name), snapshot, description)
+
+    def revert_snapshot(self, name: str, snapshot: str) -> None:
+        snapshots.revert(self._dom(name), snapshot)
+
+    def delete_snapshot(self, name: str, snapshot: str, metadata_only: bool = False) -> None:
+        snapshots.delete(self._dom(name), snapshot, metadata_only)
+
+    def snapshots(self, name: str) -> list[snapshots.Snapshot]:
+        try:
+            return snapshots.listed(self._dom(name))
+        except libvirt.libvirtError:
+            return []
+
+    def restore_into(self, name: str, snapshot: str) -> None:
+        """Start the defined domain `name` from the internal snapshot its disk
+        holds (a template's): adopt it with the domain's own XML, revert, and
+        drop it from the disk (the VM does not need the template's state)."""
+        dom = self._dom(name)
+        snapshots.adopt(dom, snapshot)
+        snapshots.revert(dom, snapshot)
+        try:
+            snapshots.delete(dom, snapshot)
+        except LabctlError:
+            snapshots.delete(dom, snapshot, metadata_only=True)
 
     def domain_files(self, name: str) -> set[str]:
         """Every file the domain's XML names (disks, kernel, initrd, logs)."""

@@ -55,16 +55,20 @@ class Provisioner:
         return self.host.remove_network(libvirt_name)
 
     # -- VMs --------------------------------------------------------------------
-    def create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> None:
-        """Volumes, seed, then the domain defined with metadata (not yet started)."""
+    def create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes,
+                  from_volume: str | None = None) -> None:
+        """Volumes, seed, then the domain defined with metadata (not yet started).
+        `from_volume`: a template's overlay to copy instead of a fresh one."""
         with libvirt_errors(f"cannot create VM '{plan.vm.name}'"):
-            return self._create_vm(plan, image, base)
+            return self._create_vm(plan, image, base, from_volume)
 
-    def _create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes) -> None:
+    def _create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes,
+                   from_volume: str | None) -> None:
         vm = plan.vm
         old_port = self._current_ssh_port(plan.domain)
         self.remove_vm(plan, forget_keys=False)
-        overlay = self.storage.create_overlay(plan.overlay, base.disk, vm.disk_gib)
+        overlay = self.storage.copy_local(from_volume, plan.overlay) if from_volume else \
+            self.storage.create_overlay(plan.overlay, base.disk, vm.disk_gib)
         host_key = self.files.host_key(plan.domain)
         seed = seed_spec(plan, self.files.login_key().public, host_key.private, host_key.public)
         seed_path = self.storage.upload_bytes(plan.seed, seed_iso(render_seed(seed,

@@ -6,6 +6,7 @@ working the same way as the local one."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -93,6 +94,19 @@ class Storage:
         return BaseVolumes(self.path(disk),
                            self.path(kernel) if image.kernel else None,
                            self.path(initrd) if image.initrd else None)
+
+    def allocation(self, name: str) -> int:
+        """Bytes the volume takes on disk."""
+        return self.pool.storageVolLookupByName(name).info()[2]
+
+    def copy_local(self, source: str, name: str) -> str:
+        """A file copy of volume `source` (with its internal snapshots, which a
+        libvirt clone would drop) as volume `name`: local pools only."""
+        target = Path(self.path(source)).with_name(name)
+        shutil.copyfile(self.path(source), target)  # sparse enough: qcow2 holds only data
+        target.chmod(0o600)
+        self.pool.refresh(0)
+        return str(target)
 
     def create_overlay(self, name: str, base_path: str, capacity_gib: int) -> str:
         """A qcow2 linked clone of base_path: ~200 KB, instant."""

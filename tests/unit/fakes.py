@@ -99,6 +99,13 @@ class FakeReach:
         check_first_boot(transport, plan.vm.name)  # the real check, on canned answers
         return transport, Readiness(began, stages, 0.01, host.endpoint(plan.domain))
 
+    def login_as(self, host: Host, domain: str, label: str, user: str, private: str,
+                 pinned: str):
+        if not host.is_running(domain):
+            raise LabctlError(f"{label}: not running")
+        self.connected.append(domain)
+        return FakeTransport(self.answers)
+
     def connect(self, host: Host, files: LabFiles, domain: str, vm: str, user: str):
         if not host.is_running(domain):  # as SshReach: no connection to a VM that is off
             raise LabctlError(f"VM '{vm}' of lab '{files.lab}' is not running or has no "
@@ -119,6 +126,10 @@ class DriverStorage(Storage):
 
     def download(self, name: str) -> bytes:
         return b""
+
+    def copy_local(self, source: str, name: str) -> str:
+        size = self.pool.storageVolLookupByName(source).info()[1]
+        return self._create_raw(name, size, "0600").path()
 
 
 def driver_host(uri: str) -> Host:

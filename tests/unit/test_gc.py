@@ -67,3 +67,14 @@ def test_another_data_dirs_lab_is_left_alone_while_that_dir_has_it():
 
 def test_objects_made_before_metadata_named_a_data_dir_count_as_ours():
     assert classify(facts(domains={"web.a": ("web", "")})) == []
+
+
+def test_templates_of_a_gone_image_and_unfinished_template_volumes():
+    found = classify(facts(
+        volumes=["web.a.qcow2", "labctl-template-aaaa.qcow2", "labctl-template-bbbb.qcow2",
+                 "labctl-template-cccc.qcow2"],
+        templates={"aaaa": ("labctl-template-aaaa.qcow2", "digest-now"),
+                   "bbbb": ("labctl-template-bbbb.qcow2", "digest-old")},
+        current_digests=frozenset({"digest-now"})))
+    assert {(g.kind, g.name) for g in found} == {
+        ("template", "bbbb"), ("volume", "labctl-template-cccc.qcow2")}

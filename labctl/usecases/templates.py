@@ -1,0 +1,231 @@
+"""Boot once, restore many (see plan/templates.py for when, virt/snapshots.py
+for how). `create_and_start` is what `up` and `reset` do for a VM being
+created: restore a template of its shape (building the template first, once)
+or boot it cold, saying why in one line. A restore that fails for any reason
+falls back to a cold boot: a template can make a VM faster, never broken.
+
+After a restore the VM is still the template: labctl logs in with the
+template's own key (which it generated), gives the VM its identity -- clock,
+fresh randomness, its seed (host key, hostname, user and login key, files),
+a new machine-id -- restarts sshd and the readiness unit, and from then on the
+VM is reached with its own pinned key only, as after a cold boot."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.datadir import ensure
+from labctl.errors import LabctlError
+from labctl.events import Event
+from labctl.fileio import write_atomic
+from labctl.images.cache import Image
+from labctl.lab.loader import load_lab
+from labctl.lock import lab_lock
+from labctl.plan.layout import VmPlan
+from labctl.plan.templates import cold_reason, template_key
+from labctl.usecases.session import Session
+from labctl.virt.host import Host
+from labctl.virt.provision import Provisioner
+from labctl.virt.storage import BaseVolumes
+
+SNAPSHOT = "labctl-template"
+VOLUME_PREFIX = "labctl-template-"
+_building = threading.Lock()  # one template build at a time in this process
+
+IDENTITY = """set -eu
+date -u -s @{epoch} >/dev/null
+echo {seed} | base64 -d > /dev/urandom
+rm -f /run/labctl-boot-finished /var/lib/labctl/failed
+sync
+blockdev --flushbufs /dev/vdb 2>/dev/null || true
+echo 3 > /proc/sys/vm/drop_caches
+/usr/local/lib/labctl/firstboot
+rm -f /etc/machine-id
+systemd-machine-id-setup >/dev/null 2>&1 || true
+systemctl restart ssh
+systemctl restart --no-block labctl-ready.service
+"""
+
+
+@dataclass(frozen=True)
+class Template:
+    key: str
+    image: str  # the image's name in the cache
+    image_sha256: str
+    volume: str  # in the labctl pool: the overlay holding the snapshot
+    user: str
+    login_private: str
+    host_public: str
+    created: str
+    seconds: float  # what building it took (a cold boot and the save)
+    size: int = 0  # bytes on disk (the overlay and its saved state)
+
+    @property
+    def short(self) -> str:
+        return self.key[:12]
+
+
+class TemplateStore:
+    """DATA_DIR/templates/KEY.json, written last: a killed build leaves no
+    record, so nothing half-made is ever restored (gc removes its volume)."""
+
+    def __init__(self, data_dir: Path):
+        self.dir = data_dir / "templates"
+
+    def get(self, key: str) -> Template | None:
+        try:
+            return Template(**json.loads((self.dir / f"{key}.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, template: Template) -> None:
+        ensure(self.dir)
+        write_atomic(self.dir / f"{template.key}.json", json.dumps(dataclasses.asdict(template)))
+
+    def all(self) -> list[Template]:
+        found = [self.get(p.stem) for p in sorted(self.dir.glob("*.json"))] \
+            if self.dir.is_dir() else []
+        return [t for t in found if t is not None]
+
+    def remove(self, key: str) -> None:
+        (self.dir / f"{key}.json").unlink(missing_ok=True)
+
+
+def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPlan,
+                     image: Image, base: BaseVolumes, verb: str) -> float:
+    """Create the VM (recreating it) and start it; the time it started from."""
+    report = session.report
+    subject = f"vm {plan.vm.name}"
+    reason = "--cold" if session.settings.cold else \
+        cold_reason(plan, image.kernel is not None, host.is_local)
+    # Until it has its own identity a restored VM is the template: a run killed
+    # in between leaves this mark, and the next `up` recreates the VM.
+    pending = restoring(prov.files.dir, plan.domain)
+    if reason is None:
+        try:
+            template = ensure_template(session, host, image, plan)
+            report(Event(subject, "define", f"{verb} {plan.domain} from template "
+                                            f"{template.short}"))
+            ensure(pending.parent)
+            pending.touch()
+            prov.create_vm(plan, image, base, from_volume=template.volume)
+            began = time.monotonic()
+            host.restore_into(plan.domain, SNAPSHOT)
+            report(Event(subject, "restored", f"template {template.short}",
+                         time.monotonic() - began))
+            _give_identity(session, host, plan, template)
+            pending.unlink(missing_ok=True)
+            return began
+        except LabctlError as exc:
+            reason = f"the template could not be used ({exc.message})"
+    report(Event(subject, "cold", f"cold boot: {reason}"))
+    pending.unlink(missing_ok=True)
+    report(Event(subject, "define", f"{verb} {plan.domain}"))
+    prov.create_vm(plan, image, base)
+    began = time.monotonic()
+    prov.start_vm(plan.domain)
+    report(Event(subject, "started", "", time.monotonic() - began))
+    return began
+
+
+def restoring(lab_dir: Path, domain: str) -> Path:
+    """The mark of a VM restored from a template that has no identity yet."""
+    return lab_dir / "restoring" / domain
+
+
+def _give_identity(session: Session, host: Host, plan: VmPlan, template: Template) -> None:
+    """Log in as the template (its key, its pinned host key) and make the VM
+    itself; the template's keys are gone from it afterwards."""
+    deadline = time.monotonic() + session.settings.budgets.get("restore", 120)
+    while True:
+        try:
+            with session.reach.login_as(host, plan.domain, f"VM '{plan.vm.name}' (restored)",
+                                        template.user, template.login_private,
+                                        template.host_public) as transport:
+                script = IDENTITY.format(epoch=int(time.time()),
+                                         seed=base64.b64encode(os.urandom(512)).decode())
+                transport.run(["sudo", "-n", "sh", "-c", script], timeout=120).check(
+                    f"VM '{plan.vm.name}': giving the restored VM its identity")
+                return
+        except LabctlError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def ensure_template(session: Session, host: Host, image: Image, plan: VmPlan) -> Template:
+    facts = host.facts()
+    key = template_key(plan, image.manifest.get("sha256", ""), host.accel.domain_type,
+                       facts.libvirt, facts.hypervisor)
+    store = TemplateStore(session.data_dir)
+    with _building, lab_lock(session.data_dir, f"template-{key[:12]}", "template"):
+        found = store.get(key)
+        if found is not None and host.storage.exists(found.volume):
+            return found
+        return _build(session, host, image, plan, key, store)
+
+
+def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
+           store: TemplateStore) -> Template:
+    from labctl.usecases import lab as lab_cases  # lab.py imports this module
+
+    began = time.monotonic()
+    name = f"tpl-{key[:12]}"
+    session.report(Event(f"template {key[:12]}", "build",
+                         f"booting a template for {plan.vm.memory_mib} MiB / "
+                         f"{plan.vm.vcpus} vCPU VMs of '{image.name}' (once)"))
+    folder = ensure(store.dir / key)
+    vm = plan.vm
+    lab_file = folder / "template.yaml"
+    lab_file.write_text(
+        f"name: {name}\ninternet: false\nvms:\n  - name: template\n    image: {image.name}\n"
+        f"    memory: {vm.memory_mib}M\n    vcpus: {vm.vcpus}\n    disk: {vm.disk_gib}G\n"
+        f"    user: {vm.user}\n    firmware: {vm.firmware}\n")
+    lab = load_lab(lab_file)
+    def quietly(event: Event) -> None:  # the template VM's stages, under its own name
+        if event.subject == "vm template" and event.stage in ("started", "boot-finished"):
+            session.report(Event(f"template {key[:12]}", event.stage, event.detail,
+                                 event.elapsed))
+
+    cold = Session(dataclasses.replace(session.settings, cold=True), quietly,
+                   open_host=lambda _uri: host, reach=session.reach)
+    try:
+        lab_cases.down(cold, name)  # what a killed build left
+        lab_cases.up(cold, lab, uri=host.uri)
+        domain = f"{name}.template"
+        with cold.connect_vm(name, "template") as transport:
+            transport.run(["sync"], timeout=60)
+        files = cold.files(name)
+        login, host_key = files.login_key().private, files.pinned_host_key(domain) or ""
+        host.take_snapshot(domain, SNAPSHOT, f"labctl template {key}")
+        host.stop_domain(domain)
+        volume = f"{VOLUME_PREFIX}{key[:16]}.qcow2"
+        host.storage.delete(volume)
+        host.storage.copy_local(f"{domain}.qcow2", volume)
+    finally:
+        lab_cases.down(cold, name)
+    template = Template(key, image.name, image.manifest.get("sha256", ""), volume, vm.user,
+                        login, host_key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        round(time.monotonic() - began, 1), host.storage.allocation(volume))
+    store.put(template)
+    return template
+
+
+def remove_template(session: Session, host: Host, key: str) -> None:
+    """Its volume, then its record (never a record without a volume to use)."""
+    store = TemplateStore(session.data_dir)
+    found = store.get(key)
+    if found is not None:
+        host.storage.delete(found.volume)
+    store.remove(key)
+
+
+def templates_of(session: Session, image: str) -> list[Template]:
+    return [t for t in TemplateStore(session.data_dir).all() if t.image == image]

@@ -1,0 +1,74 @@
+"""Internal qcow2 snapshots of running domains (memory and disk in the VM's
+own overlay): templates (boot once, restore many) and students' snapshots.
+
+Restoring a template into another VM: libvirt refuses a saved image whose
+UUID differs (virsh restore --xml), and Debian 12's libvirt cannot revert
+external snapshots; an internal snapshot can be redefined for any domain with
+that domain's own XML, then reverted. Measured here (TCG, 512 MiB guest):
+snapshot 1.2 s (197 MiB of state), copy of the overlay 0.3 s, revert 2.2 s."""
+
+from __future__ import annotations
+
+import datetime
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import libvirt
+
+from labctl.virt.connection import libvirt_errors
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    created: str  # ISO 8601 UTC
+    state: str  # running | shutoff | ...
+    description: str = ""
+
+
+def take(dom: libvirt.virDomain, name: str, description: str = "") -> None:
+    """An internal snapshot of the running domain: memory and disks."""
+    xml = (f"<domainsnapshot><name>{escape(name)}</name>"
+           f"<description>{escape(description)}</description></domainsnapshot>")
+    with libvirt_errors(f"cannot take snapshot '{name}'"):
+        dom.snapshotCreateXML(xml, 0)
+
+
+def revert(dom: libvirt.virDomain, name: str) -> None:
+    with libvirt_errors(f"cannot restore snapshot '{name}'"):
+        dom.revertToSnapshot(dom.snapshotLookupByName(name, 0),
+                             libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)
+
+
+def delete(dom: libvirt.virDomain, name: str, metadata_only: bool = False) -> None:
+    flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY if metadata_only else 0
+    with libvirt_errors(f"cannot delete snapshot '{name}'"):
+        dom.snapshotLookupByName(name, 0).delete(flags)
+
+
+def listed(dom: libvirt.virDomain) -> list[Snapshot]:
+    found = []
+    for snap in dom.listAllSnapshots(0):
+        root = ET.fromstring(snap.getXMLDesc(0))
+        stamp = int(root.findtext("creationTime") or 0)
+        found.append(Snapshot(snap.getName(), datetime.datetime.fromtimestamp(
+            stamp, datetime.UTC).isoformat(timespec="seconds"), root.findtext("state") or "",
+            root.findtext("description") or ""))
+    return sorted(found, key=lambda s: s.created)
+
+
+def adopt(dom: libvirt.virDomain, name: str, disk: str = "vda") -> None:
+    """Make libvirt know the internal snapshot `name` that the domain's disk
+    already holds (copied from a template), described with the domain's own
+    definition, so it can be reverted to."""
+    domain_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    targets = [t.get("dev") for t in ET.fromstring(domain_xml).findall("devices/disk/target")]
+    disks = "".join(f"<disk name='{escape(dev)}' snapshot='{'internal' if dev == disk else 'no'}'/>"
+                    for dev in targets if dev)
+    xml = (f"<domainsnapshot><name>{escape(name)}</name><state>running</state>"
+           f"<memory snapshot='internal'/><disks>{disks}</disks>"
+           f"<creationTime>{int(datetime.datetime.now().timestamp())}</creationTime>"
+           f"{domain_xml}</domainsnapshot>")
+    with libvirt_errors(f"cannot adopt snapshot '{name}'"):
+        dom.snapshotCreateXML(xml, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)

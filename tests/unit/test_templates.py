@@ -1,0 +1,125 @@
+"""Boot once, restore many, on libvirt's test:/// driver (its snapshots are
+real libvirt code; nothing boots): the first VM of a shape builds a template,
+every later one restores it and gets its own identity over the template's
+login; what cannot be restored boots cold and says why; a restore that fails
+falls back to a cold boot."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from labctl.errors import LabctlError
+from labctl.lab.loader import load_lab
+from labctl.usecases import lab as lab_cases
+from labctl.usecases.templates import TemplateStore
+
+from .fakes import FakeReach, session_on
+from .fixtures import ROOT
+
+HELLO = load_lab(ROOT / "examples" / "hello.yaml")
+MULTI = load_lab(ROOT / "examples" / "multi-vm.yaml")
+
+
+def stages(events, subject: str) -> list[str]:
+    return [e.stage for e in events if e.subject == subject]
+
+
+def test_a_template_is_built_once_and_restored_with_the_vms_identity(tmp_path: Path):
+    events: list = []
+    reach = FakeReach()
+    session = session_on(tmp_path, reach, events)
+    lab_cases.up(session, HELLO)
+    (template,) = TemplateStore(session.data_dir).all()
+    assert [e.stage for e in events if e.subject.startswith("template")] == [
+        "build", "started", "boot-finished"]
+    assert "restored" in stages(events, "vm node") and "cold" not in stages(events, "vm node")
+    assert session.host().storage.exists(template.volume)
+    assert session.host().domains("tpl-" + template.short) == []  # the template VM is gone
+    # the restored VM was given its identity through the template's own login
+    assert f"tpl-{template.short}.template" in reach.connected
+    # a second lab of the same shape restores the same template: no second build
+    events.clear()
+    other = dataclasses.replace(HELLO, name="hello2")
+    lab_cases.up(session, other)
+    assert [e for e in events if e.subject.startswith("template")] == []
+    assert "restored" in stages(events, "vm node")
+    assert len(TemplateStore(session.data_dir).all()) == 1
+
+
+def test_vms_on_lab_networks_and_cold_boot_cold_and_say_why(tmp_path: Path):
+    events: list = []
+    session = session_on(tmp_path, FakeReach(), events)
+    lab_cases.up(session, MULTI)
+    colds = [e.detail for e in events if e.stage == "cold"]
+    assert colds and all("lab networks" in d for d in colds)
+    events.clear()
+    cold = session_on(tmp_path, FakeReach(), events, cold=True)
+    lab_cases.up(cold, HELLO)
+    assert [e.detail for e in events if e.stage == "cold"] == ["cold boot: --cold"]
+
+
+def test_a_restore_that_fails_falls_back_to_a_cold_boot(tmp_path: Path):
+    class NoTemplateLogin(FakeReach):
+        def login_as(self, *args, **kwargs):
+            raise LabctlError("VM 'node' (restored): connection refused")
+
+    events: list = []
+    session = session_on(tmp_path, NoTemplateLogin(), events, budgets={"restore": 0.2})
+    result = lab_cases.up(session, HELLO)
+    assert not any(vm.error for vm in result.vms)
+    (cold,) = [e.detail for e in events if e.stage == "cold" and e.subject == "vm node"]
+    assert cold.startswith("cold boot: the template could not be used")
+
+
+def test_a_killed_build_leaves_nothing_that_is_restored(tmp_path: Path):
+    """No record, no restore: a volume without its record is rebuilt over."""
+    session = session_on(tmp_path, FakeReach())
+    lab_cases.up(session, HELLO)
+    store = TemplateStore(session.data_dir)
+    (template,) = store.all()
+    store.remove(template.key)  # as if the build was killed before its record
+    events: list = []
+    again = session_on(tmp_path, FakeReach(), events)
+    lab_cases.up(again, dataclasses.replace(HELLO, name="hello3"))
+    assert [e.stage for e in events if e.subject.startswith("template")] == [
+        "build", "started", "boot-finished"]
+
+
+def test_a_restore_killed_before_the_identity_is_recreated_by_the_next_up(tmp_path: Path):
+    from labctl.usecases.templates import restoring
+
+    session = session_on(tmp_path, FakeReach())
+    lab_cases.up(session, HELLO)
+    mark = restoring(session.files("hello").dir, "hello.node")
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.touch()  # what a kill between the restore and the identity leaves
+    verbs = {a.name: a.verb for a in lab_cases.plan(session, HELLO) if a.kind == "vm"}
+    assert verbs == {"node": "recreate"}
+    lab_cases.up(session, HELLO)
+    assert not mark.exists()
+    assert {a.verb for a in lab_cases.plan(session, HELLO) if a.kind == "vm"} == {"keep"}
+
+
+def test_students_snapshots_save_list_restore_remove(tmp_path: Path):
+    import pytest
+
+    from labctl.errors import UsageError
+    from labctl.usecases import snapshots
+
+    session = session_on(tmp_path, FakeReach())
+    lab_cases.up(session, HELLO)
+    snapshots.save(session, "hello", "node", "before-nginx", "clean")
+    with pytest.raises(UsageError, match="already has a snapshot"):
+        snapshots.save(session, "hello", "node", "before-nginx")
+    with pytest.raises(UsageError, match="is not a snapshot name"):
+        snapshots.save(session, "hello", "node", "labctl-template")
+    assert [s.name for s in snapshots.listed(session, "hello")["node"]] == ["before-nginx"]
+    assert lab_cases.status(session, "hello")[0].snapshots == ("before-nginx",)
+    snapshots.restore(session, "hello", "node", "before-nginx")
+    with pytest.raises(LabctlError, match="has no snapshot 'other'"):
+        snapshots.restore(session, "hello", "node", "other")
+    snapshots.remove(session, "hello", "node", "before-nginx")
+    assert snapshots.listed(session, "hello") == {"node": []}
+    lab_cases.down(session, "hello")  # a VM with snapshots goes too
+    assert session.host().domains("hello") == []
