@@ -118,7 +118,7 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             prov.create_vm(plan, image, base, from_volume=template.volume)
             began = time.monotonic()
             host.restore_into(plan.domain, SNAPSHOT)
-            report(Event(subject, "restored", f"template {template.short}",
+            report(Event(subject, "started", f"restored from template {template.short}",
                          time.monotonic() - began))
             _give_identity(session, host, plan, template)
             pending.unlink(missing_ok=True)

@@ -41,7 +41,7 @@ def fault_lab(settings):
 
 
 def test_libvirtd_stopped_mid_run(fault_lab, settings):
-    run = Running("up", str(FAULT))
+    run = Running("up", str(FAULT), "--cold")  # libvirtd goes while the VM boots
     assert run.wait_for("started", 300), run.lines
     with open(LIBVIRTD_PID) as fh:
         daemon = int(fh.read())
@@ -138,7 +138,8 @@ def garbage_kernel_image(settings):
 
 def test_vm_that_never_boots(garbage_kernel_image, settings):
     began = time.monotonic()
-    result = labctl("up", str(LABS / "badkernel.yaml"), "--total-timeout", "45", check=False)
+    result = labctl("up", str(LABS / "badkernel.yaml"), "--total-timeout", "45", "--cold",
+                    check=False)  # a boot that never ends: the cold boot's own failure
     assert time.monotonic() - began < 90
     assert result.returncode == 1, result.stderr
     lines = error_lines(result.stderr)
@@ -150,7 +151,7 @@ def test_vm_that_never_boots(garbage_kernel_image, settings):
 
 def test_sshd_that_never_answers(settings):
     began = time.monotonic()
-    result = labctl("up", str(LABS / "nossh.yaml"), "--timeout", "60", check=False)
+    result = labctl("up", str(LABS / "nossh.yaml"), "--timeout", "60", "--cold", check=False)
     assert time.monotonic() - began < 150
     assert result.returncode == 1, result.stderr
     lines = error_lines(result.stderr)

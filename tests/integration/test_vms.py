@@ -121,7 +121,7 @@ def test_swapped_host_key_is_refused(pair, settings):
 
 def test_readiness_timeout_names_the_stage_and_shows_the_console(settings):
     lab = load_lab(LABS / "timeout.yaml")
-    quick = dataclasses.replace(settings, budgets={"banner": 1.0})
+    quick = dataclasses.replace(settings, budgets={"banner": 1.0}, cold=True)  # a boot's stages
     try:
         with pytest.raises(LabctlError) as info:
             up(Session(quick), lab)
@@ -135,7 +135,7 @@ def test_readiness_timeout_names_the_stage_and_shows_the_console(settings):
 
 def test_down_by_name_without_the_file_leaves_nothing(settings):
     lab = load_lab(LABS / "timeout.yaml")
-    quick = dataclasses.replace(settings, budgets={"banner": 0.5})
+    quick = dataclasses.replace(settings, budgets={"banner": 0.5}, cold=True)
     with pytest.raises(LabctlError):
         up(Session(quick), lab)  # leaves a running domain, volumes, keys
     assert leftovers(lab.name, settings)

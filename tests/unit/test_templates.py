@@ -33,7 +33,9 @@ def test_a_template_is_built_once_and_restored_with_the_vms_identity(tmp_path: P
     (template,) = TemplateStore(session.data_dir).all()
     assert [e.stage for e in events if e.subject.startswith("template")] == [
         "build", "started", "boot-finished"]
-    assert "restored" in stages(events, "vm node") and "cold" not in stages(events, "vm node")
+    assert any(e.stage == "started" and e.detail.startswith("restored from template")
+               for e in events if e.subject == "vm node")
+    assert "cold" not in stages(events, "vm node")
     assert session.host().storage.exists(template.volume)
     assert session.host().domains("tpl-" + template.short) == []  # the template VM is gone
     # the restored VM was given its identity through the template's own login
@@ -43,7 +45,8 @@ def test_a_template_is_built_once_and_restored_with_the_vms_identity(tmp_path: P
     other = dataclasses.replace(HELLO, name="hello2")
     lab_cases.up(session, other)
     assert [e for e in events if e.subject.startswith("template")] == []
-    assert "restored" in stages(events, "vm node")
+    assert [e.detail for e in events if e.subject == "vm node" and e.stage == "started"] == [
+        f"restored from template {template.short}"]
     assert len(TemplateStore(session.data_dir).all()) == 1
 
 
