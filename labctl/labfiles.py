@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ class SshEntry:
 
 
 class LabFiles:
+    _progress_lock = threading.Lock()  # VMs of a lab report from several threads
     def __init__(self, data_dir: Path, lab: str):
         self.data_dir = data_dir
         self.dir = data_dir / "labs" / lab
@@ -48,10 +51,31 @@ class LabFiles:
     def placement(self) -> dict:
         return read_json(self.dir / self.PLACEMENT)
 
-    def record_placement(self, uri: str, group: str = "", copy: str = "") -> None:
+    def record_placement(self, uri: str, group: str = "", copy: str = "",
+                         source: str = "") -> None:
+        """Where the lab lives, its class and copy, and the lab file it came
+        from (the dashboard resets and checks from it)."""
         ensure(self.dir)
-        write_atomic(self.dir / self.PLACEMENT,
-                     json.dumps({"uri": uri, "group": group, "copy": copy}))
+        write_atomic(self.dir / self.PLACEMENT, json.dumps(
+            {"uri": uri, "group": group, "copy": copy, "source": source}))
+
+    def record_progress(self, vm: str, stage: str, detail: str) -> None:
+        """The latest stage of each VM while `up` runs, for live views."""
+        ensure(self.dir)
+        path = self.dir / "progress.json"
+        with self._progress_lock:
+            try:
+                seen = json.loads(path.read_text())
+            except (OSError, ValueError):
+                seen = {}
+            seen[vm] = {"stage": stage, "detail": detail[:120], "at": time.time()}
+            write_atomic(path, json.dumps(seen))
+
+    def progress(self) -> dict:
+        try:
+            return json.loads((self.dir / "progress.json").read_text())
+        except (OSError, ValueError):
+            return {}
 
     def login_key(self) -> KeyPair:
         ensure(self.dir)

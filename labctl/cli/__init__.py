@@ -17,6 +17,7 @@ from labctl.cli import (  # noqa: F401
     containers,
     classroom,
     checks,
+    dashboard,
     image,
     registry,
     bench,

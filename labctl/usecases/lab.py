@@ -138,7 +138,12 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
     report(Event(f"lab {lab.name}", "plan", planner.summary(actions)))
     prov = Provisioner(host, files, report, settings.templates, group=lab.group, copy=lab.copy)
     files.login_key()  # once, before VMs are created in parallel
-    files.record_placement(host.uri, lab.group, lab.copy)
+    files.record_placement(host.uri, lab.group, lab.copy, str(lab.source.resolve()))
+
+    def report(event: Event, _report=report) -> None:  # noqa: ANN001 - also kept for live views
+        _report(event)
+        if event.subject.startswith("vm "):
+            files.record_progress(event.subject[3:], event.stage, event.detail)
 
     verbs = {(a.kind, a.name): a.verb for a in actions}
     for action in actions:  # VMs leave before the networks they sit on change
@@ -172,7 +177,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
             if verb in ("create", "recreate"):
                 image, base = bases[vm_plan.vm.image]
                 began = templates.create_and_start(session, host, prov, vm_plan, image, base,
-                                                   verb)
+                                                   verb, report)
             elif verb != "keep":
                 interrupt.checkpoint()
                 prov.start_vm(vm_plan.domain)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
-from labctl.events import Event
+from labctl.events import Event, Report
 from labctl.fileio import write_atomic
 from labctl.images.cache import Image
 from labctl.lab.loader import load_lab
@@ -99,9 +99,10 @@ class TemplateStore:
 
 
 def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPlan,
-                     image: Image, base: BaseVolumes, verb: str) -> float:
+                     image: Image, base: BaseVolumes, verb: str,
+                     report: Report | None = None) -> float:
     """Create the VM (recreating it) and start it; the time it started from."""
-    report = session.report
+    report = report or session.report
     subject = f"vm {plan.vm.name}"
     reason = "--cold" if session.settings.cold else \
         cold_reason(plan, image.kernel is not None, host.is_local)

@@ -1,0 +1,217 @@
+"""The dashboard's HTTP side. Every request is checked against the token
+when one is set (any address but loopback requires it); the page and its
+script ship in the package (no CDN). State reaches the page as server-sent
+events whenever it changes (polled once a second: `up`, `reset`, `check` or
+`down` in another terminal show up live). Actions run in a worker thread
+through the same use cases as the CLI, under the same locks; a lab another
+labctl holds is refused at once (409), never waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import hmac
+import json
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from labctl.errors import LabctlError, UsageError
+from labctl.events import Event
+from labctl.plan import classroom
+from labctl.usecases import dashboard as view
+from labctl.usecases.session import Session, Settings
+
+STATIC = Path(__file__).parent / "static"
+TICK = 1.0  # seconds between looks at the state
+
+
+class Dashboard:
+    def __init__(self, settings: Settings, token: str | None, only: str | None = None,
+                 make_session: Callable[[Settings, Callable[[Event], None]], Session] = Session):
+        # Actions never wait for a lab another labctl holds: they say so.
+        self.settings = dataclasses.replace(settings, lock_wait=False)
+        self.token, self.only = token, only
+        self._make_session = make_session  # unit tests: a test:/// host and a fake reach
+        self.containers: dict[str, list[dict]] = {}
+        self.activity: list[dict[str, Any]] = []  # progress of the actions started here
+        self.lock = threading.Lock()
+        self._looking: Session | None = None
+
+    # -- state ----------------------------------------------------------------
+    def session(self, report: Callable[[Event], None] | None = None) -> Session:
+        return self._make_session(self.settings, report or (lambda _e: None))
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:  # one libvirt connection for the looks, opened once
+            if self._looking is None:
+                self._looking = self.session()
+        data = view.state(self._looking, self.only, self.containers)
+        with self.lock:
+            data["activity"] = self.activity[-30:]
+        return data
+
+    def note(self, what: str, stage: str, detail: str = "") -> None:
+        with self.lock:
+            self.activity.append({"what": what, "stage": stage, "detail": detail[:200]})
+
+    # -- HTTP -----------------------------------------------------------------
+    def allowed(self, request: Request) -> bool:
+        if self.token is None:
+            return True
+        given = request.query_params.get("token") or request.headers.get("x-labctl-token") \
+            or request.cookies.get("labctl_token") or ""
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/", self.page), Route("/static/{name}", self.static),
+            Route("/api/state", self.api_state), Route("/api/events", self.events),
+            Route("/api/check", self.api_check, methods=["POST"]),
+            Route("/api/reset", self.api_reset, methods=["POST"]),
+            Route("/api/containers", self.api_containers, methods=["POST"]),
+            Route("/api/handout.zip", self.handout), Route("/api/checks.csv", self.checks_csv),
+        ]
+        async def guard(request: Request, call_next):
+            if not self.allowed(request):
+                return JSONResponse({"error": "a valid token is required",
+                                     "hint": "open the address 'labctl dashboard' printed"},
+                                    status_code=403)
+            response = await call_next(request)
+            if self.token and request.query_params.get("token"):
+                response.set_cookie("labctl_token", self.token, httponly=True,
+                                    samesite="strict")
+            return response
+
+        return Starlette(routes=routes,
+                         middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
+
+    async def page(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        path = STATIC / name
+        if name not in {p.name for p in STATIC.iterdir()}:  # nothing outside the folder
+            return JSONResponse({"error": f"no file '{name}'"}, status_code=404)
+        return FileResponse(path)
+
+    async def api_state(self, request: Request) -> Response:
+        return JSONResponse(await asyncio.to_thread(self.state))
+
+    async def events(self, request: Request) -> Response:
+        async def stream():
+            last = ""
+            while not await request.is_disconnected():
+                data = await asyncio.to_thread(self.state)
+                text = json.dumps(data, sort_keys=True, default=str)
+                digest = hashlib.sha256(text.replace(f'"at": {data["at"]}', "").encode()
+                                        ).hexdigest()
+                if digest != last:
+                    last = digest
+                    yield f"event: state\ndata: {text}\n\n"
+                else:
+                    yield ": still here\n\n"
+                await asyncio.sleep(TICK)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    async def _action(self, request: Request, run: Callable[[dict], dict]) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the request body must be JSON"}, status_code=400)
+        if not isinstance(body, dict) or not isinstance(body.get("lab"), str):
+            return JSONResponse({"error": "say which lab: {\"lab\": NAME}"}, status_code=400)
+        try:
+            return JSONResponse(await asyncio.to_thread(run, body))
+        except UsageError as exc:
+            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=400)
+        except LabctlError as exc:
+            busy = "held by" in exc.message or "busy" in exc.message
+            return JSONResponse({"error": exc.message, "hint": exc.hint},
+                                status_code=409 if busy else 500)
+
+    async def api_check(self, request: Request) -> Response:
+        def run(body: dict) -> dict:
+            from labctl.usecases.checks import run_checks
+
+            session = self.session()
+            lab = view.lab_of(self._looking or session, body["lab"])
+            copy = body.get("copy") or None
+            what = f"check {body['lab']}" + (f" copy {copy}" if copy else "")
+            self.note(what, "running")
+            done = run_checks(session, lab, copy,
+                              all_copies=copy is None and classroom.is_class(lab),
+                              progress=lambda c: self.note(what, "checked",
+                                                           f"{c.copy or c.lab}: {c.passed}"
+                                                           f" of {len(c.outcomes)} passed"))
+            self.note(what, "done", f"run {done.run_id}")
+            session.close()
+            return done.to_dict()
+
+        return await self._action(request, run)
+
+    async def api_reset(self, request: Request) -> Response:
+        def run(body: dict) -> dict:
+            from labctl.usecases import classes
+
+            vm = body.get("vm")
+            if not isinstance(vm, str):
+                raise UsageError("say which VM to reset: {\"lab\", \"copy\", \"vm\"}")
+            what = f"reset {body['lab']} {body.get('copy') or ''} {vm}".replace("  ", " ")
+            session = self.session(lambda e: self.note(what, e.stage, f"{e.subject} {e.detail}"))
+            lab = view.lab_of(session, body["lab"])
+            self.note(what, "running")
+            names, target = classes.reset(session, lab, [vm], body.get("copy") or None,
+                                          lambda _copy, e: session.report(e))
+            self.note(what, "done", target)
+            session.close()
+            return {"reset": sorted(names), "target": target}
+
+        return await self._action(request, run)
+
+    async def api_containers(self, request: Request) -> Response:
+        def run(body: dict) -> dict:
+            rows = view.containers_of(self.session(), body["lab"])
+            self.containers[body["lab"]] = rows
+            return {"lab": body["lab"], "containers": rows}
+
+        return await self._action(request, run)
+
+    async def handout(self, request: Request) -> Response:
+        from labctl.usecases import handout
+
+        group = request.query_params.get("lab", "")
+        folder = Path(tempfile.mkdtemp(prefix="labctl-handout-"))
+        try:
+            lab = await asyncio.to_thread(view.lab_of, self.session(), group)
+            made = await asyncio.to_thread(handout.write, self.session(), group, folder / group,
+                                           None, None, True, lab.checks)
+        except LabctlError as exc:
+            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=404)
+        import shutil
+        archive = shutil.make_archive(str(folder / f"{group}-handouts"), "zip", folder / group)
+        return FileResponse(archive, filename=f"{group}-handouts.zip",
+                            media_type="application/zip") if made else Response(status_code=404)
+
+    async def checks_csv(self, request: Request) -> Response:
+        from labctl.checks.store import CheckHistory
+
+        group = request.query_params.get("lab", "")
+        runs = CheckHistory(self.settings.data_dir).runs(group, limit=1)
+        if not runs:
+            return JSONResponse({"error": f"no check run of '{group}' yet"}, status_code=404)
+        return Response(runs[-1].csv_text(), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{group}-checks.csv"'})

@@ -1,0 +1,91 @@
+"""The dashboard's API on libvirt's test:/// driver (Starlette's TestClient,
+no server, no browser): the state of labs and classes, checks and resets run
+through the core use cases, and bad requests -- unknown lab, forged token, a
+lab another labctl holds -- get a clear error and change nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from labctl.dashboard.app import Dashboard
+from labctl.lab.loader import load_lab
+from labctl.lock import lab_lock
+from labctl.usecases import classes
+from labctl.usecases.session import Session
+
+from .fakes import FakeReach, session_on
+
+LAB = """name: room
+copies: 2
+vms:
+  - name: node
+checks:
+  - name: os
+    points: 2
+    vm: node
+    command: {run: cat /etc/os-release, stdout: Debian}
+"""
+
+
+@pytest.fixture
+def board(tmp_path: Path):
+    (tmp_path / "room.yaml").write_text(LAB)
+    reach = FakeReach({"cat /etc/os-release": (0, "\nNAME=Debian\n", "")})
+    session = session_on(tmp_path, reach)
+    classes.up_any(session, load_lab(tmp_path / "room.yaml"), lambda *_: None)
+
+    def make(settings, report):
+        made = Session(settings, report, open_host=lambda _u: session.host(), reach=reach)
+        made.close = lambda: None  # the test driver's state lives in this one connection
+        return made
+
+    return session, lambda token=None: TestClient(
+        Dashboard(session.settings, token, make_session=make).app())
+
+
+def test_the_state_shows_the_class_copy_by_copy(board):
+    _session, client = board
+    state = client().get("/api/state").json()
+    (room,) = state["labs"]
+    assert room["name"] == "room" and room["is_class"] and room["source"].endswith("room.yaml")
+    assert [c["copy"] for c in room["copies"]] == ["1", "2"]
+    vm = room["copies"][0]["vms"][0]
+    assert vm["name"] == "node" and vm["state"] == "running"
+    assert vm["stage"] == "boot-finished"  # the latest stage `up` recorded
+    page = client().get("/")
+    assert page.status_code == 200 and "static/app.js" in page.text
+    assert "EventSource" in client().get("/static/app.js").text
+    assert client().get("/static/..%2Fapp.py").status_code == 404
+
+
+def test_check_and_reset_through_the_core(board):
+    session, client = board
+    run = client().post("/api/check", json={"lab": "room"}).json()
+    assert [c["earned"] for c in run["copies"]] == [2, 2]
+    state = client().get("/api/state").json()
+    assert state["labs"][0]["checks"]["run_id"] == run["run_id"]
+    assert client().get("/api/checks.csv?lab=room").text.startswith("copy,lab,check")
+    done = client().post("/api/reset", json={"lab": "room", "copy": "2", "vm": "node"}).json()
+    assert done == {"reset": ["node"], "target": "copy '2' of 'room'"}
+    assert session.host().is_running("room-2.node")
+
+
+def test_bad_requests_get_a_clear_error_and_change_nothing(board, tmp_path):
+    session, client = board
+    answer = client().post("/api/check", json={"lab": "nope"})
+    assert answer.status_code == 400 and "no lab or class 'nope'" in answer.json()["error"]
+    assert client().post("/api/reset", json={"lab": "room"}).status_code == 400
+    assert client().post("/api/check", content=b"not json").status_code == 400
+    guarded = client(token="s3cret")
+    assert guarded.get("/api/state").status_code == 403
+    assert guarded.get("/api/state?token=forged").status_code == 403
+    assert guarded.get("/api/state?token=s3cret").status_code == 200
+    before = session.host().domain("room-1", "node").meta.spec_hash
+    with lab_lock(session.data_dir, "room-1", "up"):  # another labctl holds the copy
+        busy = client().post("/api/reset", json={"lab": "room", "copy": "1", "vm": "node"})
+    assert busy.status_code == 409, busy.json()
+    assert session.host().domain("room-1", "node").meta.spec_hash == before
+    assert session.host().is_running("room-1.node")
