@@ -1,0 +1,111 @@
+"""The dashboard in a real headless Chromium (Debian's chromium and its
+driver, through selenium): a class brought up in another process appears on
+the page and becomes ready live, without a reload; a check and a reset run
+from the page (confirmed in its dialogs); a screenshot of the class view is
+kept as an artifact (LABCTL_ARTIFACTS, default /tmp/labctl-artifacts)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import LABS, Running, labctl, leftovers
+
+LAB = LABS / "board.yaml"
+ARTIFACTS = Path(os.environ.get("LABCTL_ARTIFACTS", "/tmp/labctl-artifacts"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page(settings):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    labctl("down", "itboard", "--all-copies", check=False)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "labctl", "dashboard", "itboard",
+                               "--port", str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1400,900"):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
+    browser = webdriver.Chrome(options=options, service=service)
+    browser.get(f"http://127.0.0.1:{port}/")
+    yield browser
+    browser.quit()
+    server.terminate()
+    server.wait(10)
+    labctl("down", "itboard", "--all-copies")
+    for copy in ("ana", "rui"):
+        assert leftovers(f"itboard-{copy}", settings) == {}
+
+
+def wait_for(browser, predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = predicate(browser)
+        if found:
+            return found
+        time.sleep(0.5)
+    body = browser.find_element("tag name", "body").text
+    raise AssertionError(f"the page never showed {what}:\n{body}")
+
+
+def confirm(browser) -> None:
+    wait_for(browser, lambda b: _alert(b), 10, "a confirmation")
+    browser.switch_to.alert.accept()
+
+
+def _alert(browser):
+    try:
+        return browser.switch_to.alert
+    except Exception:  # noqa: BLE001 - selenium's NoAlertPresentException
+        return None
+
+
+def test_a_class_appears_and_becomes_ready_live(page):
+    wait_for(page, lambda b: b.find_element("id", "live").text == "live", 30,
+             "its live connection")
+    up = Running("up", str(LAB))
+    wait_for(page, lambda b: "itboard" in b.find_element("id", "labs").text, 300,
+             "the class appear")
+    code, _out, stderr = up.finish(timeout=900)
+    assert code == 0, stderr
+    wait_for(page, lambda b: b.find_element("id", "labs").text.count("running") >= 2, 60,
+             "both copies running")
+    wait_for(page, lambda b: "boot-finished" in b.find_element("id", "labs").text or
+             "ready" in b.find_element("id", "labs").text, 60, "a ready stage")
+
+
+def test_check_and_reset_from_the_page(page):
+    page.find_element("css selector", "button[data-act='check-all']").click()
+    confirm(page)
+    wait_for(page, lambda b: b.find_element("id", "labs").text.count("2 / 2") == 2, 120,
+             "both copies checked with 2 of 2 points")
+    page.find_element("css selector",
+                      "tr[data-copy='ana'] button[data-act='reset']").click()
+    confirm(page)
+    wait_for(page, lambda b: "reset itboard ana node: done" in
+             b.find_element("id", "activity").text, 600, "the reset done")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard-class.png"
+    page.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
