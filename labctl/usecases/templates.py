@@ -26,10 +26,12 @@ from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.fileio import write_atomic
 from labctl.images.cache import Image
+from labctl.interrupt import Interrupted
 from labctl.lab.loader import load_lab
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
 from labctl.plan.templates import cold_reason, template_key
+from labctl.ssh.transport import HostKeyMismatch
 from labctl.usecases.session import Session
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
@@ -124,6 +126,8 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             _give_identity(session, host, plan, template)
             pending.unlink(missing_ok=True)
             return began
+        except Interrupted:
+            raise  # Ctrl-C: stop, do not boot cold instead
         except LabctlError as exc:
             reason = f"the template could not be used ({exc.message})"
     report(Event(subject, "cold", f"cold boot: {reason}"))
@@ -145,20 +149,23 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
     """Log in as the template (its key, its pinned host key) and make the VM
     itself; the template's keys are gone from it afterwards."""
     deadline = time.monotonic() + session.settings.budgets.get("restore", 120)
-    while True:
+    label = f"VM '{plan.vm.name}' (restored)"
+    while True:  # the restored VM answers within seconds; wait for that only
         try:
-            with session.reach.login_as(host, plan.domain, f"VM '{plan.vm.name}' (restored)",
-                                        template.user, template.login_private,
-                                        template.host_public) as transport:
-                script = IDENTITY.format(epoch=int(time.time()),
-                                         seed=base64.b64encode(os.urandom(512)).decode())
-                transport.run(["sudo", "-n", "sh", "-c", script], timeout=120).check(
-                    f"VM '{plan.vm.name}': giving the restored VM its identity")
-                return
+            transport = session.reach.login_as(host, plan.domain, label, template.user,
+                                               template.login_private, template.host_public)
+            break
+        except HostKeyMismatch:
+            raise  # not the template: never retried, never trusted
         except LabctlError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+    with transport:  # once: the script changes the keys this login used
+        script = IDENTITY.format(epoch=int(time.time()),
+                                 seed=base64.b64encode(os.urandom(512)).decode())
+        transport.run(["sudo", "-n", "sh", "-c", script], timeout=120).check(
+            f"VM '{plan.vm.name}': giving the restored VM its identity")
 
 
 def ensure_template(session: Session, host: Host, image: Image, plan: VmPlan) -> Template:
