@@ -1,0 +1,89 @@
+"""Boot once, restore many, on the real stack: a class of three copies comes
+up from one template, each copy with its own identity (host key pinned and
+served, hostname, machine-id, login key, its files and runcmd) and none of
+the template's; a reset restores again; a student's snapshot rolls a VM back;
+--cold boots cold and says so; down leaves nothing but the template."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from .conftest import LABS, labctl, leftovers
+
+LAB = LABS / "restored.yaml"
+COPIES = ("1", "2", "3")
+
+
+def run(copy: str, *command: str) -> str:
+    return labctl("exec", f"itrestore-{copy}.node", "--", *command).stdout
+
+
+@pytest.fixture(scope="module")
+def restored(settings):
+    labctl("down", "itrestore", "--all-copies", check=False)
+    up = labctl("up", str(LAB))
+    yield up
+    labctl("down", "itrestore", "--all-copies")
+    for copy in COPIES:
+        assert leftovers(f"itrestore-{copy}", settings) == {}
+
+
+def test_every_copy_is_itself_and_none_is_the_template(restored, settings):
+    said = restored.stderr
+    assert said.count("restored from template") == 3, said
+    assert "cold boot" not in said, said
+    short = re.search(r"restored from template ([0-9a-f]{12})", said).group(1)
+    (path,) = (settings.data_dir / "templates").glob(f"{short}*.json")
+    record = json.loads(path.read_text())
+    template_key = subprocess.run(["ssh-keygen", "-y", "-f", "/dev/stdin"],
+                                  input=record["login_private"], capture_output=True,
+                                  text=True, check=True).stdout.split()[1]
+    seen_keys, machine_ids = set(), set()
+    for copy in COPIES:
+        files = settings.data_dir / "labs" / f"itrestore-{copy}"
+        pinned = (files / "hostkeys" / f"itrestore-{copy}.node.pub").read_text().split()[1]
+        served = run(copy, "sudo", "-n", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+        assert served == pinned != record["host_public"].split()[1]
+        seen_keys.add(served)
+        machine_ids.add(run(copy, "cat", "/etc/machine-id").strip())
+        assert run(copy, "hostname").strip() == "node"
+        keys = run(copy, "cat", "/home/lab/.ssh/authorized_keys")
+        assert template_key not in keys and len(keys.strip().splitlines()) == 1
+        assert run(copy, "cat", "/etc/labctl-restored") == "written by the VM's own first boot\n"
+        assert run(copy, "cat", "/var/tmp/runcmd-done") == "runcmd ran\n"
+        assert abs(int(run(copy, "date", "+%s")) - time.time()) < 30  # the host's clock
+    assert len(seen_keys) == 3 and len(machine_ids) == 3
+
+
+def test_reset_restores_and_a_snapshot_rolls_back(restored):
+    run("2", "touch", "/home/lab/broken")
+    reset = labctl("reset", str(LAB), "--copy", "2")
+    assert "restored from template" in reset.stderr, reset.stderr
+    assert run("2", "sh", "-c", "ls /home/lab/broken 2>/dev/null || echo gone").strip() == "gone"
+
+    labctl("snapshot", "save", "itrestore-1.node", "clean")
+    run("1", "touch", "/home/lab/risky")
+    assert "clean" in labctl("status", "itrestore-1").stdout
+    labctl("snapshot", "restore", "itrestore-1.node", "clean")
+    assert run("1", "sh", "-c", "ls /home/lab/risky 2>/dev/null || echo gone").strip() == "gone"
+    assert "clean" in labctl("snapshot", "list", "itrestore-1.node").stdout
+    labctl("snapshot", "rm", "itrestore-1.node", "clean")
+    assert "has no snapshots" in labctl("snapshot", "list", "itrestore-1.node").stdout
+
+
+def test_cold_says_so(restored):
+    cold = labctl("reset", str(LAB), "--copy", "3", "--cold")
+    assert "cold boot: --cold" in cold.stderr, cold.stderr
+    assert run("3", "hostname").strip() == "node"
+
+
+def test_templates_are_listed_and_kept_by_gc(restored):
+    listed = labctl("image", "list").stdout
+    assert "templates (boot once, restore many)" in listed
+    garbage = labctl("gc", "--dry-run")
+    assert "labctl-template-" not in garbage.stdout + garbage.stderr
