@@ -49,8 +49,9 @@ sync
 blockdev --flushbufs /dev/vdb 2>/dev/null || true
 echo 3 > /proc/sys/vm/drop_caches
 /usr/local/lib/labctl/firstboot
-rm -f /etc/machine-id
-systemd-machine-id-setup >/dev/null 2>&1 || true
+# a new random one: systemd-machine-id-setup would reuse the template's (from
+# the running system, or the SMBIOS UUID the template's memory holds)
+tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
 systemctl restart ssh
 systemctl restart --no-block labctl-ready.service
 """
