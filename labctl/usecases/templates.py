@@ -52,6 +52,9 @@ echo 3 > /proc/sys/vm/drop_caches
 # a new random one: systemd-machine-id-setup would reuse the template's (from
 # the running system, or the SMBIOS UUID the template's memory holds)
 tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
+# journald files its journal under the machine-id: podman's journald log driver
+# found no journal for the new id ("failed to get cursor") until it restarts
+systemctl restart systemd-journald
 systemctl restart ssh
 systemctl restart --no-block labctl-ready.service
 """
