@@ -25,9 +25,11 @@ def check(
     var: list[str] = VAR_OPTION,
     uri: str = URI_OPTION,
 ) -> None:
-    """Run the lab file's checks (copies in parallel) and show a copy x check table:
-    ✓ passed, ✗ failed, ? could not run. Results are kept: 'labctl check history LAB'
-    shows a class's progress. Checks only read; they never change a VM."""
+    """Run the lab file's checks in every copy and show a copy x check table.
+
+    ✓ passed, ✗ failed, ? could not run (never a pass). Copies are checked in
+    parallel; results are kept ('labctl check history LAB' shows a class's
+    progress). Checks only read: they never change a VM."""
     if str(lab_file) == "history":
         _history(history_of)
         return
@@ -108,8 +110,9 @@ def inventory(
     ini: bool = typer.Option(False, "--ini", help="INI instead of YAML."),
     uri: str = URI_OPTION,
 ) -> None:
-    """An Ansible inventory of the lab's running VMs (groups: the lab, each copy,
-    each VM name), with the lab's key and pinned host keys:
+    """An Ansible inventory of the lab's running VMs, with its key and pinned host keys.
+
+    Groups: the lab or class, each copy, each VM name. For example:
     ansible -i <(labctl inventory LAB) all -m ping"""
     import yaml
 
