@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -148,7 +149,7 @@ class Dashboard:
             from labctl.usecases.checks import run_checks
 
             session = self.session()
-            lab = view.lab_of(self._looking or session, body["lab"])
+            lab = view.lab_of(session, body["lab"])
             copy = body.get("copy") or None
             what = f"check {body['lab']}" + (f" copy {copy}" if copy else "")
             self.note(what, "running")
@@ -197,11 +198,11 @@ class Dashboard:
         folder = Path(tempfile.mkdtemp(prefix="labctl-handout-"))
         try:
             lab = await asyncio.to_thread(view.lab_of, self.session(), group)
+            # one zip of every student's folder: the folders themselves, not zipped twice
             made = await asyncio.to_thread(handout.write, self.session(), group, folder / group,
-                                           None, None, True, lab.checks)
+                                           None, None, False, lab.checks)
         except LabctlError as exc:
             return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=404)
-        import shutil
         archive = shutil.make_archive(str(folder / f"{group}-handouts"), "zip", folder / group)
         return FileResponse(archive, filename=f"{group}-handouts.zip",
                             media_type="application/zip") if made else Response(status_code=404)
