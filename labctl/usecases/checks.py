@@ -117,10 +117,14 @@ class _Connections:
             transport.close()
 
 
-def _run(transport: SSHTransport, command: str, timeout: int) -> tuple[int, str]:
+def _run(transport: SSHTransport, command: str, timeout: int,
+         timeout_is_an_answer: bool = False) -> tuple[int, str]:
+    """The command's status and output, within `timeout` seconds. Running out
+    of time means "could not run", except for a probe of the network, where
+    silence is the answer (timeout_is_an_answer: TIMED_OUT is returned)."""
     wrapped = f"timeout -k 2 {timeout} sh -c {quote(command)}"
     result = transport.run(wrapped, timeout=timeout + 10)
-    if result.exit_status == TIMED_OUT:
+    if result.exit_status == TIMED_OUT and not timeout_is_an_answer:
         raise LabctlError(f"timed out after {timeout} s")
     return result.exit_status, result.stdout
 
@@ -140,13 +144,12 @@ def _one(session: Session, lab: str, check: Check, connections: _Connections) ->
         return _http_from_host(check, endpoint.host, endpoint.port)
     address = _address(session, lab, check.vm)
     if check.kind == "tcp":
-        status, _ = _run(connections.get(source), probes.tcp_from_vm(address, port,
-                                                                      check.timeout),
-                         check.timeout + 5)
+        status, _ = _run(connections.get(source), probes.tcp_from_vm(address, port),
+                         check.timeout, timeout_is_an_answer=True)
         return Verdict(probes.PASS) if status == 0 else \
             Verdict(probes.FAIL, f"nothing answers on {check.vm}:{port} from {source}")
     _, raw = _run(connections.get(source), probes.http_from_vm(
-        address, port, check.get("path", "/"), check.timeout), check.timeout + 5)
+        address, port, check.get("path", "/")), check.timeout, timeout_is_an_answer=True)
     status_code, body = probes.parse_http(raw)
     return probes.judge_http(check, status_code, body,
                              f"nothing answers on {check.vm}:{port} from {source}")

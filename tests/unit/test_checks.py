@@ -193,3 +193,26 @@ def test_a_port_of_a_vm_that_is_down_could_not_run(tmp_path: Path):
     (copy,) = run_checks(session, lab, keep=False).copies
     assert [(o.status, o.reason) for o in copy.outcomes] == [
         (ERROR, "could not run: VM 'node' of lab 'ports' is not running")] * 2
+
+
+def test_network_probes_from_a_vm_run_as_shell_and_silence_is_a_fail():
+    import socket
+
+    from labctl.ssh.transport import CommandResult
+    from labctl.usecases.checks import TIMED_OUT, _run
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert run_locally(probes.tcp_from_vm("127.0.0.1", port))[0] == 0
+    assert run_locally(probes.tcp_from_vm("127.0.0.1", port))[0] != 0  # closed now
+
+    class Silent:  # the VM's timeout(1) ran out: a probe's answer, a command's failure
+        def run(self, command, timeout):
+            assert command.startswith("timeout -k 2 7 sh -c ") and timeout == 17
+            return CommandResult(command, TIMED_OUT, "", "", 7.0)
+
+    assert _run(Silent(), "true", 7, timeout_is_an_answer=True) == (TIMED_OUT, "")
+    with pytest.raises(LabctlError, match="timed out after 7 s"):
+        _run(Silent(), "true", 7)
