@@ -38,6 +38,7 @@ def run_checks(uri: str, data_dir: Path, lab: Lab | None = None) -> list[Check]:
     if host.is_local:
         checks.append(_memory_check(lab, accel))
         checks.append(_disk_check(lab))
+        checks.append(ksm_check())
     checks.append(_images_check(data_dir, lab))
     return checks
 
@@ -88,6 +89,24 @@ def _memory_check(lab: Lab | None, accel: Accel) -> Check:
     status = "ok" if need <= available else "fail"
     return Check("memory", status, f"lab '{lab.name}' needs ~{need} MiB "
                  f"({len(lab.vms)} VM(s) + qemu overhead), {available} MiB available")
+
+
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+def ksm_check(ksm: Path = KSM) -> Check:
+    """Kernel same-page merging: VMs restored from one template hold mostly
+    the same pages, which KSM merges (at the cost of a kernel thread scanning
+    memory). Off is fine; on, a class fits in less RAM."""
+    try:
+        running = (ksm / "run").read_text().strip() == "1"
+    except OSError:
+        return Check("ksm", "warn", "this kernel has no same-page merging (KSM)")
+    if not running:
+        return Check("ksm", "ok", "same-page merging is off: restored copies do not share "
+                     "RAM; 'echo 1 > /sys/kernel/mm/ksm/run' turns it on (README: costs)")
+    saved = int((ksm / "pages_sharing").read_text() or 0) * os.sysconf("SC_PAGE_SIZE") >> 20
+    return Check("ksm", "ok", f"same-page merging is on: {saved} MiB saved now")
 
 
 def _disk_check(lab: Lab | None) -> Check:
