@@ -4,7 +4,9 @@ of booting, and the key that says two boots would be identical. Pure.
 A template is a VM of labctl's own booted to ready once, its running state
 (memory and disk) saved as an internal qcow2 snapshot. A VM restores it when
 everything the key covers is equal: the image's digest, the VM's shape
-(memory, vCPUs, disk, firmware, login user), its single user-mode NIC, the
+(memory, vCPUs, disk, firmware, login user), its NICs in order (user-mode
+with its subnet, or bridged onto a lab network: a restored VM's bridged NICs
+are plugged in afresh with its own MACs, see virt/snapshots.replug_nics), the
 accelerator (KVM or TCG), libvirt's and qemu's versions, labctl's version.
 Anything else boots cold, and says why in one line."""
 
@@ -18,16 +20,20 @@ def cold_reason(plan: VmPlan, image_has_kernel: bool, host_is_local: bool) -> st
     """Why this VM must boot cold, or None when a template can start it."""
     if not image_has_kernel:
         return "a disk-booted (cloud) image configures itself with cloud-init at boot"
-    if [n.mode for n in plan.nics] != ["user"]:
-        return "VMs on lab networks (or with several NICs) are not restored yet"
     if not host_is_local:
         return "templates live on this machine's libvirt only"
     return None
+
+
+def nic_kinds(plan: VmPlan) -> list[tuple[str, str | None]]:
+    """What the guest sees of its NICs: a user-mode NIC's network (its
+    addresses stay in the saved memory) or a bridged NIC (of any network)."""
+    return [("user", n.subnet) if n.mode == "user" else ("bridged", None) for n in plan.nics]
 
 
 def template_key(plan: VmPlan, image_sha256: str, domain_type: str, libvirt: str,
                  hypervisor: str) -> str:
     vm = plan.vm
     return spec_hash("template", image_sha256, vm.memory_mib, vm.vcpus, vm.disk_gib,
-                     vm.firmware, vm.user, [n.mode for n in plan.nics], domain_type, libvirt,
+                     vm.firmware, vm.user, nic_kinds(plan), domain_type, libvirt,
                      hypervisor, __version__)

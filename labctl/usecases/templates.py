@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
@@ -30,7 +32,7 @@ from labctl.interrupt import Interrupted
 from labctl.lab.loader import load_lab
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
-from labctl.plan.templates import cold_reason, template_key
+from labctl.plan.templates import cold_reason, nic_kinds, template_key
 from labctl.ssh.transport import HostKeyMismatch
 from labctl.usecases.session import Session
 from labctl.virt.host import Host
@@ -125,6 +127,8 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             prov.create_vm(plan, image, base, from_volume=template.volume)
             began = time.monotonic()
             host.restore_into(plan.domain, SNAPSHOT)
+            if any(n.mode != "user" for n in plan.nics):
+                host.replug_nics(plan.domain)
             report(Event(subject, "started", f"restored from template {template.short}",
                          time.monotonic() - began))
             _give_identity(session, host, plan, template)
@@ -196,10 +200,7 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
     folder = ensure(store.dir / key)
     vm = plan.vm
     lab_file = folder / "template.yaml"
-    lab_file.write_text(
-        f"name: {name}\ninternet: false\nvms:\n  - name: template\n    image: {image.name}\n"
-        f"    memory: {vm.memory_mib}M\n    vcpus: {vm.vcpus}\n    disk: {vm.disk_gib}G\n"
-        f"    user: {vm.user}\n    firmware: {vm.firmware}\n")
+    lab_file.write_text(yaml.safe_dump(_template_lab(name, image.name, plan), sort_keys=False))
     lab = load_lab(lab_file)
     def quietly(event: Event) -> None:  # the template VM's stages, under its own name
         if event.subject == "vm template" and event.stage in ("started", "boot-finished"):
@@ -228,6 +229,19 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
                         round(time.monotonic() - began, 1), host.storage.allocation(volume))
     store.put(template)
     return template
+
+
+def _template_lab(name: str, image: str, plan: VmPlan) -> dict:
+    """The lab of a template VM: the VM's shape, and NICs of the same kinds in
+    the same order (bridged ones on isolated networks of its own)."""
+    vm = plan.vm
+    networks = [{"name": f"n{i}", "mode": "user", **({"subnet": subnet} if subnet else {})}
+                if kind == "user" else {"name": f"n{i}", "mode": "isolated"}
+                for i, (kind, subnet) in enumerate(nic_kinds(plan))]
+    return {"name": name, "internet": False, "networks": networks,
+            "vms": [{"name": "template", "image": image, "memory": f"{vm.memory_mib}M",
+                     "vcpus": vm.vcpus, "disk": f"{vm.disk_gib}G", "user": vm.user,
+                     "firmware": vm.firmware, "networks": [n["name"] for n in networks]}]}
 
 
 def remove_template(session: Session, host: Host, key: str) -> None:

@@ -198,6 +198,11 @@ class Host:
         except LabctlError:
             snapshots.delete(dom, snapshot, metadata_only=True)
 
+    def replug_nics(self, name: str) -> None:
+        """A restored domain's bridged NICs, plugged in afresh with its own
+        MACs (see snapshots.replug_nics)."""
+        snapshots.replug_nics(self._dom(name))
+
     def domain_files(self, name: str) -> set[str]:
         """Every file the domain's XML names (disks, kernel, initrd, logs)."""
         try:

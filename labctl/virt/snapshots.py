@@ -10,12 +10,14 @@ snapshot 1.2 s (197 MiB of state), copy of the overlay 0.3 s, revert 2.2 s."""
 from __future__ import annotations
 
 import datetime
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import libvirt
 
+from labctl.errors import LabctlError
 from labctl.virt.connection import libvirt_errors
 
 
@@ -72,3 +74,38 @@ def adopt(dom: libvirt.virDomain, name: str, disk: str = "vda") -> None:
            f"{domain_xml}</domainsnapshot>")
     with libvirt_errors(f"cannot adopt snapshot '{name}'"):
         dom.snapshotCreateXML(xml, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
+
+
+def bridged_nic_devices(live_xml: str) -> list[tuple[str, str]]:
+    """(MAC, device XML to plug back) of each libvirt-managed NIC of a running
+    domain: its network, MAC, model and PCI slot, without what libvirt names
+    at plug time (the tap device, the alias)."""
+    found = []
+    for iface in ET.fromstring(live_xml).findall("devices/interface"):
+        mac = iface.find("mac")
+        if mac is None:
+            continue
+        for tag in ("target", "alias"):
+            for child in iface.findall(tag):
+                iface.remove(child)
+        found.append((mac.get("address", "").lower(), ET.tostring(iface, encoding="unicode")))
+    return found
+
+
+def replug_nics(dom: libvirt.virDomain, timeout: float = 60.0) -> None:
+    """Unplug each bridged NIC of a domain restored from a template and plug
+    it back at the same PCI slot. qemu restores a virtio NIC's MAC with the
+    memory, so the restored guest still used the template's MAC (and the
+    template network's address); a NIC plugged in afresh carries the VM's own
+    MAC, keeps its name (same slot) and asks DHCP again."""
+    for mac, device in bridged_nic_devices(dom.XMLDesc(0)):
+        with libvirt_errors(f"cannot unplug the NIC {mac}"):
+            dom.detachDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        deadline = time.monotonic() + timeout
+        while any(m == mac for m, _ in bridged_nic_devices(dom.XMLDesc(0))):
+            if time.monotonic() > deadline:  # the guest never let go of it
+                raise LabctlError(f"the guest did not release its NIC {mac} within "
+                                  f"{timeout:.0f} s")
+            time.sleep(0.1)
+        with libvirt_errors(f"cannot plug the NIC {mac} back"):
+            dom.attachDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)

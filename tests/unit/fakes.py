@@ -132,8 +132,18 @@ class DriverStorage(Storage):
         return self._create_raw(name, size, "0600").path()
 
 
+class DriverHost(Host):
+    """test:/// cannot hot-plug devices: a restored VM's NIC replug is recorded."""
+
+    replugged: list[str] = []  # every replug of this test process, by domain
+
+    def replug_nics(self, name: str) -> None:
+        self._dom(name)  # a domain that must exist
+        DriverHost.replugged.append(name)
+
+
 def driver_host(uri: str) -> Host:
-    host = Host(uri)
+    host = DriverHost(uri)
     host.storage = DriverStorage(host.conn)
     return host
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from labctl.errors import LabctlError
 from labctl.lab.loader import load_lab
+from labctl.plan.layout import lab_layout
+from labctl.plan.templates import template_key
 from labctl.usecases import lab as lab_cases
 from labctl.usecases.templates import TemplateStore
 
-from .fakes import FakeReach, session_on
+from .fakes import DriverHost, FakeReach, session_on
 from .fixtures import ROOT
 
 HELLO = load_lab(ROOT / "examples" / "hello.yaml")
@@ -50,13 +52,38 @@ def test_a_template_is_built_once_and_restored_with_the_vms_identity(tmp_path: P
     assert len(TemplateStore(session.data_dir).all()) == 1
 
 
-def test_vms_on_lab_networks_and_cold_boot_cold_and_say_why(tmp_path: Path):
+def test_vms_on_lab_networks_restore_with_their_nics_plugged_afresh(tmp_path: Path):
+    DriverHost.replugged.clear()
     events: list = []
     session = session_on(tmp_path, FakeReach(), events)
     lab_cases.up(session, MULTI)
-    colds = [e.detail for e in events if e.stage == "cold"]
-    assert colds and all("lab networks" in d for d in colds)
-    events.clear()
+    assert [e for e in events if e.stage == "cold"] == []
+    # web VMs (two bridged NICs) and the db (one) are not the same shape
+    builds = [e for e in events if e.subject.startswith("template") and e.stage == "build"]
+    assert len(builds) == 2 == len(TemplateStore(session.data_dir).all())
+    assert sorted(DriverHost.replugged) == ["multi.db", "multi.web-1", "multi.web-2"]
+    # a template VM has NICs of the same kinds, on isolated networks of its own
+    networks = [n for n in session.host().conn.listAllNetworks(0)
+                if n.name().startswith("tpl-")]
+    assert networks == []  # gone with the template VM
+
+
+def test_the_shape_holds_a_user_nic_subnet_but_not_which_lab_network():
+    plan = lab_layout(HELLO, {}).vms[0]
+    other = dataclasses.replace(plan, nics=(dataclasses.replace(plan.nics[0],
+                                                                subnet="10.9.0.0/24"),))
+    key = template_key(plan, "sha", "qemu", "9.0.0", "7.2.0")
+    assert template_key(other, "sha", "qemu", "9.0.0", "7.2.0") != key
+    bridged = dataclasses.replace(plan, nics=(dataclasses.replace(
+        plan.nics[0], mode="nat", libvirt_network="x.lan"),))
+    isolated = dataclasses.replace(plan, nics=(dataclasses.replace(
+        plan.nics[0], mode="isolated", libvirt_network="x.back"),))
+    assert template_key(bridged, "sha", "qemu", "9.0.0", "7.2.0") == \
+        template_key(isolated, "sha", "qemu", "9.0.0", "7.2.0") != key
+
+
+def test_cold_says_why(tmp_path: Path):
+    events: list = []
     cold = session_on(tmp_path, FakeReach(), events, cold=True)
     lab_cases.up(cold, HELLO)
     assert [e.detail for e in events if e.stage == "cold"] == ["cold boot: --cold"]
