@@ -16,6 +16,7 @@ from labctl.runtime.oci import OciRuntime
 from labctl.runtime.sources import ImageSources
 from labctl.ssh.transport import SSHTransport
 from labctl.usecases.session import Session
+from labctl.usecases.templates import create_and_start
 from labctl.virt.provision import Provisioner
 
 # Consecutive phases of a VM boot; their durations add up to the total.
@@ -82,6 +83,17 @@ def boot_vm(session: Session, prov: Provisioner, vm_plan, image, base,
     phases = {name: points[i + 1] - points[i] for i, name in enumerate(VM_PHASES)}
     guest = parse_systemd_analyze(transport.run("systemd-analyze", timeout=60).stdout)
     return VmBoot(phases, points[-1] - points[0], guest), transport
+
+
+def ready_vm(session: Session, prov: Provisioner, vm_plan, image, base) -> SSHTransport:
+    """A fresh VM that is not measured, brought up as `up` would (restored
+    from a template when it can be): a live connection to it."""
+    prov.remove_vm(vm_plan, forget_keys=False)
+    quiet = lambda _event: None  # noqa: E731
+    began = create_and_start(session, prov.host, prov, vm_plan, image, base, "create", quiet)
+    transport, _ = session.reach.wait_ready(prov.host, prov.files, vm_plan, quiet, began,
+                                            session.settings.budgets)
+    return transport
 
 
 _ANALYZE = re.compile(r"((?:[\d.]+(?:min|ms|s)\s*)+)\((kernel|initrd|userspace)\)")

@@ -1,6 +1,6 @@
-"""Reports of one bench run: rows for the terminal table, CSV, a matplotlib
-plot (stacked VM phases, container distributions) and a self-contained HTML
-page that bundles table, plot and host facts."""
+"""Reports of one bench run: rows for the terminal table, CSV, one matplotlib
+picture (every layer on one logarithmic axis) and a self-contained HTML page
+that opens with the picture, then the headlines, the table and host facts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import html
 import io
 from typing import Any
 
-from labctl.bench.analysis import headline_text
+from labctl.bench.analysis import headline_text, host_headline_text
 from labctl.bench.measure import VM_PHASES
 
 COLUMNS = ("what", "n", "min", "median", "p95", "stdev", "cv", "noisy")
@@ -18,15 +18,20 @@ COLUMNS = ("what", "n", "min", "median", "p95", "stdev", "cv", "noisy")
 
 def rows(analysis: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out = []
+    for runtime, metrics in analysis["host"]["containers"].items():
+        for metric, summary in metrics.items():
+            out.append((f"host {runtime}: {metric.replace('_', ' ')}", summary))
+    for metric, summary in analysis["host"]["process"].items():
+        out.append((f"process on host: {metric}", summary))
     if analysis["vm"]:
-        out = [(f"VM phase: {p}", analysis["vm"]["phases"][p]) for p in VM_PHASES]
+        out += [(f"VM phase: {p}", analysis["vm"]["phases"][p]) for p in VM_PHASES]
         out.append(("VM: boot to SSH command", analysis["vm"]["ssh_ready"]))
         out.append(("VM: total (boot finished)", analysis["vm"]["total"]))
         for part, summary in analysis["vm"]["guest"].items():
             out.append((f"VM guest view: {part}", summary))
     for runtime, metrics in analysis["containers"].items():
         for metric, summary in metrics.items():
-            out.append((f"{runtime}: {metric.replace('_', ' ')}", summary))
+            out.append((f"{runtime} in VM: {metric.replace('_', ' ')}", summary))
     for metric, summary in analysis["process"].items():
         out.append((f"process in guest: {metric}", summary))
     if analysis["ssh_round_trip"]:
@@ -44,34 +49,54 @@ def csv_text(analysis: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def layers(analysis: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The picture's rows, fastest layer first: a process and a container on
+    this machine, the same inside the VM, the VM's boot to SSH."""
+    out = [("process on this machine", analysis["host"]["process"].get("true"))]
+    out += [(f"{rt} run on this machine", m.get("run_true"))
+            for rt, m in analysis["host"]["containers"].items()]
+    out.append(("process inside the VM", analysis["process"].get("true")))
+    out += [(f"{rt} run inside the VM", m.get("run_true"))
+            for rt, m in analysis["containers"].items()]
+    if analysis["vm"]:
+        out.append(("VM boot to SSH", analysis["vm"]["ssh_ready"]))
+    return [(label, s) for label, s in out if s]
+
+
 def plot_png(data: dict[str, Any], analysis: dict[str, Any]) -> bytes:
+    """One picture: every layer on one logarithmic time axis (median, bar from
+    min to p95), the VM's boot stacked by phase; legend under the axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    bottom = 0.0
-    for phase in VM_PHASES if analysis["vm"] else ():
-        median = analysis["vm"]["phases"][phase]["median"]
-        left.bar(["VM boot"], [median], bottom=[bottom], label=phase)
-        bottom += median
-    left.set_ylabel("seconds (median per phase)")
-    left.set_title("VM boot, phase by phase" if analysis["vm"] else "VM boot: not measured")
+    rows_ = layers(analysis)
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.6 * max(len(rows_), 1)))
+    floor = min([s["min"] for _, s in rows_] + [1.0]) / 3
+    for y, (label, s) in enumerate(rows_):
+        if label == "VM boot to SSH":
+            left = floor
+            colors = plt.get_cmap("tab10").colors
+            for i, phase in enumerate(p for p in VM_PHASES if p != "boot-finished"):
+                width = analysis["vm"]["phases"][phase]["median"]
+                ax.barh(y, width, left=left, color=colors[i % 10], label=f"VM: {phase}")
+                left += width
+        else:
+            ax.barh(y, s["median"] - floor, left=floor, color="#4c72b0")
+        ax.errorbar(s["median"], y, xerr=[[s["median"] - s["min"]], [s["p95"] - s["median"]]],
+                    fmt="k|", capsize=4)
+        ax.annotate(_seconds_label(s["median"]), (s["p95"], y), xytext=(6, -4),
+                    textcoords="offset points", fontsize=9)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows_)), [label for label, _ in rows_])
+    ax.set_xlabel("seconds, logarithmic (median; whiskers: min to p95)")
+    ax.set_xlim(floor, max([s["p95"] for _, s in rows_] + [1.0]) * 4)
+    heads = [f"{rt} on this machine {h['ratio']:.0f}x faster than the VM"
+             for rt, h in analysis["headline_host"].items()]
+    ax.set_title("What starts how fast" + (f": {'; '.join(heads)}" if heads else ""))
     if analysis["vm"]:
-        left.legend(fontsize=7, loc="upper right")
-    labels, series = [], []
-    for runtime, samples in data["containers"].items():
-        for metric in ("cold_run", "run_true", "run_cat"):
-            values = [s[metric] for s in samples if metric in s]
-            if values:
-                labels.append(f"{runtime}\n{metric.replace('_', ' ')}")
-                series.append(values)
-    if series:
-        right.boxplot(series, tick_labels=labels)
-        right.set_ylabel("seconds (timed inside the guest)")
-        right.set_title("container start")
-        right.tick_params(axis="x", labelsize=7)
+        ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=110)
@@ -79,11 +104,17 @@ def plot_png(data: dict[str, Any], analysis: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
+def _seconds_label(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
 def html_page(run_id: str, data: dict[str, Any], analysis: dict[str, Any],
               png: bytes | None) -> str:
     e = html.escape
-    headlines = "".join(f"<li>{e(headline_text(r, h))}</li>"
-                        for r, h in analysis["headline"].items())
+    headlines = "".join(f"<li><b>{e(host_headline_text(r, h))}</b></li>"
+                        for r, h in analysis["headline_host"].items())
+    headlines += "".join(f"<li>{e(headline_text(r, h))}</li>"
+                         for r, h in analysis["headline"].items())
     noisy = (f"<p class='noisy'>Noisy (coefficient of variation over "
              f"{analysis['noisy_cv']:.0%}): {e(', '.join(analysis['noisy']))}. Treat those "
              "numbers as rough.</p>" if analysis["noisy"] else
@@ -107,7 +138,7 @@ td,th{{padding:.2em .6em;text-align:right}} td:first-child,th{{text-align:left}}
 tr.noisy td{{color:#a40}} .noisy{{color:#a40}} img{{max-width:100%}}</style></head>
 <body><h1>VM boot versus container start</h1>
 <p>Run {e(run_id)} of lab '{e(data['lab'])}', {e(data['created'])}; {settings}.</p>
-<ul>{headlines}</ul>{noisy}{image}
+{image}<ul>{headlines}</ul>{noisy}
 <h2>Measurements (seconds)</h2>
 <table><tr><th>what</th><th>n</th><th>min</th><th>median</th><th>p95</th><th>stdev</th>
 <th>cv</th></tr>{table}</table>

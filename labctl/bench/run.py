@@ -6,23 +6,28 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import shutil
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from labctl import __version__
+from labctl.bench.local import LocalTransport, installed_runtimes, working_runtime
 from labctl.bench.measure import (
     boot_vm,
     container_sample,
     process_sample,
+    ready_vm,
     ssh_round_trip,
 )
 from labctl.errors import LabctlError
 from labctl.events import Event
-from labctl.lab.model import Attachment, Bench, Lab, Network
+from labctl.lab.model import VM_COMPARISONS, Attachment, Bench, Lab, Network
 from labctl.plan.layout import lab_layout
 from labctl.runtime.oci import OciRuntime
-from labctl.runtime.sources import ImageSources
+from labctl.runtime.sources import SOURCE_LABEL, ImageSources, local_image
 from labctl.usecases.session import Session
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
@@ -57,46 +62,35 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
     image = settings.images.get(vm.image)
     host = session.host()
     report(Event("host", "accel", host.accel.reason))
+    host_layer = _host_layer(session, spec, bench_lab.name, lab)
     files = session.files(bench_lab.name)
     prov = Provisioner(host, files, report, settings.templates)
-    files.login_key()
     vm_plan = lab_layout(bench_lab, {vm.image: image.sha256}).vms[0]
-    base = host.ensure_base(image)
     measure_boot = "vm-boot" in spec.compare
     runtimes_measured = spec.runtimes if "container-start" in spec.compare else ()
     boots, samples, process, rtt = [], {r: [] for r in runtimes_measured}, [], []
+    versions: dict[str, str] = {}
     transport = None
     try:
-        # A VM is needed to start containers in even when its boot is not measured.
-        total = spec.warmup + spec.repeat if measure_boot else 1
-        for i in range(total):
-            label = "warm-up" if i < spec.warmup else f"{i - spec.warmup + 1}/{spec.repeat}"
-            if not measure_boot:
-                label = "to run containers in (not measured)"
-            if transport is not None:
-                transport.close()
-            report(Event("bench", "vm-boot", f"boot {label}"))
-            boot, transport = boot_vm(session, prov, vm_plan, image, base, lambda e: None)
-            report(Event("bench", "vm-boot", f"boot {label}: {boot.total:.1f} s"))
-            if measure_boot and i >= spec.warmup:
-                boots.append({"phases": boot.phases, "total": boot.total, "guest": boot.guest})
-        sources = ImageSources(transport, bench_lab.name, lab.directory, "bench VM")
-        total = spec.warmup + spec.repeat
-        for i in range(total):
-            for binary in runtimes_measured:
-                runtime = OciRuntime(binary, transport, "bench VM")
-                if not runtime.available():
-                    raise LabctlError(f"the bench VM has no {binary}", "remove it from runtimes")
-                sample = container_sample(transport, runtime, sources, spec.image)
-                report(Event("bench", f"{binary}", f"run {i + 1}/{total}: "
-                             f"run --rm true {sample.get('run_true', 0):.2f} s"))
-                if i >= spec.warmup:
-                    samples[binary].append(sample)
-            if i >= spec.warmup:
-                if "process" in spec.compare:
-                    process.append(process_sample(transport))
-                rtt.append(ssh_round_trip(transport))
-        versions = {b: transport.run(f"{b} --version").stdout.strip() for b in runtimes_measured}
+        if any(c in spec.compare for c in VM_COMPARISONS):
+            files.login_key()
+            base = host.ensure_base(image)
+            if not measure_boot:  # a VM to start containers in: restored when it can be
+                report(Event("bench", "vm-boot", "a VM to run containers in (not measured)"))
+                transport = ready_vm(session, prov, vm_plan, image, base)
+            for i in range(spec.warmup + spec.repeat if measure_boot else 0):
+                label = "warm-up" if i < spec.warmup else f"{i - spec.warmup + 1}/{spec.repeat}"
+                if transport is not None:
+                    transport.close()
+                report(Event("bench", "vm-boot", f"boot {label}"))
+                boot, transport = boot_vm(session, prov, vm_plan, image, base, lambda e: None)
+                report(Event("bench", "vm-boot", f"boot {label}: {boot.total:.1f} s"))
+                if measure_boot and i >= spec.warmup:
+                    boots.append({"phases": boot.phases, "total": boot.total,
+                                  "guest": boot.guest})
+            _in_vm(transport, spec, bench_lab.name, lab, samples, process, rtt, report)
+            versions = {b: transport.run(f"{b} --version").stdout.strip()
+                        for b in runtimes_measured}
     finally:
         if transport is not None:
             transport.close()
@@ -114,7 +108,85 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
         "containers": samples,
         "process": process,
         "ssh_round_trip": rtt,
+        "host_layer": host_layer,
     }
+
+
+def _in_vm(transport, spec: Bench, bench_lab: str, lab: Lab, samples: dict[str, list],
+           process: list, rtt: list, report) -> None:
+    """Container starts and processes inside the bench VM, round after round."""
+    sources = ImageSources(transport, bench_lab, lab.directory, "bench VM")
+    total = spec.warmup + spec.repeat
+    for i in range(total):
+        for binary in samples:
+            runtime = OciRuntime(binary, transport, "bench VM")
+            if not runtime.available():
+                raise LabctlError(f"the bench VM has no {binary}", "remove it from runtimes")
+            sample = container_sample(transport, runtime, sources, spec.image)
+            report(Event("bench", f"{binary}", f"run {i + 1}/{total}: "
+                         f"run --rm true {sample.get('run_true', 0):.2f} s"))
+            if i >= spec.warmup:
+                samples[binary].append(sample)
+        if i >= spec.warmup:
+            if "process" in spec.compare:
+                process.append(process_sample(transport))
+            rtt.append(ssh_round_trip(transport))
+
+
+def _host_layer(session: Session, spec: Bench, bench_lab: str, lab: Lab) -> dict[str, Any]:
+    """The same container image started by the runtimes of this machine, and a
+    plain process here: what a container costs on metal, no VM around it."""
+    wanted = [c for c in ("host-container-start", "host-process") if c in spec.compare]
+    layer: dict[str, Any] = {"containers": {}, "process": [], "missing": {}, "how": {},
+                             "versions": {}}
+    if not wanted:
+        return layer
+    scratch = Path(tempfile.mkdtemp(prefix="labctl-bench-host-"))
+    local = LocalTransport(scratch)
+    sources = ImageSources(local, bench_lab, lab.directory, "this machine")
+    runtimes: dict[str, OciRuntime] = {}
+    refs: dict[str, str] = {}
+    try:
+        if "host-container-start" in wanted:
+            present = installed_runtimes(spec.runtimes)
+            layer["missing"] = {b: "not installed, or its engine does not answer"
+                                for b in spec.runtimes if b not in present}
+            for binary in present:
+                if _users_own(OciRuntime(binary, local, "this machine"), spec.image):
+                    layer["missing"][binary] = (f"this machine has its own '{spec.image}' "
+                                                "image, which the bench would replace")
+                    continue
+                refs[binary] = sources.ensure_named(OciRuntime(binary, local, "this machine"),
+                                                    spec.image, "bench")
+                runtime, how = working_runtime(binary, local, refs[binary])
+                if runtime is None:
+                    layer["missing"][binary] = how
+                else:
+                    runtimes[binary], layer["how"][binary] = runtime, how
+        for binary, why in layer["missing"].items():
+            session.report(Event("bench", "host", f"no {binary} row for this machine: {why}"))
+        for i in range(spec.warmup + spec.repeat):
+            for binary, runtime in runtimes.items():
+                sample = container_sample(local, runtime, sources, spec.image)
+                session.report(Event("bench", f"host {binary}", f"run {i + 1}: run --rm true "
+                                     f"{sample.get('run_true', 0):.3f} s"))
+                if i >= spec.warmup:
+                    layer["containers"].setdefault(binary, []).append(sample)
+            if i >= spec.warmup and "host-process" in wanted:
+                layer["process"].append(process_sample(local))
+        layer["versions"] = {b: local.run(f"{b} --version").stdout.strip() for b in runtimes}
+    finally:
+        for binary, ref in refs.items():  # the host's image store is the user's: tidy it
+            OciRuntime(binary, local, "this machine").call("rmi", "-f", ref)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return layer
+
+
+def _users_own(runtime: OciRuntime, image: str) -> bool:
+    """An image of that name that labctl did not import: never replaced."""
+    local = local_image(image)
+    labels = runtime.image_labels(local.ref if local else image)
+    return labels is not None and SOURCE_LABEL not in labels
 
 
 def host_facts(host: Host, image, versions: dict[str, str]) -> dict[str, Any]:

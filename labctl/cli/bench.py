@@ -64,7 +64,7 @@ def show(run_id: str, data: dict[str, Any], html: Path | None, csv: Path | None)
     from rich.table import Table
 
     from labctl.bench import report as reports
-    from labctl.bench.analysis import analyse, headline_text
+    from labctl.bench.analysis import analyse, headline_text, host_headline_text
 
     analysis = analyse(data)
     if html is not None:
@@ -87,6 +87,8 @@ def show(run_id: str, data: dict[str, Any], html: Path | None, csv: Path | None)
                       f"{s['p95']:.3f}", f"{s['cv']:.0%}" + (" noisy" if s["noisy"] else ""),
                       style=style)
     out.print(table)
+    for runtime, h in analysis["headline_host"].items():
+        out.print(host_headline_text(runtime, h), markup=False)
     for runtime, h in analysis["headline"].items():
         out.print(headline_text(runtime, h), markup=False)
     if analysis["noisy"]:

@@ -40,13 +40,18 @@ class ContainerInfo:
 
 
 class OciRuntime:
-    def __init__(self, binary: str, transport: Transport, where: str):
+    def __init__(self, binary: str, transport: Transport, where: str,
+                 env: dict[str, str] | None = None):
+        """env: variables the runtime gets past sudo (the bench's host layer
+        points podman at a containers.conf)."""
         if binary not in RUNTIMES:
             raise ValueError(binary)
         self.binary, self.transport, self.where = binary, transport, where
+        self.env = env or {}
 
     def command(self, *args: str) -> str:
-        return join(["sudo", "-n", self.binary, *args])
+        env = ["env", *(f"{k}={v}" for k, v in self.env.items())] if self.env else []
+        return join(["sudo", "-n", *env, self.binary, *args])
 
     def call(self, *args: str, timeout: float = 300, input_data: bytes | None = None,
              what: str | None = None) -> CommandResult:

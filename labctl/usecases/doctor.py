@@ -8,11 +8,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.bench.local import installed_runtimes
 from labctl.errors import LabctlError
 from labctl.images.cache import ImageCache
 from labctl.lab.model import Lab
 from labctl.plan.capacity import DISK_PER_VM_MIB, QEMU_OVERHEAD_MIB
 from labctl.plan.hosts import Accel
+from labctl.runtime.oci import RUNTIMES
 from labctl.virt.host import Host
 from labctl.virt.storage import SYSTEM_POOL_DIR
 
@@ -40,6 +42,8 @@ def run_checks(uri: str, data_dir: Path, lab: Lab | None = None) -> list[Check]:
         checks.append(_disk_check(lab))
         checks.append(ksm_check())
     checks.append(_images_check(data_dir, lab))
+    if host.is_local:
+        checks.append(host_containers_check())
     return checks
 
 
@@ -89,6 +93,16 @@ def _memory_check(lab: Lab | None, accel: Accel) -> Check:
     status = "ok" if need <= available else "fail"
     return Check("memory", status, f"lab '{lab.name}' needs ~{need} MiB "
                  f"({len(lab.vms)} VM(s) + qemu overhead), {available} MiB available")
+
+
+def host_containers_check() -> Check:
+    """Whether `labctl bench` can add its host layer: containers on metal."""
+    found = installed_runtimes(RUNTIMES)
+    if not found:
+        return Check("host containers", "warn", "neither podman nor docker runs here: the "
+                     "bench shows containers inside the VM only (scripts/setup installs podman)")
+    return Check("host containers", "ok", f"{', '.join(found)} can run containers on this "
+                 "machine: the bench's host layer (a container on metal)")
 
 
 KSM = Path("/sys/kernel/mm/ksm")

@@ -1,8 +1,10 @@
-"""A minimal real `labctl bench run`: 1 VM, 2 repetitions, end to end."""
+"""A minimal real `labctl bench run`: 1 VM, 2 repetitions, end to end; and
+containers only, in a VM and on this machine (the host layer)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -37,3 +39,13 @@ def test_bench_compare_container_start_measures_no_vm_boot(settings):
     assert len(data["containers"]["podman"]) == 2 and data["process"] == []
     assert all(s["run_true"] > 0 for s in data["containers"]["podman"])
     assert leftovers("itbenchc-bench", settings) == {}
+    # the host layer: the same image started by podman on this machine
+    host = data["host_layer"]
+    assert len(host["containers"]["podman"]) == 2 and len(host["process"]) == 2
+    assert all(0 < s["run_true"] for s in host["containers"]["podman"])
+    assert analysis["host"]["containers"]["podman"]["run_true"]["median"] < \
+        analysis["containers"]["podman"]["run_true"]["median"]  # no VM around it
+    assert host["how"]["podman"]  # "defaults", or the compat conf and why
+    images = subprocess.run(["podman", "images", "--format", "{{.Labels}}"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "labctl.source" not in images  # it tidied the host's image store

@@ -11,11 +11,17 @@ from pathlib import Path
 import pytest
 
 from labctl.bench import report
-from labctl.bench.analysis import analyse, headline_text, ssh_ready
-from labctl.bench.measure import SerialWatcher, _parse_micros, parse_systemd_analyze
+from labctl.bench.analysis import analyse, headline_text, host_headline_text, ssh_ready
+from labctl.bench.measure import (
+    GUEST_TIMER,
+    SerialWatcher,
+    _parse_micros,
+    parse_systemd_analyze,
+)
 from labctl.bench.stats import percentile, ratio_of_medians, summarize
 from labctl.bench.store import Results
 from labctl.errors import LabctlError
+from labctl.runtime.oci import OciRuntime
 
 from .fixtures import DATA, GOLDEN
 
@@ -66,6 +72,40 @@ def test_html_report_shows_the_numbers():
 def test_plot_is_a_png():
     png = report.plot_png(RECORDED, analyse(RECORDED))
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_the_host_layer_is_the_courses_headline_and_the_pictures_first_row():
+    analysis = analyse(RECORDED)
+    host = analysis["headline_host"]["podman"]
+    # a container on metal starts far faster than one inside the VM
+    assert host["ratio"] > analysis["headline"]["podman"]["ratio"] * 3
+    assert host["low"] <= host["ratio"] <= host["high"]
+    page = report.html_page("r", RECORDED, analysis, b"\x89PNG fake")
+    assert page.index(host_headline_text("podman", host)) < page.index(
+        headline_text("podman", analysis["headline"]["podman"]))
+    labels = [label for label, _ in report.layers(analysis)]
+    assert labels == ["process on this machine", "podman run on this machine",
+                      "process inside the VM", "podman run inside the VM",
+                      "docker run inside the VM", "VM boot to SSH"]
+    medians = [s["median"] for _, s in report.layers(analysis)]
+    assert medians[0] < medians[1] < medians[-1]
+    what = [w for w, _ in report.rows(analysis)]
+    assert what[0] == "host podman: cold run" and "process on host: true" in what
+    old = {k: v for k, v in RECORDED.items() if k != "host_layer"}  # runs before the layer
+    assert analyse(old)["headline_host"] == {} and report.layers(analyse(old))
+
+
+def test_the_host_layer_runs_the_guests_commands_here(tmp_path: Path):
+    from labctl.bench.local import LocalTransport
+
+    local = LocalTransport(tmp_path)
+    assert local.run('printf %s "$HOME"').stdout == str(tmp_path)
+    timed = _parse_micros(local.run(["sh", "-c", GUEST_TIMER + "echo true $(t /bin/true)"])
+                          .stdout)
+    assert 0 < timed["true"] < 5
+    assert local.run("sleep 5", timeout=0.2).exit_status == 124
+    runtime = OciRuntime("podman", local, "this machine", env={"CONTAINERS_CONF": "/x.conf"})
+    assert runtime.command("info") == "sudo -n env CONTAINERS_CONF=/x.conf podman info"
 
 
 def test_systemd_analyze_is_parsed():
