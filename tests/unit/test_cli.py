@@ -91,3 +91,21 @@ def test_python_dash_m_and_usage_errors():
                             capture_output=True, text=True)
     assert result.returncode == 2 and "No such command" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bench_quick_is_two_repetitions_no_warmup_one_runtime(capsys, monkeypatch, tmp_path):
+    import labctl.bench.run as bench_run
+
+    seen = {}
+
+    def fake_run_bench(session, lab, repeat, warmup, runtimes):
+        seen.update(repeat=repeat, warmup=warmup, runtimes=runtimes)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench_run, "run_bench", fake_run_bench)
+    run(capsys, "bench", "run", str(ROOT / "examples" / "compare.yaml"), "--quick",
+        data_dir=tmp_path)
+    assert seen == {"repeat": 2, "warmup": 0, "runtimes": ("podman",)}
+    run(capsys, "bench", "run", str(ROOT / "examples" / "compare.yaml"), "--quick",
+        "--repeat", "4", "--runtime", "docker", data_dir=tmp_path)
+    assert seen == {"repeat": 4, "warmup": 0, "runtimes": ("docker",)}
