@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("LABCTL_DATA_DIR") or default_data_dir()))
     args = parser.parse_args()
-    settings = Settings(DEFAULT_URI, args.data_dir)
+    settings = Settings(DEFAULT_URI, args.data_dir, cold=True)  # a boot against a boot
     image = ImageCache(args.data_dir / "images").get(args.image)
     accel = probe_local_kvm().domain_type
     times: dict[str, list[float]] = {"labctl up": [], "plain qemu": [], "whole up": []}
