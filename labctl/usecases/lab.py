@@ -288,10 +288,18 @@ def _down(session: Session, lab_name: str) -> DownResult:
     files = session.files(lab_name)
     prov = Provisioner(host, files, report)
     domains = [f.libvirt_name for f in host.domains(lab_name)]
-    for name in domains:
-        _stop_point(lab_name)
+    _stop_point(lab_name)
+
+    def destroy(name: str) -> None:
         report(Event(f"vm {name}", "remove", "destroy, undefine, delete volumes"))
-        prov.remove_vm(name)
+        host.remove_domain(name)
+
+    # Domains all at once (each mostly waits on its qemu to exit); then the
+    # volumes one by one (a pool is refreshed and changed by one caller at a time).
+    with ThreadPoolExecutor(max_workers=max(1, min(len(domains), 8))) as pool:
+        list(pool.map(destroy, domains))
+    for name in domains:  # the lab dir goes as a whole below: host keys with it
+        prov.remove_vm(name, forget_keys=False)
     networks = [f.libvirt_name for f in host.networks(lab_name)]
     for name in networks:
         _stop_point(lab_name)
