@@ -190,3 +190,26 @@ def test_bench_run_measures_what_compare_selects(tmp_path: Path):
     with lab_lock(blocked.data_dir, bench_lab_name(lab), "a test holding it"):
         with pytest.raises(LabctlError, match="is busy"):
             run_bench(blocked, lab)
+
+
+def test_peers_dry_run_says_what_is_installed_and_what_it_would_run(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from .fakes import fake_image
+    from .fixtures import ROOT
+
+    fake_image(tmp_path)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "peers.py"), "--dry-run",
+                           "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    tools = [line.split("  ")[0] for line in done.stdout.splitlines()
+             if not line.startswith(" ")]
+    assert tools == ["labctl cold", "labctl restored", "vagrant-libvirt", "virt-install",
+                     "plain qemu"]
+    assert all(("installed" in line) or ("MISSING" in line)
+               for line in done.stdout.splitlines() if not line.startswith(" "))
+    assert "labctl up --cold (a lab of 3 VM(s))" in done.stdout
+    assert "virt-install --connect" in done.stdout and "qemu-system-x86_64 -machine q35" \
+        in done.stdout
