@@ -121,3 +121,36 @@ def handout_cmd(
         out.print(f"{h.copy}: {h.folder} ({len(h.entries)} VM(s))", markup=False)
     out.print(f"roster: {out_dir / 'roster.csv'}; a student runs: cd FOLDER && "
               "ssh -F ssh_config LAB-COPY.VM", markup=False)
+
+
+@app.command("hosts", rich_help_panel=CLASS)
+def hosts(
+    lab_file: Path = typer.Argument(None, help="A lab file: its hosts: too.", show_default=False),
+    host: list[str] = typer.Option([], "--host", metavar="URI", help="Also this host "
+                                   "(repeatable)."),
+    uri: str = URI_OPTION,
+) -> None:
+    """Each libvirt host: reachable, KVM or TCG, free RAM/disk/cores, the labs it holds."""
+    from labctl.usecases.hosts import host_rows, known_uris
+
+    s = session(uri)
+    extra = (*((load(lab_file, []).hosts) if lab_file else ()), *host)
+    rows = host_rows(s, known_uris(s, tuple(extra)))
+    if STATE.json:
+        print_json([row.__dict__ | {"labs": list(row.labs), "placed": list(row.placed)}
+                    for row in rows])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("host", "state", "accel", "free RAM", "free disk", "cores", "labs"):
+        table.add_column(column)
+    for row in rows:
+        if not row.reachable:
+            table.add_row(row.uri, "unreachable", "", "", "", "",
+                          f"{row.error}; placed here: {', '.join(row.placed) or 'none'}")
+            continue
+        table.add_row(row.uri, "ok", "KVM" if row.accel == "kvm" else "TCG",
+                      f"{row.memory_mib} MiB", f"{row.disk_mib} MiB", str(row.cpus),
+                      ", ".join(row.labs) or "-")
+    out.print(table)

@@ -239,3 +239,22 @@ def test_a_failed_first_boot_fails_up_loudly_and_the_next_up_recreates_the_vm(tm
     reach.answers.pop("labctl/failed")  # the lab file was fixed
     assert lab_cases.up(session, HELLO).vms[0].verb == "recreate"
     assert {a.verb for a in lab_cases.plan(session, HELLO) if a.kind == "vm"} == {"keep"}
+
+
+def test_hosts_lists_each_host_its_room_and_labs_and_an_unreachable_one(tmp_path: Path):
+    from labctl.usecases.hosts import host_rows, known_uris
+
+    first, second = node_uri(tmp_path, "first"), node_uri(tmp_path, "second")
+    session = session_on(tmp_path, uri=first)
+    result = classes.up_class(session, HELLO, lambda _c, _e: None, copies=2,
+                              hosts=(first, second))
+    gone = f"test://{tmp_path}/no-such-node.xml"  # a host that cannot be opened
+    session.files("hello-9").record_placement(gone, "hello", "9")
+    uris = known_uris(session)
+    assert uris[0] == first and set(uris) == {first, second, gone}
+    rows = {row.uri: row for row in host_rows(session, uris)}
+    for lab, uri in result.placement.items():
+        assert rows[uri].reachable and lab in rows[uri].labs and lab in rows[uri].placed
+        assert rows[uri].accel in ("kvm", "qemu") and rows[uri].cpus > 0
+        assert rows[uri].memory_mib > 0
+    assert not rows[gone].reachable and rows[gone].error and rows[gone].placed == ("hello-9",)
