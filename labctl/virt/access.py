@@ -5,12 +5,14 @@ and the tail of its serial console log."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlparse
 
 import libvirt
 
+from labctl.errors import LabctlError
 from labctl.ssh.transport import Endpoint
 from labctl.virt import metadata
 from labctl.virt.connection import is_local
@@ -30,13 +32,18 @@ def forward_host(uri: str) -> str:
 
 def forward_bind(uri: str) -> str:
     """The address qemu binds forwarded ports to: loopback locally; on a remote
-    host its address from the URI if it is one, else every interface."""
+    host the address labctl reaches it at (the URI's, or its name resolved
+    here) -- never every interface of that host."""
     host = forward_host(uri)
     try:
-        ipaddress.ip_address(host)
-        return host
+        return str(ipaddress.ip_address(host))
     except ValueError:
-        return "0.0.0.0"
+        pass
+    try:
+        return socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except OSError as exc:
+        raise LabctlError(f"cannot resolve '{host}' of {uri}: {exc.strerror or exc}",
+                          "put the host's address in the URI") from None
 
 
 def endpoint(conn: libvirt.virConnect, dom: libvirt.virDomain) -> Endpoint | None:

@@ -106,3 +106,20 @@ def test_user_nic_forwards_only_to_loopback_and_is_sealed_on_request():
 def test_choose_subnet_avoids_taken_ranges():
     taken = [ipaddress.IPv4Network("10.213.0.0/23"), ipaddress.IPv4Network("10.213.2.128/25")]
     assert choose_subnet(taken) == ipaddress.IPv4Network("10.213.3.0/24")
+
+
+def test_forwards_bind_where_the_host_is_reached_never_every_interface(monkeypatch):
+    import socket
+
+    from labctl.errors import LabctlError
+    from labctl.virt.access import LOOPBACK, forward_bind
+
+    assert forward_bind("qemu:///system") == LOOPBACK
+    assert forward_bind("qemu+ssh://teacher@192.0.2.7/system") == "192.0.2.7"
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("198.51.100.7", 0))]
+        if host == "lab2.example" else real(host, *a))
+    assert forward_bind("qemu+ssh://teacher@lab2.example/system") == "198.51.100.7"
+    with pytest.raises(LabctlError, match="cannot resolve 'no-such-host.invalid'"):
+        forward_bind("qemu+ssh://teacher@no-such-host.invalid/system")
