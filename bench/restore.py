@@ -23,6 +23,7 @@ from pathlib import Path
 from labctl.datadir import default_data_dir
 from labctl.images.cache import ImageCache
 from labctl.lab.loader import load_lab
+from labctl.plan.layout import lab_layout
 from labctl.usecases import lab as lab_cases
 from labctl.usecases import templates
 from labctl.usecases.session import Session, Settings
@@ -97,8 +98,9 @@ def main() -> None:
     lab_cases.down(session, lab.name)
 
     image = ImageCache(settings.data_dir / "images").get(lab.vms[0].image)
-    for template in templates.templates_of(session, image.name):  # a very first up
-        templates.remove_template(session, session.host(), template.key)
+    plan = lab_layout(lab, {image.name: image.sha256}).vms[0]
+    templates.remove_template(session, session.host(),  # this shape's: a very first up
+                              templates.key_for(session.host(), image, plan))
     first = timed(lab_cases.up, session, lab)
     lab_cases.down(session, lab.name)
     cached = timed(lab_cases.up, session, lab)

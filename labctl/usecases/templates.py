@@ -176,10 +176,15 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
             f"VM '{plan.vm.name}': giving the restored VM its identity")
 
 
-def ensure_template(session: Session, host: Host, image: Image, plan: VmPlan) -> Template:
+def key_for(host: Host, image: Image, plan: VmPlan) -> str:
+    """The template key of this VM on this host (see plan/templates.py)."""
     facts = host.facts()
-    key = template_key(plan, image.manifest.get("sha256", ""), host.accel.domain_type,
-                       facts.libvirt, facts.hypervisor)
+    return template_key(plan, image.manifest.get("sha256", ""), host.accel.domain_type,
+                        facts.libvirt, facts.hypervisor)
+
+
+def ensure_template(session: Session, host: Host, image: Image, plan: VmPlan) -> Template:
+    key = key_for(host, image, plan)
     store = TemplateStore(session.data_dir)
     with _building, lab_lock(session.data_dir, f"template-{key[:12]}", "template"):
         found = store.get(key)
