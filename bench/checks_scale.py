@@ -33,6 +33,7 @@ def main() -> None:
     lab = load_lab(LAB)
     session = Session(settings)
     classes.down_class(session, lab.name, QUIET)
+    print(f"bringing up {args.copies} copies of {lab.name} (minutes under TCG)...", flush=True)
     began = time.monotonic()
     result = classes.up_class(session, lab, QUIET, copies=args.copies)
     up = time.monotonic() - began
@@ -40,9 +41,10 @@ def main() -> None:
         raise SystemExit(f"up failed: {result.failed[0].error}")
     try:
         times, passed = [], 0
-        for _ in range(args.runs):
+        for n in range(args.runs):
             run = run_checks(session, lab, all_copies=True, keep=False)
             times.append(run.seconds)
+            print(f"check run {n + 1}/{args.runs}: {run.seconds:.1f} s", flush=True)
             passed = sum(c.passed for c in run.copies)
         checks = len(lab.checks) * args.copies
         median = statistics.median(times)
