@@ -46,15 +46,25 @@ class LocalTransport:
         pass
 
 
-# For a machine that is itself a container (this project's CI machines): crun
-# may not set rlimits there and cannot use hybrid cgroups. Used only when the
-# runtime's defaults fail, and the run records that it was.
-COMPAT_CONF = """[containers]
+# For a machine that is itself a container (this project's CI machines), where
+# podman's defaults fail: crun may not raise rlimits there, cannot use hybrid
+# cgroups, and `ip netns exec` leaves no cgroup v1 mounts. Tried in this order,
+# only when the defaults fail; the run records which one ran.
+COMPAT_CONFS = {
+    "runc, cgroupfs, ulimits 1024": """[containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
-"""
+""",
+    "crun, no cgroups, ulimits 1024": """[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+cgroups = "disabled"
+[engine]
+runtime = "crun"
+cgroup_manager = "cgroupfs"
+""",
+}
 
 
 def installed_runtimes(wanted: Sequence[str]) -> list[str]:
@@ -71,13 +81,13 @@ def working_runtime(binary: str, local: LocalTransport, ref: str
     probe = runtime.call("run", "--rm", "--network=none", ref, "true", timeout=120)
     if probe.ok:
         return runtime, "defaults"
-    if binary == "podman":
-        conf = local.home / "containers.conf"
-        conf.write_text(COMPAT_CONF)
+    for n, (name, text) in enumerate(COMPAT_CONFS.items() if binary == "podman" else ()):
+        conf = local.home / f"containers-{n}.conf"
+        conf.write_text(text)
         compat = OciRuntime(binary, local, "this machine", env={"CONTAINERS_CONF": str(conf)})
         if compat.call("run", "--rm", "--network=none", ref, "true", timeout=120).ok:
-            return compat, ("compat containers.conf (runc, cgroupfs, ulimits 1024): "
-                            f"the defaults failed here: {_last(probe.stderr)}")
+            return compat, (f"compat containers.conf ({name}): the defaults failed here: "
+                            f"{_last(probe.stderr)}")
     return None, _last(probe.stderr)
 
 
