@@ -31,9 +31,17 @@ def nic_kinds(plan: VmPlan) -> list[tuple[str, str | None]]:
     return [("user", n.subnet) if n.mode == "user" else ("bridged", None) for n in plan.nics]
 
 
+def warm_services(plan: VmPlan) -> tuple[str, ...]:
+    """Services a template starts before it is saved, because this VM will use
+    them at once: dockerd takes ~30 s to start under TCG (every restored copy
+    would pay it again); podman has no daemon. Part of the key: a VM that does
+    not deploy docker containers does not carry a running dockerd."""
+    return ("docker",) if plan.vm.containers and plan.vm.runtime == "docker" else ()
+
+
 def template_key(plan: VmPlan, image_sha256: str, domain_type: str, libvirt: str,
                  hypervisor: str) -> str:
     vm = plan.vm
     return spec_hash("template", image_sha256, vm.memory_mib, vm.vcpus, vm.disk_gib,
                      vm.firmware, vm.user, nic_kinds(plan), domain_type, libvirt,
-                     hypervisor, __version__)
+                     hypervisor, __version__, *warm_services(plan))

@@ -32,7 +32,7 @@ from labctl.interrupt import Interrupted
 from labctl.lab.loader import load_lab
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
-from labctl.plan.templates import cold_reason, nic_kinds, template_key
+from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
 from labctl.ssh.transport import HostKeyMismatch
 from labctl.usecases.session import Session
 from labctl.virt.host import Host
@@ -201,7 +201,9 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
     name = f"tpl-{key[:12]}"
     session.report(Event(f"template {key[:12]}", "build",
                          f"booting a template for {plan.vm.memory_mib} MiB / "
-                         f"{plan.vm.vcpus} vCPU VMs of '{image.name}' (once)"))
+                         f"{plan.vm.vcpus} vCPU VMs of '{image.name}'"
+                         + "".join(f", {s} running" for s in warm_services(plan))
+                         + " (once)"))
     folder = ensure(store.dir / key)
     vm = plan.vm
     lab_file = folder / "template.yaml"
@@ -219,6 +221,9 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
         lab_cases.up(cold, lab, uri=host.uri)
         domain = f"{name}.template"
         with cold.connect_vm(name, "template") as transport:
+            for service in warm_services(plan):  # started once here, not in every copy
+                transport.run(["sudo", "-n", "systemctl", "start", f"{service}.service"],
+                              timeout=300).check(f"template: starting {service}")
             transport.run(["sync"], timeout=60)
         files = cold.files(name)
         login, host_key = files.login_key().private, files.pinned_host_key(domain) or ""

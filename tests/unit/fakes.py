@@ -87,6 +87,7 @@ class FakeReach:
         self.answers = {**FRESH_VM, **(answers or {})}
         self.waited: list[str] = []
         self.connected: list[str] = []
+        self.transports: list[FakeTransport] = []  # every connection made, in order
 
     def wait_ready(self, host: Host, files: LabFiles, plan: VmPlan, report, began: float,
                    budgets) -> tuple[FakeTransport, Readiness]:
@@ -111,7 +112,8 @@ class FakeReach:
             raise LabctlError(f"VM '{vm}' of lab '{files.lab}' is not running or has no "
                               "address", "run 'labctl up' for the lab")
         self.connected.append(domain)
-        return FakeTransport(self.answers)
+        self.transports.append(FakeTransport(self.answers))
+        return self.transports[-1]
 
 
 class DriverStorage(Storage):

@@ -82,6 +82,20 @@ def test_the_shape_holds_a_user_nic_subnet_but_not_which_lab_network():
         template_key(isolated, "sha", "qemu", "9.0.0", "7.2.0") != key
 
 
+def test_a_docker_vm_restores_a_template_whose_dockerd_already_runs(tmp_path: Path):
+    course = load_lab(ROOT / "examples" / "course.yaml")  # runtime docker, containers
+    reach = FakeReach()
+    session = session_on(tmp_path, reach)
+    lab_cases.up(session, course)
+    started = [c for t in reach.transports for c in t.commands if "systemctl start" in c]
+    assert started == ["sudo -n systemctl start docker.service"]  # in the template, once
+    podman = dataclasses.replace(course, vms=tuple(
+        dataclasses.replace(vm, runtime="podman") for vm in course.vms), name="coursep")
+    plans = [lab_layout(lab, {}).vms[0] for lab in (course, podman)]
+    assert template_key(plans[0], "s", "qemu", "9", "7") != \
+        template_key(plans[1], "s", "qemu", "9", "7")  # no dockerd in a podman VM's template
+
+
 def test_cold_says_why(tmp_path: Path):
     events: list = []
     cold = session_on(tmp_path, FakeReach(), events, cold=True)
