@@ -32,7 +32,7 @@ from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.runtime.registry import LabRegistry
 from labctl.usecases.session import Session
-from labctl.usecases.templates import VOLUME_PREFIX, TemplateStore, remove_template
+from labctl.usecases.templates import VOLUME_PREFIX, TemplateStore, is_own_volume, remove_template
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
 from labctl.virt.storage import DONE, base_names
@@ -90,8 +90,8 @@ def classify(f: Facts) -> list[Garbage]:
         if digest not in f.current_digests:
             found.append(Garbage("template", key, "", "a template of an image no longer "
                                  "in the cache"))
-    for volume in f.volumes:
-        if volume.startswith(VOLUME_PREFIX) and volume not in recorded:
+    for volume in f.volumes:  # another data dir's templates are its own business
+        if is_own_volume(Path(f.data_dir), volume) and volume not in recorded:
             found.append(Garbage("volume", volume, "", "a template whose build did not "
                                  "finish"))
     for volume in f.volumes:

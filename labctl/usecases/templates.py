@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -148,6 +150,23 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
     return began
 
 
+def own_prefix(data_dir: Path) -> str:
+    """Template volumes of this data dir: libvirt's pool is shared by every
+    data dir on the host, each with its own records (and keys)."""
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{VOLUME_PREFIX}{tag}-"
+
+
+def volume_name(data_dir: Path, key: str) -> str:
+    return f"{own_prefix(data_dir)}{key[:16]}.qcow2"
+
+
+def is_own_volume(data_dir: Path, volume: str) -> bool:
+    """This data dir's (or, from before volumes carried a data dir's tag, anyone's)."""
+    return volume.startswith(own_prefix(data_dir)) or \
+        re.fullmatch(rf"{VOLUME_PREFIX}[0-9a-f]{{16}}\.qcow2", volume) is not None
+
+
 def restoring(lab_dir: Path, domain: str) -> Path:
     """The mark of a VM restored from a template that has no identity yet."""
     return lab_dir / "restoring" / domain
@@ -229,7 +248,7 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
         login, host_key = files.login_key().private, files.pinned_host_key(domain) or ""
         host.take_snapshot(domain, SNAPSHOT, f"labctl template {key}")
         host.stop_domain(domain)
-        volume = f"{VOLUME_PREFIX}{key[:16]}.qcow2"
+        volume = volume_name(session.data_dir, key)
         host.storage.delete(volume)
         host.storage.copy_local(f"{domain}.qcow2", volume)
     finally:

@@ -70,11 +70,16 @@ def test_objects_made_before_metadata_named_a_data_dir_count_as_ours():
 
 
 def test_templates_of_a_gone_image_and_unfinished_template_volumes():
+    from pathlib import Path
+
+    from labctl.usecases.templates import volume_name
+
+    mine = [volume_name(Path(MINE), k * 8) for k in ("a", "b", "c")]
+    theirs = volume_name(Path("/elsewhere/data"), "d" * 16)  # another data dir's
+    legacy = "labctl-template-" + "e" * 16 + ".qcow2"  # before volumes carried a tag
     found = classify(facts(
-        volumes=["web.a.qcow2", "labctl-template-aaaa.qcow2", "labctl-template-bbbb.qcow2",
-                 "labctl-template-cccc.qcow2"],
-        templates={"aaaa": ("labctl-template-aaaa.qcow2", "digest-now"),
-                   "bbbb": ("labctl-template-bbbb.qcow2", "digest-old")},
+        volumes=["web.a.qcow2", *mine, theirs, legacy],
+        templates={"aaaa": (mine[0], "digest-now"), "bbbb": (mine[1], "digest-old")},
         current_digests=frozenset({"digest-now"})))
     assert {(g.kind, g.name) for g in found} == {
-        ("template", "bbbb"), ("volume", "labctl-template-cccc.qcow2")}
+        ("template", "bbbb"), ("volume", mine[2]), ("volume", legacy)}
