@@ -92,15 +92,16 @@ def test_full_data_dir(settings, tmp_path):
                        capture_output=True)  # until the disk is full
         env = {**os.environ, "LABCTL_DATA_DIR": str(data)}
         lab = str(LABS / "diskfull.yaml")
-        result = subprocess.run([*labctl_argv(), "up", lab], capture_output=True, text=True,
-                                env=env, timeout=300)
+        # --cold: a template built in this throwaway data dir would outlive it
+        result = subprocess.run([*labctl_argv(), "up", lab, "--cold"], capture_output=True,
+                                text=True, env=env, timeout=300)
         assert result.returncode == 1, result.stderr
         lines = error_lines(result.stderr)
         assert len(lines) == 2 and "no space left on device" in lines[0].lower(), result.stderr
         assert "free space" in lines[1]
         assert leftovers("itdiskfull", settings) == {}
         (data / "filler").unlink()
-        for step in (["up", lab], ["down", "itdiskfull"]):
+        for step in (["up", lab, "--cold"], ["down", "itdiskfull"]):
             done = subprocess.run([*labctl_argv(), *step], capture_output=True, text=True,
                                   env=env, timeout=600)
             assert done.returncode == 0, done.stderr
