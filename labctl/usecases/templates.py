@@ -138,6 +138,9 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             return began
         except Interrupted:
             raise  # Ctrl-C: stop, do not boot cold instead
+        except HostKeyMismatch:  # the volume is not the template its record describes
+            remove_template(session, host, template.key)
+            reason = "the template did not match its record (removed: the next up rebuilds it)"
         except LabctlError as exc:
             reason = f"the template could not be used ({exc.message})"
     report(Event(subject, "cold", f"cold boot: {reason}"))

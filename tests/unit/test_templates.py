@@ -116,6 +116,22 @@ def test_a_restore_that_fails_falls_back_to_a_cold_boot(tmp_path: Path):
     assert cold.startswith("cold boot: the template could not be used")
 
 
+def test_a_template_that_is_not_what_its_record_says_is_removed(tmp_path: Path):
+    from labctl.ssh.transport import HostKeyMismatch
+
+    class OtherTemplate(FakeReach):  # the volume holds another build's keys
+        def login_as(self, *args, **kwargs):
+            raise HostKeyMismatch("VM 'node' (restored): host key does not match")
+
+    events: list = []
+    session = session_on(tmp_path, OtherTemplate(), events)
+    result = lab_cases.up(session, HELLO)
+    assert not any(vm.error for vm in result.vms)
+    (cold,) = [e.detail for e in events if e.stage == "cold" and e.subject == "vm node"]
+    assert "did not match its record (removed" in cold
+    assert TemplateStore(session.data_dir).all() == []  # the next up builds a new one
+
+
 def test_a_killed_build_leaves_nothing_that_is_restored(tmp_path: Path):
     """No record, no restore: a volume without its record is rebuilt over."""
     session = session_on(tmp_path, FakeReach())
