@@ -50,8 +50,9 @@ date -u -s @{epoch} >/dev/null
 echo {seed} | base64 -d > /dev/urandom
 rm -f /run/labctl-boot-finished /var/lib/labctl/failed
 sync
+# The template's seed may still sit in vdb's buffers; its files are read from a
+# fresh mount. The rest of the page cache stays warm (binaries, libraries).
 blockdev --flushbufs /dev/vdb 2>/dev/null || true
-echo 3 > /proc/sys/vm/drop_caches
 /usr/local/lib/labctl/firstboot
 # a new random one: systemd-machine-id-setup would reuse the template's (from
 # the running system, or the SMBIOS UUID the template's memory holds)
