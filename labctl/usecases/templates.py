@@ -46,8 +46,12 @@ VOLUME_PREFIX = "labctl-template-"
 _building = threading.Lock()  # one template build at a time in this process
 
 IDENTITY = """set -eu
-date -u -s @{epoch} >/dev/null
+date -u -s @{epoch} >/dev/null  # to the second; _correct_clock refines it
 echo {seed} | base64 -d > /dev/urandom
+# Every copy of the template resumes the same CRNG: writing to urandom only
+# mixes the pool, so make the kernel reseed from it now (RNDRESEEDCRNG), before
+# anything random (the machine-id below) is drawn.
+python3 -c 'import fcntl, os; fcntl.ioctl(os.open("/dev/urandom", os.O_WRONLY), 0x5207)'
 rm -f /run/labctl-boot-finished /var/lib/labctl/failed
 sync
 # The template's seed may still sit in vdb's buffers; its files are read from a
@@ -193,10 +197,33 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
                 raise
             time.sleep(0.5)
     with transport:  # once: the script changes the keys this login used
-        script = IDENTITY.format(epoch=int(time.time()),
+        script = IDENTITY.format(epoch=f"{time.time():.3f}",
                                  seed=base64.b64encode(os.urandom(512)).decode())
         transport.run(["sudo", "-n", "sh", "-c", script], timeout=120).check(
             f"VM '{plan.vm.name}': giving the restored VM its identity")
+        _correct_clock(transport)
+
+
+CLOCK_SLACK = 0.2  # seconds the guest's clock may differ from the host's
+
+
+def _correct_clock(transport) -> None:
+    """The identity's `date -s` is late by the time it took to start (seconds
+    under TCG load): measure the guest's clock against the host's (midpoint of
+    one round trip) and shift it by the difference, relative to its own clock
+    so the shift's own latency does not count."""
+    for _ in range(3):
+        before = time.time()
+        said = transport.run(["date", "+%s.%N"], timeout=30)
+        after = time.time()
+        try:
+            delta = (before + after) / 2 - float(said.stdout)
+        except ValueError:
+            return  # not a number: leave the clock as the identity set it
+        if abs(delta) <= max(CLOCK_SLACK, (after - before) / 2):
+            return
+        shift = f'date -u -s "@$(awk "BEGIN {{printf \\"%.3f\\", $(date +%s.%N) + {delta:.3f}}}")"'
+        transport.run(["sudo", "-n", "sh", "-c", shift], timeout=30)
 
 
 def key_for(host: Host, image: Image, plan: VmPlan) -> str:

@@ -183,3 +183,28 @@ def test_students_snapshots_save_list_restore_remove(tmp_path: Path):
     assert snapshots.listed(session, "hello") == {"node": []}
     lab_cases.down(session, "hello")  # a VM with snapshots goes too
     assert session.host().domains("hello") == []
+
+
+def test_a_restored_clock_is_shifted_by_what_one_round_trip_measures():
+    import time
+
+    from labctl.ssh.transport import CommandResult
+    from labctl.usecases.templates import _correct_clock
+
+    class Guest:  # a clock 5 s behind until shifted by the command labctl sends
+        def __init__(self):
+            self.offset, self.commands = -5.0, []
+
+        def run(self, command, timeout=None):
+            text = command if isinstance(command, str) else " ".join(command)
+            self.commands.append(text)
+            if text == "date +%s.%N":
+                return CommandResult(text, 0, f"{time.time() + self.offset:.6f}\n", "", 0.0)
+            shift = float(text.split("+ ")[-1].split("}")[0])
+            self.offset += shift
+            return CommandResult(text, 0, "", "", 0.0)
+
+    guest = Guest()
+    _correct_clock(guest)
+    assert abs(guest.offset) < 0.2 and len(guest.commands) == 3  # measure, shift, measure
+    assert "awk" in guest.commands[1] and guest.commands[1].startswith("sudo -n sh -c")
