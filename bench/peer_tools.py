@@ -95,7 +95,34 @@ def user_nic(port: int) -> list[str]:
             "-device", "virtio-net-pci,netdev=n0,bus=pcie.0,addr=0x10"]
 
 
-class PlainQemu:
+class _DiskPeer:
+    """A peer that boots each VM from an overlay of the image and a seed of its
+    own, one command per VM (`launch`), then waits for every VM's SSH."""
+
+    dir: Path
+    login: KeyPair
+
+    def argv(self, i: int, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def launch(self, i: int, port: int) -> None:
+        raise NotImplementedError
+
+    def describe(self, n: int) -> str:
+        return f"{n} x " + " ".join(self.argv(1, 2222))
+
+    def up(self, n: int, image) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ports = []
+        for i in range(1, n + 1):
+            overlay(self.dir / f"node{i}.qcow2", image)
+            write_seed(self.dir / f"seed{i}.iso", f"node{i}", self.login)
+            ports.append(free_port())
+            self.launch(i, ports[-1])
+        wait_all([("127.0.0.1", p) for p in ports], self.login.private)
+
+
+class PlainQemu(_DiskPeer):
     name = "plain qemu"
 
     def __init__(self, workdir: Path, image):
@@ -115,20 +142,9 @@ class PlainQemu:
                 "-drive", f"file={self.dir / f'seed{i}.iso'},if=virtio,format=raw,readonly=on",
                 *user_nic(port), "-device", "virtio-rng-pci"]
 
-    def describe(self, n: int) -> str:
-        return f"{n} x " + " ".join(self.argv(1, 2222))
-
-    def up(self, n: int, image) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        ports = []
-        for i in range(1, n + 1):
-            overlay(self.dir / f"node{i}.qcow2", image)
-            write_seed(self.dir / f"seed{i}.iso", f"node{i}", self.login)
-            ports.append(free_port())
-            self.procs.append(subprocess.Popen(self.argv(i, ports[-1]),
-                                               stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL))
-        wait_all([("127.0.0.1", p) for p in ports], self.login.private)
+    def launch(self, i: int, port: int) -> None:
+        self.procs.append(subprocess.Popen(self.argv(i, port), stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL))
 
     def down(self, n: int) -> None:
         for proc in self.procs:
@@ -138,7 +154,7 @@ class PlainQemu:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class VirtInstall:
+class VirtInstall(_DiskPeer):
     name = "virt-install"
 
     def __init__(self, workdir: Path, image):
@@ -162,18 +178,8 @@ class VirtInstall:
                 "--serial", f"file,path={self.dir / f'serial-{i}.log'}",
                 "--qemu-commandline", " ".join(user_nic(port))]
 
-    def describe(self, n: int) -> str:
-        return f"{n} x " + " ".join(self.argv(1, 2222))
-
-    def up(self, n: int, image) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        ports = []
-        for i in range(1, n + 1):
-            overlay(self.dir / f"node{i}.qcow2", image)
-            write_seed(self.dir / f"seed{i}.iso", f"node{i}", self.login)
-            ports.append(free_port())
-            subprocess.run(self.argv(i, ports[-1]), check=True, capture_output=True)
-        wait_all([("127.0.0.1", p) for p in ports], self.login.private)
+    def launch(self, i: int, port: int) -> None:
+        subprocess.run(self.argv(i, port), check=True, capture_output=True)
 
     def down(self, n: int) -> None:
         for i in range(1, n + 1):
