@@ -67,6 +67,16 @@ class Labctl:
         down(Session(self.settings), "peers")
 
 
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):
+        said = (exc.stderr or exc.stdout or b"")
+        said = said.decode(errors="replace") if isinstance(said, bytes) else said
+        lines = [line.strip() for line in said.strip().splitlines()
+                 if line.strip() and not line.lstrip().startswith("from ")]  # not a backtrace
+        return f"{' '.join(map(str, exc.cmd[:2]))}: {lines[0] if lines else exc.returncode}"
+    return str(exc)
+
+
 def timed(fn: Callable[[], None]) -> float:
     began = time.monotonic()
     fn()
@@ -79,14 +89,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--image", default="debian-12")
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--tools", nargs="+", metavar="NAME",
+                        help="only these (e.g. 'plain qemu' virt-install)")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("LABCTL_DATA_DIR") or default_data_dir()))
     args = parser.parse_args()
     settings = Settings(DEFAULT_URI, args.data_dir)
     image = ImageCache(args.data_dir / "images").get(args.image)
     workdir = Path(tempfile.mkdtemp(prefix="labctl-peers-"))
+    workdir.chmod(0o755)  # libvirt's qemu user reads the disks the peers put here
     tools = [Labctl(settings, workdir, cold=True), Labctl(settings, workdir, cold=False),
              Vagrant(workdir, image), VirtInstall(workdir, image), PlainQemu(workdir, image)]
+    if args.tools:
+        tools = [t for t in tools if t.name in args.tools]
     if args.dry_run:
         for tool in tools:
             missing = tool.installed()
@@ -103,8 +118,12 @@ def main() -> None:
     down_times: dict[tuple[str, int], list[float]] = {}
     try:
         # Not measured: labctl's template, vagrant's box, each tool's first read of the image.
-        for tool in ready:
-            tool.up(1, image)
+        for tool in list(ready):
+            try:
+                tool.up(1, image)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                print(f"leaving out {tool.name}: its first up failed: {describe_failure(exc)}")
+                ready.remove(tool)
             tool.down(1)
         for r in range(args.rounds):
             for n in args.sizes:
@@ -117,7 +136,7 @@ def main() -> None:
                     print(f"round {r + 1}, {n} VM(s), {tool.name}: up {up_s:.1f} s, "
                           f"down {down_s:.1f} s", flush=True)
     finally:
-        for tool in ready:
+        for tool in tools:  # the ones left out too: a failed first up may leave things
             for n in args.sizes:
                 try:
                     tool.down(n)
