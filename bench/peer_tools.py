@@ -101,6 +101,7 @@ class _DiskPeer:
 
     dir: Path
     login: KeyPair
+    image: object  # the image copy the peer boots (not labctl's cache)
 
     def argv(self, i: int, port: int) -> list[str]:
         raise NotImplementedError
@@ -111,11 +112,11 @@ class _DiskPeer:
     def describe(self, n: int) -> str:
         return f"{n} x " + " ".join(self.argv(1, 2222))
 
-    def up(self, n: int, image) -> None:
+    def up(self, n: int, _labctls_image=None) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         ports = []
         for i in range(1, n + 1):
-            overlay(self.dir / f"node{i}.qcow2", image)
+            overlay(self.dir / f"node{i}.qcow2", self.image)
             write_seed(self.dir / f"seed{i}.iso", f"node{i}", self.login)
             ports.append(free_port())
             self.launch(i, ports[-1])
@@ -270,7 +271,7 @@ class Vagrant:
             box.unlink()
             self.box_added = True
 
-    def up(self, n: int, image) -> None:
+    def up(self, n: int, _labctls_image=None) -> None:
         self._prepare()
         key = self.dir / "id_ed25519"
         key.write_text(self.login.private)

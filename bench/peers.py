@@ -30,7 +30,7 @@ from pathlib import Path
 from peer_tools import PlainQemu, Vagrant, VirtInstall
 
 from labctl.datadir import default_data_dir
-from labctl.images.cache import ImageCache
+from labctl.images.cache import Image, ImageCache
 from labctl.lab.loader import load_lab
 from labctl.usecases.lab import down, up
 from labctl.usecases.session import Session, Settings
@@ -77,6 +77,14 @@ def describe_failure(exc: BaseException) -> str:
     return str(exc)
 
 
+def readable_copy(image: Image, workdir: Path) -> Image:
+    copy = workdir / "image"
+    copy.mkdir()
+    for item in image.directory.iterdir():
+        shutil.copy2(item, copy / item.name)
+    return Image(image.name, copy, image.manifest)
+
+
 def timed(fn: Callable[[], None]) -> float:
     began = time.monotonic()
     fn()
@@ -98,8 +106,11 @@ def main() -> None:
     image = ImageCache(args.data_dir / "images").get(args.image)
     workdir = Path(tempfile.mkdtemp(prefix="labctl-peers-"))
     workdir.chmod(0o755)  # libvirt's qemu user reads the disks the peers put here
+    # The peers' VMs run as libvirt's qemu user, which cannot read labctl's image
+    # cache (0700): they boot a copy in the work dir (labctl uses its own cache).
+    theirs = image if args.dry_run else readable_copy(image, workdir)
     tools = [Labctl(settings, workdir, cold=True), Labctl(settings, workdir, cold=False),
-             Vagrant(workdir, image), VirtInstall(workdir, image), PlainQemu(workdir, image)]
+             Vagrant(workdir, theirs), VirtInstall(workdir, theirs), PlainQemu(workdir, theirs)]
     if args.tools:
         tools = [t for t in tools if t.name in args.tools]
     if args.dry_run:
