@@ -33,38 +33,41 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
                   for k in ("kernel", "initrd", "userspace")
                   if any(k in b["guest"] for b in boots)},
     } if boots else None
-    containers = {
-        runtime: {m: _summary([s[m] for s in samples if m in s]) for m in CONTAINER_METRICS
-                  if any(m in s for s in samples)}
-        for runtime, samples in data["containers"].items() if samples}
-    process = {m: _summary([s[m] for s in data["process"] if m in s]) for m in PROCESS_METRICS
-               if any(m in s for s in data["process"])}
-    headline = {}
-    for runtime, samples in data["containers"].items():
-        starts = [s["run_true"] for s in samples if "run_true" in s]
-        if starts and boots:
-            r = ratio_of_medians([ssh_ready(b) for b in boots], starts)
-            headline[runtime] = {"ratio": r.value, "low": r.low, "high": r.high}
     layer = data.get("host_layer") or {}  # runs recorded before the host layer had none
-    host = {
-        "containers": {runtime: {m: _summary([s[m] for s in samples if m in s])
-                                 for m in CONTAINER_METRICS if any(m in s for s in samples)}
-                       for runtime, samples in layer.get("containers", {}).items() if samples},
-        "process": {m: _summary([s[m] for s in layer.get("process", []) if m in s])
-                    for m in PROCESS_METRICS if any(m in s for s in layer.get("process", []))},
-    }
+    containers = _per_runtime(data["containers"])
+    process = _metrics(data["process"], PROCESS_METRICS)
+    host = {"containers": _per_runtime(layer.get("containers", {})),
+            "process": _metrics(layer.get("process", []), PROCESS_METRICS)}
+    headline = _headlines(boots, data["containers"])
     # The course's own comparison: a VM's boot against the container on metal.
-    headline_host = {}
-    for runtime, samples in layer.get("containers", {}).items():
-        starts = [s["run_true"] for s in samples if "run_true" in s]
-        if starts and boots:
-            r = ratio_of_medians([ssh_ready(b) for b in boots], starts)
-            headline_host[runtime] = {"ratio": r.value, "low": r.low, "high": r.high}
+    headline_host = _headlines(boots, layer.get("containers", {}))
     noisy = [name for name, summary in _all(vm, containers, process, host) if summary["noisy"]]
     return {"vm": vm, "containers": containers, "process": process, "host": host,
             "headline_host": headline_host,
             "ssh_round_trip": _summary(data["ssh_round_trip"]) if data["ssh_round_trip"] else None,
             "headline": headline, "noisy": noisy, "noisy_cv": NOISY_CV}
+
+
+def _metrics(samples: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
+    """A summary of each metric the samples hold."""
+    return {m: _summary([s[m] for s in samples if m in s]) for m in names
+            if any(m in s for s in samples)}
+
+
+def _per_runtime(by_runtime: dict[str, list]) -> dict[str, Any]:
+    return {runtime: _metrics(samples, CONTAINER_METRICS)
+            for runtime, samples in by_runtime.items() if samples}
+
+
+def _headlines(boots: list[dict[str, Any]], by_runtime: dict[str, list]) -> dict[str, Any]:
+    """Per runtime: how many times faster `run --rm true` is than a boot to SSH."""
+    out = {}
+    for runtime, samples in by_runtime.items():
+        starts = [s["run_true"] for s in samples if "run_true" in s]
+        if starts and boots:
+            r = ratio_of_medians([ssh_ready(b) for b in boots], starts)
+            out[runtime] = {"ratio": r.value, "low": r.low, "high": r.high}
+    return out
 
 
 def _all(vm, containers, process, host):
