@@ -85,7 +85,7 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
                 report(Event("bench", "vm-boot", f"boot {label}"))
                 boot, transport = boot_vm(session, prov, vm_plan, image, base, lambda e: None)
                 report(Event("bench", "vm-boot", f"boot {label}: {boot.total:.1f} s"))
-                if measure_boot and i >= spec.warmup:
+                if i >= spec.warmup:
                     boots.append({"phases": boot.phases, "total": boot.total,
                                   "guest": boot.guest})
             _in_vm(transport, spec, bench_lab.name, lab, samples, process, rtt, report)
@@ -152,12 +152,12 @@ def _host_layer(session: Session, spec: Bench, bench_lab: str, lab: Lab) -> dict
             layer["missing"] = {b: "not installed, or its engine does not answer"
                                 for b in spec.runtimes if b not in present}
             for binary in present:
-                if _users_own(OciRuntime(binary, local, "this machine"), spec.image):
+                defaults = OciRuntime(binary, local, "this machine")
+                if _users_own(defaults, spec.image):
                     layer["missing"][binary] = (f"this machine has its own '{spec.image}' "
                                                 "image, which the bench would replace")
                     continue
-                refs[binary] = sources.ensure_named(OciRuntime(binary, local, "this machine"),
-                                                    spec.image, "bench")
+                refs[binary] = sources.ensure_named(defaults, spec.image, "bench")
                 runtime, how = working_runtime(binary, local, refs[binary])
                 if runtime is None:
                     layer["missing"][binary] = how

@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.errors import LabctlError
-from labctl.fileio import read_json
-from labctl.labfiles import LabFiles
 from labctl.usecases.session import Session
 
 
@@ -37,7 +35,7 @@ def placements(session: Session) -> dict[str, str]:
     labs = session.data_dir / "labs"
     found = {}
     for folder in sorted(labs.iterdir()) if labs.is_dir() else []:
-        uri = read_json(folder / LabFiles.PLACEMENT).get("uri")
+        uri = session.files(folder.name).placement().get("uri")
         if uri:
             found[folder.name] = uri
     return found
