@@ -5,8 +5,9 @@ A template is a VM of labctl's own booted to ready once, its running state
 (memory and disk) saved as an internal qcow2 snapshot. A VM restores it when
 everything the key covers is equal: the image's digest, the VM's shape
 (memory, vCPUs, disk, firmware, login user), its NICs in order (user-mode
-with its subnet, or bridged onto a lab network: a restored VM's bridged NICs
-are plugged in afresh with its own MACs, see virt/snapshots.replug_nics), the
+with its subnet and whether it is sealed, or bridged onto a lab network: a
+restored VM's bridged NICs are plugged in afresh with its own MACs, see
+virt/snapshots.replug_nics), the
 accelerator (KVM or TCG), libvirt's and qemu's versions, labctl's version.
 Anything else boots cold, and says why in one line."""
 
@@ -25,10 +26,13 @@ def cold_reason(plan: VmPlan, image_has_kernel: bool, host_is_local: bool) -> st
     return None
 
 
-def nic_kinds(plan: VmPlan) -> list[tuple[str, str | None]]:
-    """What the guest sees of its NICs: a user-mode NIC's network (its
-    addresses stay in the saved memory) or a bridged NIC (of any network)."""
-    return [("user", n.subnet) if n.mode == "user" else ("bridged", None) for n in plan.nics]
+def nic_kinds(plan: VmPlan) -> list[tuple[str, str | None, bool]]:
+    """What the guest sees of its NICs: a user-mode NIC's network and whether
+    it is sealed (its DHCP lease stays in the saved memory, and qemu's sealed
+    DHCP gives no route and no resolver), or a bridged NIC of any network
+    (plugged in afresh after a restore: it asks the VM's own network's DHCP)."""
+    return [("user", n.subnet, n.sealed) if n.mode == "user" else ("bridged", None, False)
+            for n in plan.nics]
 
 
 def warm_services(plan: VmPlan) -> tuple[str, ...]:

@@ -293,11 +293,13 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
 
 def _template_lab(name: str, image: str, plan: VmPlan) -> dict:
     """The lab of a template VM: the VM's shape, and NICs of the same kinds in
-    the same order (bridged ones on isolated networks of its own)."""
+    the same order (bridged ones on isolated networks of its own; a user-mode
+    one open or sealed like the VM's: the guest keeps the lease it got)."""
     vm = plan.vm
-    networks = [{"name": f"n{i}", "mode": "user", **({"subnet": subnet} if subnet else {})}
+    networks = [{"name": f"n{i}", "mode": "user", "internet": not sealed,
+                 **({"subnet": subnet} if subnet else {})}
                 if kind == "user" else {"name": f"n{i}", "mode": "isolated"}
-                for i, (kind, subnet) in enumerate(nic_kinds(plan))]
+                for i, (kind, subnet, sealed) in enumerate(nic_kinds(plan))]
     return {"name": name, "internet": False, "networks": networks,
             "vms": [{"name": "template", "image": image, "memory": f"{vm.memory_mib}M",
                      "vcpus": vm.vcpus, "disk": f"{vm.disk_gib}G", "user": vm.user,

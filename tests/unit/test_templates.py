@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import yaml
+
 from labctl.errors import LabctlError
 from labctl.lab.loader import load_lab
 from labctl.plan.layout import lab_layout
@@ -80,6 +82,21 @@ def test_the_shape_holds_a_user_nic_subnet_but_not_which_lab_network():
         plan.nics[0], mode="isolated", libvirt_network="x.back"),))
     assert template_key(bridged, "sha", "qemu", "9.0.0", "7.2.0") == \
         template_key(isolated, "sha", "qemu", "9.0.0", "7.2.0") != key
+
+
+def test_an_open_user_nic_never_restores_a_sealed_template(tmp_path: Path):
+    """qemu's sealed DHCP gives no route and no resolver, and the guest keeps
+    the lease it had in the template: an open VM restored from a sealed
+    template reached nothing (CI caught it in test_internet)."""
+    plan = lab_layout(HELLO, {}).vms[0]
+    sealed = dataclasses.replace(plan, nics=(dataclasses.replace(plan.nics[0], sealed=True),))
+    assert template_key(plan, "s", "qemu", "9", "7") != template_key(sealed, "s", "qemu", "9", "7")
+    session = session_on(tmp_path, FakeReach())
+    lab_cases.up(session, HELLO)
+    (template,) = TemplateStore(session.data_dir).all()
+    lab = yaml.safe_load((TemplateStore(session.data_dir).dir / template.key /
+                          "template.yaml").read_text())
+    assert [n.get("internet") for n in lab["networks"]] == [True]
 
 
 def test_a_docker_vm_restores_a_template_whose_dockerd_already_runs(tmp_path: Path):
