@@ -28,36 +28,34 @@ class Verdict:
     reason: str = ""  # short, for the table: why it failed or could not run
 
 
-def _runtime_of(container: str) -> str:
-    """Shell that sets $rt to the runtime holding `container` (podman or
-    docker, whichever knows it), or prints NO_CONTAINER and exits 0."""
-    name = quote(container)
-    return (f"rt=; for r in podman docker; do command -v $r >/dev/null 2>&1 && "
-            f"sudo -n $r container inspect {name} >/dev/null 2>&1 && {{ rt=$r; break; }}; done; "
-            f"if [ -z \"$rt\" ]; then echo {quote(NO_CONTAINER)}; exit 0; fi; ")
+@dataclass(frozen=True)
+class VmProbe:
+    """What a check runs in its VM (as the lab user; see checks/batch.py)."""
+    command: str | None  # shell; "$rt" is the runtime holding `container`;
+    #                      None: the container's inspect output is the answer
+    container: str | None = None  # looked up first (podman or docker)
 
 
-def vm_command(check: Check) -> str | None:
-    """The shell a check runs in its VM (as the lab user), or None when it
-    connects from elsewhere (tcp and http)."""
+def vm_probe(check: Check) -> VmProbe | None:
+    """The probe a check runs in its VM, or None when it connects from
+    elsewhere (tcp and http). Its output starts with a marker line."""
     spec = dict(check.spec)
     if check.kind == "command":
         run = quote(spec["run"])
         if "container" in spec:
-            return _runtime_of(spec["container"]) + \
-                f"echo; sudo -n $rt exec {quote(spec['container'])} sh -c {run}"
-        return f"echo; sh -c {run}"
+            return VmProbe(f"echo; sudo -n \"$rt\" exec {quote(spec['container'])} sh -c {run}",
+                           spec["container"])
+        return VmProbe(f"echo; sh -c {run}")
     if check.kind == "file":
         path = quote(spec["path"])
         probe = (f"if test -e {path}; then echo; head -c {MAX_BYTES} {path}; "
                  f"else echo {quote(MISSING)}; fi")
         if "container" in spec:
-            return _runtime_of(spec["container"]) + \
-                f"sudo -n $rt exec {quote(spec['container'])} sh -c {quote(probe)}"
-        return f"sudo -n sh -c {quote(probe)}"
+            return VmProbe(f"sudo -n \"$rt\" exec {quote(spec['container'])} sh -c {quote(probe)}",
+                           spec["container"])
+        return VmProbe(f"sudo -n sh -c {quote(probe)}")
     if check.kind == "container":
-        return _runtime_of(spec["name"]) + \
-            f"echo; sudo -n $rt container inspect {quote(spec['name'])}"
+        return VmProbe(None, spec["name"])
     return None
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from labctl.checks import probes
+from labctl.checks import batch, probes
 from labctl.checks.probes import ERROR, Verdict
 from labctl.checks.results import CheckInfo, CheckRun, CopyResult, Outcome
 from labctl.checks.store import CheckHistory, now
@@ -24,6 +24,7 @@ from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
 
+RUNTIMES = ("podman", "docker")
 COPIES_AT_ONCE = 8  # SSH sessions are cheap; the VMs' CPUs are the limit
 TIMED_OUT = 124  # timeout(1)'s exit status
 
@@ -56,9 +57,12 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
     began = time.monotonic()
     created = now()
     chosen = targets(session, lab, copy, all_copies)
+    # the lab's own runtime of each VM is asked first (a student may use the other)
+    runtimes = {vm.name: (vm.runtime, *(r for r in RUNTIMES if r != vm.runtime))
+                for vm in lab.vms}
 
     def one(item: tuple[str, str]) -> CopyResult:
-        result = check_copy(session, item[0], item[1], lab.checks)
+        result = check_copy(session, item[0], item[1], lab.checks, runtimes)
         progress(result)
         return result
 
@@ -72,14 +76,52 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
     return run
 
 
-def check_copy(session: Session, lab: str, copy: str, checks: tuple[Check, ...]) -> CopyResult:
+def check_copy(session: Session, lab: str, copy: str, checks: tuple[Check, ...],
+               runtimes: dict[str, tuple[str, ...]] | None = None) -> CopyResult:
+    """Every check of one copy: each VM's in-VM probes in one SSH command
+    (checks/batch.py), the network ones one by one."""
     connections = _Connections(session, lab)
+    outcomes: dict[int, Outcome] = {}
     try:
-        outcomes = tuple(_timed(check, lambda c=check: _one(session, lab, c, connections))
-                         for check in checks)
+        for vm in dict.fromkeys(c.vm for c in checks):
+            mine = [(i, c, probe) for i, c in enumerate(checks)
+                    if c.vm == vm and (probe := probes.vm_probe(c)) is not None]
+            if mine:
+                outcomes.update(_in_vm(connections, vm, mine,
+                                       (runtimes or {}).get(vm, RUNTIMES)))
+        for i, check in enumerate(checks):
+            if i not in outcomes:
+                outcomes[i] = _timed(check, lambda c=check: _network(session, lab, c,
+                                                                     connections))
     finally:
         connections.close()
-    return CopyResult(lab, copy, outcomes)
+    return CopyResult(lab, copy, tuple(outcomes[i] for i in range(len(checks))))
+
+
+def _in_vm(connections: _Connections, vm: str, mine: list[tuple[int, Check, probes.VmProbe]],
+           runtimes: tuple[str, ...]) -> dict[int, Outcome]:
+    """One VM's in-VM checks through one bash script; a VM that cannot be
+    reached, or a script cut short, leaves its checks "could not run"."""
+    plan = [(probe, check.timeout) for _, check, probe in mine]
+    try:
+        result = connections.get(vm).run(["bash", "-c", batch.script(plan, runtimes)],
+                                         timeout=batch.budget(plan))
+        answers = batch.parse(result.stdout, len(mine))
+        lost = "the VM stopped answering" + (f": {result.stderr.strip()[-80:]}"
+                                            if result.stderr.strip() else "")
+    except LabctlError as exc:
+        answers, lost = [None] * len(mine), exc.message
+    found = {}
+    for (index, check, _), answer in zip(mine, answers, strict=True):
+        if answer is None:
+            verdict, seconds = Verdict(ERROR, f"could not run: {lost}"), 0.0
+        elif answer.status == TIMED_OUT:
+            verdict = Verdict(ERROR, f"could not run: timed out after {check.timeout} s")
+            seconds = answer.seconds
+        else:
+            verdict, seconds = probes.judge_vm(check, answer.status, answer.stdout), answer.seconds
+        found[index] = Outcome(check.name, verdict.status, verdict.reason, check.points, seconds)
+    return found
 
 
 def _timed(check: Check, run: Callable[[], Verdict]) -> Outcome:
@@ -129,11 +171,8 @@ def _run(transport: SSHTransport, command: str, timeout: int,
     return result.exit_status, result.stdout
 
 
-def _one(session: Session, lab: str, check: Check, connections: _Connections) -> Verdict:
-    command = probes.vm_command(check)
-    if command is not None:
-        status, output = _run(connections.get(check.vm), command, check.timeout)
-        return probes.judge_vm(check, status, output)
+def _network(session: Session, lab: str, check: Check, connections: _Connections) -> Verdict:
+    """A tcp or http check: from the host, or from another VM of the lab."""
     port = check.get("port")
     source = check.get("from", "host")
     _running(session, lab, check.vm)  # a DHCP lease outlives the VM: never "nothing answers"

@@ -5,11 +5,17 @@ tests/unit/test_transport_contract.py holds FakeTransport to the real one."""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+from labctl.checks import batch
 from labctl.errors import LabctlError
 from labctl.events import Event
 from labctl.images.cache import ImageCache
@@ -23,6 +29,15 @@ from labctl.virt.host import Host
 from labctl.virt.storage import Storage
 
 from .fixtures import DATA
+
+# timeout(1) in a fake VM: the command after `-k N SECONDS` answered from the table
+TIMEOUT_SHIM = """import json, sys
+text = " ".join(sys.argv[4:])
+for needle, (status, out, err) in json.load(open({table!r})).items():
+    if needle in text:
+        sys.stdout.write(out)
+        sys.exit(status)
+"""
 
 
 class FakeTransport:
@@ -40,6 +55,8 @@ class FakeTransport:
     def run(self, command, timeout=None, input_data=None):
         text = command if isinstance(command, str) else join(command)
         self.commands.append(text)
+        if batch.RECORD in text and not self.execute:
+            return self._batch(text, shlex.split(text), timeout)
         for needle, (status, out, err) in self.answers.items():
             if needle in text:
                 return CommandResult(text, status, out, err, 0.0)
@@ -54,6 +71,24 @@ class FakeTransport:
                               f"{text[:80]}") from None
         return CommandResult(text, done.returncode, done.stdout.decode(errors="replace"),
                              done.stderr.decode(errors="replace"), time.monotonic() - began)
+
+    def _batch(self, text: str, argv: list[str], timeout) -> CommandResult:
+        """A check batch (checks/batch.py) run by the real bash, each probe's
+        timeout(1) a shim answering from the table, as one command would be."""
+        with tempfile.TemporaryDirectory() as shims:
+            table = Path(shims, "answers.json")
+            table.write_text(json.dumps(self.answers))
+            for name in ("podman", "docker"):  # present, never run: timeout answers
+                shim = Path(shims, name)
+                shim.write_text("#!/bin/sh\nexit 0\n")
+                shim.chmod(0o755)
+            shim = Path(shims, "timeout")
+            shim.write_text(f"#!{sys.executable}\n" + TIMEOUT_SHIM.format(table=str(table)))
+            shim.chmod(0o755)
+            done = subprocess.run(argv, text=True,
+                                  capture_output=True, timeout=timeout,
+                                  env={**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"})
+        return CommandResult(text, done.returncode, done.stdout, done.stderr, 0.0)
 
     def stream(self, command, stdout, stderr) -> int:
         result = self.run(command)

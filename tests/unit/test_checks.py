@@ -6,12 +6,14 @@ not run", never a pass; results kept in the history; CSV/JSON/HTML agree."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from labctl.checks import probes
+from labctl.checks import batch, probes
 from labctl.checks.probes import ERROR, FAIL, PASS
 from labctl.checks.results import CheckRun
 from labctl.checks.store import CheckHistory
@@ -29,35 +31,63 @@ def check(kind: str, **spec) -> Check:
     return Check("c", "node", kind, tuple(spec.items()))
 
 
-def run_locally(command: str) -> tuple[int, str]:
-    done = subprocess.run(["sh", "-c", command.replace("sudo -n ", "")], capture_output=True,
-                          text=True, timeout=20)
-    return done.returncode, done.stdout
+# A VM's runtimes and sudo, as shell scripts on PATH before the real ones:
+# podman holds `web`, docker holds `db`; each logs what it was asked.
+FAKE_BIN = {
+    "sudo": '[ "$1" = -n ] && shift\nexec "$@"\n',
+    "podman": 'echo "podman $*" >> "$FAKE_LOG"\n'
+              'if [ "$1 $2 $3" = "container inspect web" ]; then cat "$FAKE_WEB"; exit 0; fi\n'
+              'if [ "$1 $2" = "exec web" ]; then shift 2; exec "$@"; fi\nexit 125\n',
+    "docker": 'echo "docker $*" >> "$FAKE_LOG"\n'
+              'if [ "$1 $2 $3" = "container inspect db" ]; then\n'
+              '  echo \'[{"State": {"Running": true}}]\'; exit 0; fi\n'
+              'if [ "$1 $2" = "exec db" ]; then shift 2; exec "$@"; fi\nexit 1\n',
+}
 
 
-def test_command_exit_and_stdout_pattern():
+def run_locally(*checks: Check, bin_dir: Path, web: object = None,
+                runtimes: tuple[str, ...] = ("podman", "docker")) -> list[batch.Answer | None]:
+    """The checks' batch script, run by the real bash here, with the fake
+    runtimes and sudo of FAKE_BIN in bin_dir."""
+    for name, body in FAKE_BIN.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "web.json").write_text(json.dumps(web or []))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "FAKE_LOG": str(bin_dir / "log"), "FAKE_WEB": str(bin_dir / "web.json")}
+    plan = [(probes.vm_probe(c), c.timeout) for c in checks]
+    done = subprocess.run(["bash", "-c", batch.script(plan, runtimes)], capture_output=True,
+                          text=True, timeout=60, env=env)
+    return batch.parse(done.stdout, len(plan))
+
+
+def judged(*checks: Check, **how) -> list[probes.Verdict]:
+    return [probes.judge_vm(c, a.status, a.stdout)
+            for c, a in zip(checks, run_locally(*checks, **how), strict=True)]
+
+
+def test_command_exit_and_stdout_pattern(tmp_path: Path):
     c = check("command", run="echo hello world", stdout=r"hello\s+w")
-    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == PASS
+    assert judged(c, bin_dir=tmp_path)[0].status == PASS
     c = check("command", run="echo nope; exit 3")
-    verdict = probes.judge_vm(c, *run_locally(probes.vm_command(c)))
+    verdict = judged(c, bin_dir=tmp_path)[0]
     assert verdict == probes.Verdict(FAIL, "exit 3, expected 0: nope")
     c = check("command", run="exit 3", exit=3)
-    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == PASS
+    assert judged(c, bin_dir=tmp_path)[0].status == PASS
     c = check("command", run="echo bye", stdout="hello")
-    assert "does not contain /hello/" in probes.judge_vm(c, *run_locally(probes.vm_command(c))
-                                                        ).reason
+    assert "does not contain /hello/" in judged(c, bin_dir=tmp_path)[0].reason
 
 
 def test_file_exists_and_contains(tmp_path: Path):
     f = tmp_path / "index.html"
     f.write_text("<h1>it's me</h1>\n")
     c = check("file", path=str(f), contains="it's me")
-    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == PASS
+    assert judged(c, bin_dir=tmp_path)[0].status == PASS
     c = check("file", path=str(tmp_path / "none"))
-    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))) == \
+    assert judged(c, bin_dir=tmp_path)[0] == \
         probes.Verdict(FAIL, f"no file {tmp_path / 'none'}")
     c = check("file", path=str(f), contains="^nothing$")
-    assert probes.judge_vm(c, *run_locally(probes.vm_command(c))).status == FAIL
+    assert judged(c, bin_dir=tmp_path)[0].status == FAIL
 
 
 DOCKER_INSPECT = [{"State": {"Running": True, "Status": "running"},
@@ -88,6 +118,43 @@ def test_container_running_with_image_port_and_volume():
                            "\n" + json.dumps(DOCKER_INSPECT)).status == FAIL
     assert probes.judge_vm(c, 0, probes.NO_CONTAINER + "\n") == \
         probes.Verdict(FAIL, "no container 'web'")
+
+
+def test_one_script_per_vm_looks_each_container_up_once(tmp_path: Path):
+    running = [{**PODMAN_INSPECT[0], "State": {"Running": True}}]
+    checks = [check("container", name="web", port=8000),
+              check("command", container="web", run="echo inside", stdout="^inside$"),
+              check("file", container="web", path=str(tmp_path / "web.json"), contains="Running"),
+              check("command", container="ghost", run="true"),
+              check("container", name="db"),  # docker's: asked after podman
+              check("file", container="web", path="/no/such/file")]
+    verdicts = judged(*checks, bin_dir=tmp_path, web=running)
+    assert [v.status for v in verdicts] == [PASS, PASS, PASS, FAIL, PASS, FAIL]
+    assert verdicts[3].reason == "no container 'ghost'"
+    assert verdicts[5].reason == "no file /no/such/file"
+    asked = (tmp_path / "log").read_text().splitlines()
+    assert asked.count("podman container inspect web") == 1  # once for four checks
+    assert asked.count("podman container inspect ghost") == 1 == \
+        asked.count("docker container inspect ghost")
+    # the VM's own runtime first: a docker VM does not start podman for its containers
+    (tmp_path / "log").unlink()
+    judged(check("container", name="db"), bin_dir=tmp_path, runtimes=("docker", "podman"))
+    assert (tmp_path / "log").read_text().splitlines() == ["docker container inspect db"]
+
+
+def test_a_probe_that_outlives_its_timeout_says_so_and_the_others_still_run(tmp_path: Path):
+    slow = Check("slow", "node", "command", (("run", "sleep 30"),), timeout=1)
+    began = time.monotonic()
+    answers = run_locally(slow, check("command", run="echo after"), bin_dir=tmp_path)
+    assert time.monotonic() - began < 10
+    assert answers[0].status == 124 and answers[1].stdout == "\nafter\n"
+    assert answers[1].seconds < answers[0].seconds
+    cut = "\n".join(line for line in batch.script(
+        [(probes.vm_probe(slow), 1)], ("podman",)).splitlines() if "rec 0" not in line)
+    assert batch.parse(subprocess.run(["bash", "-c", cut], capture_output=True, text=True
+                                      ).stdout, 1) == [None]  # no record: could not run
+    assert batch.parse("@@labctl-check 0 0 1,5 2,0 aGk=\n@@labctl-check 7 0 1 2 aGk=", 1) == \
+        [batch.Answer(0, "hi", 0.5)]  # a comma locale's clock; an index out of range
 
 
 def test_http_parse_and_judge():
@@ -205,8 +272,9 @@ def test_network_probes_from_a_vm_run_as_shell_and_silence_is_a_fail():
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        assert run_locally(probes.tcp_from_vm("127.0.0.1", port))[0] == 0
-    assert run_locally(probes.tcp_from_vm("127.0.0.1", port))[0] != 0  # closed now
+        assert subprocess.run(["sh", "-c", probes.tcp_from_vm("127.0.0.1", port)]).returncode == 0
+    assert subprocess.run(["sh", "-c", probes.tcp_from_vm("127.0.0.1", port)],
+                          stderr=subprocess.DEVNULL).returncode != 0  # closed now
 
     class Silent:  # the VM's timeout(1) ran out: a probe's answer, a command's failure
         def run(self, command, timeout):
