@@ -52,9 +52,26 @@ def state(session: Session, only: str | None = None,
         entry["copies"].sort(key=lambda c: (len(c["copy"]), c["copy"]))
         runs = CheckHistory(session.data_dir).runs(group, limit=1)
         entry["checks"] = runs[-1].to_dict() if runs else None
+        entry["summary"] = summary(entry)
     bench = [{"run_id": run_id, "created": created, "lab": lab, "headline": _headline(data)}
              for run_id, created, lab, data in Results(session.data_dir).history()[-10:]]
     return {"labs": list(groups.values()), "bench": bench, "at": time.time()}
+
+
+def summary(entry: dict[str, Any]) -> dict[str, int]:
+    """A class at a glance (thirty rows are not read one by one): VMs running,
+    copies whose VMs are all ready, and of the latest check run the copies
+    with full marks and those where a check could not run."""
+    vms = [vm for copy in entry["copies"] for vm in copy["vms"]]
+    checks = entry["checks"] or {"copies": [], "total_points": 0}
+    return {"copies": len(entry["copies"]), "vms": len(vms),
+            "running": sum(vm["state"] == "running" for vm in vms),
+            "ready": sum(bool(c["vms"]) and all(vm["state"] == "running" and
+                                                vm["stage"] == "boot-finished"
+                                                for vm in c["vms"]) for c in entry["copies"]),
+            "checked": len(checks["copies"]),
+            "full_marks": sum(c["earned"] == checks["total_points"] for c in checks["copies"]),
+            "could_not_run": sum(c["could_not_run"] > 0 for c in checks["copies"])}
 
 
 def _headline(data: dict[str, Any]) -> dict[str, float]:

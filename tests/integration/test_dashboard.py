@@ -100,6 +100,13 @@ def test_check_and_reset_from_the_page(page):
     confirm(page)
     wait_for(page, lambda b: b.find_element("id", "labs").text.count("2 / 2") == 2, 120,
              "both copies checked with 2 of 2 points")
+    wait_for(page, lambda b: "full marks 2 of 2" in b.find_element("id", "labs").text, 30,
+             "the class at a glance")
+    page.find_element("id", "filter").send_keys("an")  # one student's row, among many
+    rows = page.find_elements("css selector", "tr[data-copy]")
+    assert [r.get_attribute("data-copy") for r in rows if r.is_displayed()] == ["ana"]
+    page.find_element("id", "filter").clear()
+    page.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
     page.find_element("css selector",
                       "tr[data-copy='ana'] button[data-act='reset']").click()
     confirm(page)

@@ -89,3 +89,27 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(board, tmp_path):
     assert busy.status_code == 409, busy.json()
     assert session.host().domain("room-1", "node").meta.spec_hash == before
     assert session.host().is_running("room-1.node")
+
+
+def test_thirty_copies_at_a_glance(tmp_path: Path):
+    """The page must stay usable with a class of 30: each class carries a
+    summary (VMs running, copies ready, full marks, copies that could not be
+    checked) and the page filters rows by copy."""
+    small = "- name: node\n    memory: 256M\n    disk: 1G"  # thirty fit the test driver
+    (tmp_path / "big.yaml").write_text(LAB.replace("copies: 2", "copies: 30")
+                                       .replace("name: room", "name: big")
+                                       .replace("- name: node", small))
+    reach = FakeReach({"cat /etc/os-release": (0, "\nNAME=Debian\n", "")})
+    session = session_on(tmp_path, reach)
+    lab = load_lab(tmp_path / "big.yaml")
+    classes.up_any(session, lab, lambda *_: None)
+    session.host().conn.lookupByName("big-7.node").destroy()
+    from labctl.usecases.checks import run_checks
+    run_checks(session, lab, all_copies=True)
+    from labctl.usecases.dashboard import state
+    (big,) = state(session)["labs"]
+    assert [c["copy"] for c in big["copies"]] == [str(n) for n in range(1, 31)]
+    assert big["summary"] == {"copies": 30, "vms": 30, "running": 29, "ready": 29,
+                              "checked": 30, "full_marks": 29, "could_not_run": 1}
+    script = (Path(__file__).parents[2] / "labctl/dashboard/static/app.js").read_text()
+    assert "lab.summary" in script and 'addEventListener("input", filter)' in script

@@ -59,20 +59,35 @@ function render(state) {
         `<td>${check} ${resets} ${list}</td></tr>`;
     }).join("");
     const when = lab.checks ? ` · last check ${esc(lab.checks.created)}` : "";
+    const sum = lab.summary;
+    const glance = `<p class="summary">${sum.running} of ${sum.vms} VMs running · ${sum.ready} of ` +
+      `${sum.copies} copies ready` + (lab.checks ? ` · full marks ${sum.full_marks} of ${sum.checked}` +
+      (sum.could_not_run ? ` · <span class="error">${sum.could_not_run} could not be checked</span>` : "") : "") +
+      `</p>`;
     return `<div class="lab" data-lab="${esc(lab.name)}"><h2>${esc(lab.name)} <small>${lab.is_class ? "class of " +
       lab.copies.length + " copies" : "lab"}${when}</small></h2>` +
       `<div class="actions"><button data-act="check-all" data-lab="${esc(lab.name)}">check ${lab.is_class ? "the class" : "the lab"}</button>` +
       `<a href="api/handout.zip?lab=${encodeURIComponent(lab.name)}">hand-outs (zip)</a>` +
-      `<a href="api/checks.csv?lab=${encodeURIComponent(lab.name)}">checks (CSV)</a></div>` +
+      `<a href="api/checks.csv?lab=${encodeURIComponent(lab.name)}">checks (CSV)</a></div>` + glance +
       `<table><thead><tr><th>copy</th><th>VMs</th><th>containers</th><th>checks</th><th></th></tr></thead>` +
       `<tbody>${rows}</tbody></table></div>`;
   }).join("");
   $("#labs").innerHTML = labs || `<p class="muted">No labs in this data dir yet: <code>labctl up LAB.yaml</code>.</p>`;
+  filter();
   $("#bench tbody").innerHTML = state.bench.map((b) => `<tr><td>${esc(b.run_id)}</td><td>${esc(b.lab)}</td>` +
     `<td>${esc(b.created)}</td><td>${esc(Object.entries(b.headline).map(([rt, r]) => `${rt} ×${r}`).join(", "))}</td></tr>`).join("");
   $("#activity").innerHTML = state.activity.slice().reverse().map((a) =>
     `<li>${esc(a.what)}: <b>${esc(a.stage)}</b> ${esc(a.detail)}</li>`).join("");
 }
+
+// Thirty copies: show only the rows whose copy (a student's name or number) matches.
+function filter() {
+  const wanted = $("#filter").value.trim().toLowerCase();
+  document.querySelectorAll("tr[data-copy]").forEach((row) => {
+    row.hidden = wanted !== "" && !row.dataset.copy.toLowerCase().includes(wanted);
+  });
+}
+$("#filter").addEventListener("input", filter);
 
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-act]");
