@@ -173,11 +173,13 @@ class VirtInstall(_DiskPeer):
                 "--osinfo", "detect=on,require=off",
                 "--disk", f"path={self.dir / f'node{i}.qcow2'},bus=virtio,format=qcow2",
                 "--disk", f"path={self.dir / f'seed{i}.iso'},bus=virtio,format=raw,readonly=on",
+                # quoted: the command line has spaces (and may have commas)
                 "--boot", f"kernel={image.kernel},initrd={image.initrd},"
-                          f"kernel_args={image.cmdline}",
+                          f'kernel_args="{image.cmdline}"',
                 "--network", "none", "--graphics", "none", "--noautoconsole",
                 "--serial", f"file,path={self.dir / f'serial-{i}.log'}",
-                "--qemu-commandline", " ".join(user_nic(port))]
+                # joined with '=': a value starting with '-' is an option to argparse
+                f"--qemu-commandline={' '.join(user_nic(port))}"]
 
     def launch(self, i: int, port: int) -> None:
         subprocess.run(self.argv(i, port), check=True, capture_output=True)
@@ -187,6 +189,9 @@ class VirtInstall(_DiskPeer):
             name = f"peers-virtinst-{i}"
             subprocess.run(["virsh", "-c", DEFAULT_URI, "destroy", name], capture_output=True)
             subprocess.run(["virsh", "-c", DEFAULT_URI, "undefine", name], capture_output=True)
+        # virt-install made a storage pool of the disks' directory (named after it)
+        for verb in ("pool-destroy", "pool-undefine"):
+            subprocess.run(["virsh", "-c", DEFAULT_URI, verb, self.dir.name], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
