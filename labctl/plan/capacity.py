@@ -23,6 +23,10 @@ from labctl.plan.hosts import Accel, HostRoom
 QEMU_OVERHEAD_MIB = {"qemu": 330, "kvm": 100}
 DISK_PER_VM_MIB = 300
 BOOTS_PER_CORE = {"qemu": 1, "kvm": 4}
+# A restore is a revert (~2 s) and an identity step that waits on SSH round
+# trips as much as it computes: two of them share a boot's slot. Measured with
+# bench/restore.py (README, "Boot once, restore many").
+RESTORES_PER_BOOT = 2
 HEADROOM = 0.9  # leave a tenth of the free RAM and disk to the host
 
 
@@ -96,9 +100,15 @@ def _refusal(need: Needs, rooms: dict[str, HostRoom], accel: Accel, fit: int) ->
 
 
 def boots_at_once(rooms: dict[str, HostRoom], accels: dict[str, Accel], vms_per_copy: int,
-                  max_parallel: int | None) -> int:
-    """Copies booting at once: what the hosts' cores boot at full speed."""
+                  max_parallel: int | None, restoring: bool = False) -> int:
+    """Copies booting at once: what the hosts' cores boot at full speed (more
+    when every VM is restored from a template)."""
     if max_parallel:
         return max_parallel
     cores = sum(r.cpus * BOOTS_PER_CORE[accels[uri].domain_type] for uri, r in rooms.items())
-    return max(cores // max(vms_per_copy, 1), 1)
+    return max(cores * (RESTORES_PER_BOOT if restoring else 1) // max(vms_per_copy, 1), 1)
+
+
+def vms_at_once(accel: Accel, restoring: bool) -> int:
+    """VMs of one lab brought up at once on its host."""
+    return (4 if accel.is_kvm else 2) * (RESTORES_PER_BOOT if restoring else 1)

@@ -17,8 +17,9 @@ from labctl import __version__
 from labctl.plan.layout import VmPlan, spec_hash
 
 
-def cold_reason(plan: VmPlan, image_has_kernel: bool, host_is_local: bool) -> str | None:
-    """Why this VM must boot cold, or None when a template can start it."""
+def cold_reason(image_has_kernel: bool, host_is_local: bool) -> str | None:
+    """Why a VM of this image on this host must boot cold, or None when a
+    template can start it."""
     if not image_has_kernel:
         return "a disk-booted (cloud) image configures itself with cloud-init at boot"
     if not host_is_local:

@@ -19,6 +19,7 @@ from labctl.images.pull import pull_image
 from labctl.lab.model import Lab
 from labctl.labfiles import LabFiles, SshEntry
 from labctl.plan import actions as planner
+from labctl.plan import capacity
 from labctl.plan.containers import plan_containers
 from labctl.plan.layout import Layout, VmPlan, lab_layout
 from labctl.runtime.deploy import deploy_vm, observe
@@ -204,7 +205,10 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                              f"{exc.get_error_message()}\n  hint: is libvirtd running? "
                              "('labctl doctor' checks)")
 
-    workers = settings.workers or (4 if host.accel.is_kvm else 2)
+    creating = [bases[p.vm.image][0] for p in layout.vms
+                if verbs[("vm", p.vm.name)] in ("create", "recreate")]
+    workers = settings.workers or capacity.vms_at_once(
+        host.accel, bool(creating) and templates.all_restored(settings, creating, host.is_local))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(bring_up, layout.vms))
     failed = [o for o in outcomes if o.error]

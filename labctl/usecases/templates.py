@@ -120,7 +120,7 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
     report = report or session.report
     subject = f"vm {plan.vm.name}"
     reason = "--cold" if session.settings.cold else \
-        cold_reason(plan, image.kernel is not None, host.is_local)
+        cold_reason(image.kernel is not None, host.is_local)
     # Until it has its own identity a restored VM is the template: a run killed
     # in between leaves this mark, and the next `up` recreates the VM.
     pending = restoring(prov.files.dir, plan.domain)
@@ -156,6 +156,13 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
     prov.start_vm(plan.domain)
     report(Event(subject, "started", "", time.monotonic() - began))
     return began
+
+
+def all_restored(settings, images: list[Image], hosts_are_local: bool) -> bool:
+    """Whether every VM of these images would start from a template: then
+    more of them start at once (plan/capacity.RESTORES_PER_BOOT)."""
+    return not settings.cold and all(cold_reason(i.kernel is not None, hosts_are_local) is None
+                                     for i in images)
 
 
 def own_prefix(data_dir: Path) -> str:
