@@ -51,7 +51,8 @@ echo {seed} | base64 -d > /dev/urandom
 # Every copy of the template resumes the same CRNG: writing to urandom only
 # mixes the pool, so make the kernel reseed from it now (RNDRESEEDCRNG), before
 # anything random (the machine-id below) is drawn.
-python3 -c 'import fcntl, os; fcntl.ioctl(os.open("/dev/urandom", os.O_WRONLY), 0x5207)'
+# (-S -I: no site packages to import: a third of python's start, measured)
+python3 -S -I -c 'import fcntl, os; fcntl.ioctl(os.open("/dev/urandom", os.O_WRONLY), 0x5207)'
 rm -f /run/labctl-boot-finished /var/lib/labctl/failed
 sync
 # The template's seed may still sit in vdb's buffers; its files are read from a
