@@ -36,23 +36,30 @@ def status(
     all_copies: bool = ALL_COPIES_OPTION,
 ) -> None:
     """VMs of a lab: state, SSH address, and how long each readiness stage took."""
-    from labctl.usecases.classes import existing_copies
+    from labctl.usecases.classes import status_of_copies
+    from labctl.usecases.lab import status as status_of
 
     s = session(uri)
-    if all_copies:
-        group = lab_name(lab, uri)
-        for name in existing_copies(s, group) or [group]:
-            _status_of(s, name)
+    if not all_copies:
+        name = lab_name(lab, uri, copy)
+        _print_status(name, status_of(s, name))
         return
-    _status_of(s, lab_name(lab, uri, copy))
+    copies = status_of_copies(s, lab_name(lab, uri))
+    if STATE.json:
+        print_json([{"lab": c.lab, "host": c.host, "unreachable": c.unreachable,
+                     "vms": [row.__dict__ for row in c.vms]} for c in copies])
+        return
+    for c in copies:
+        if c.unreachable:
+            out.print(f"lab {c.lab}: host unreachable ({c.host}): {c.unreachable}",
+                      markup=False)
+        else:
+            _print_status(c.lab, list(c.vms))
 
 
-def _status_of(s, name: str) -> None:
+def _print_status(name: str, rows: list) -> None:
     from rich.table import Table
 
-    from labctl.usecases.lab import status
-
-    rows = status(s, name)
     if STATE.json:
         print_json([row.__dict__ for row in rows])
         return

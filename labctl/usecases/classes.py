@@ -167,6 +167,27 @@ def existing_copies(session: Session, group: str) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+@dataclass(frozen=True)
+class CopyStatus:
+    lab: str  # the copy's lab name
+    host: str  # the URI it was placed on
+    vms: tuple = ()  # lab_cases.VmStatus rows
+    unreachable: str = ""  # why its host could not be asked (the other copies still are)
+
+
+def status_of_copies(session: Session, group: str) -> list[CopyStatus]:
+    """Each copy's VMs; a copy whose host cannot be reached is a row saying so
+    (a host lost mid-class must not hide the copies still running elsewhere)."""
+    found = []
+    for name in existing_copies(session, group) or {group: ""}:
+        uri = session.placed_uri(name)
+        try:
+            found.append(CopyStatus(name, uri, tuple(lab_cases.status(session, name))))
+        except LabctlError as exc:
+            found.append(CopyStatus(name, uri, unreachable=exc.message))
+    return found
+
+
 # -- one entry point per command: a class or a single lab, decided here --------------
 def copies_of(lab: Lab, copies: int | None = None, only: str | None = None) -> list[str]:
     """The copy ids `up` would bring up; [] when the lab is a single lab."""

@@ -258,3 +258,9 @@ def test_hosts_lists_each_host_its_room_and_labs_and_an_unreachable_one(tmp_path
         assert rows[uri].accel in ("kvm", "qemu") and rows[uri].cpus > 0
         assert rows[uri].memory_mib > 0
     assert not rows[gone].reachable and rows[gone].error and rows[gone].placed == ("hello-9",)
+    # status of the class: the lost host's copy says so, the others still answer
+    copies = {c.lab: c for c in classes.status_of_copies(session, "hello")}
+    assert set(copies) == {"hello-1", "hello-2", "hello-9"}
+    assert copies["hello-9"].host == gone and "cannot connect" in copies["hello-9"].unreachable
+    assert all(not copies[lab].unreachable and copies[lab].vms[0].state == "running"
+               for lab in ("hello-1", "hello-2"))
