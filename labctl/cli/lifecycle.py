@@ -93,6 +93,9 @@ def up(
                                    help="A libvirt host for the copies (repeatable); "
                                         "overrides the file's hosts:."),
     cold: bool = COLD_OPTION,
+    replace_lost: bool = typer.Option(False, "--replace-lost",
+                                      help="A class's host that cannot be reached is left "
+                                           "out: its copies are re-created on the others."),
 ) -> None:
     """Create what is missing, start what is stopped, wait until every VM answers SSH.
     A VM is restored from a template of its shape (booted once) unless it cannot be."""
@@ -113,13 +116,14 @@ def up(
         with ClassProgress(ids) as progress:
             try:
                 result = classes.up_any(s, lab, progress, copies, copy, max_parallel,
-                                        tuple(host))
+                                        tuple(host), replace_lost)
             except classes.ClassFailed as failed:
                 print_class(failed.result)
                 raise
         print_class(result)
         return
-    result = classes.up_any(s, lab, lambda _copy, event: s.report(event), hosts=tuple(host))
+    result = classes.up_any(s, lab, lambda _copy, event: s.report(event), hosts=tuple(host),
+                            replace_lost=replace_lost)
     print_up(result)
 
 

@@ -22,6 +22,7 @@ from labctl.plan import capacity, classroom
 from labctl.usecases import lab as lab_cases
 from labctl.usecases import templates
 from labctl.usecases.session import Session
+from labctl.virt.host import Host
 
 ClassReport = Callable[[str, Event], None]  # (copy id, event)
 
@@ -68,20 +69,49 @@ class ClassResult:
 
 def up_class(session: Session, lab: Lab, report: ClassReport, copies: int | None = None,
              only: str | None = None, max_parallel: int | None = None,
-             reset: frozenset[str] = frozenset(), hosts: tuple[str, ...] = ()) -> ClassResult:
+             reset: frozenset[str] = frozenset(), hosts: tuple[str, ...] = (),
+             replace_lost: bool = False) -> ClassResult:
     """Admission, placement, then copies in waves; the class and each copy
-    under its own lock, exactly like `labctl up` of one lab."""
+    under its own lock, exactly like `labctl up` of one lab. replace_lost: a
+    host that cannot be reached is left out and its copies are placed again
+    on the others (otherwise it is an error naming it)."""
     with session.changing(lab.name, "up (class)"):
-        return _up_class(session, lab, report, copies, only, max_parallel, reset, hosts)
+        return _up_class(session, lab, report, copies, only, max_parallel, reset, hosts,
+                         replace_lost)
+
+
+def _open_hosts(session: Session, lab: Lab, report: ClassReport, uris: list[str],
+                replace_lost: bool) -> dict[str, Host]:
+    opened, lost = {}, {}
+    for uri in uris:
+        try:
+            opened[uri] = session.host(uri)
+        except LabctlError as exc:
+            if not replace_lost:
+                raise LabctlError(f"host {uri} of class '{lab.name}' cannot be reached: "
+                                  f"{exc.message}", "bring it back, or 'labctl up "
+                                  "--replace-lost' re-creates its copies on the other "
+                                  "hosts") from None
+            lost[uri] = exc.message
+    if not opened:
+        raise LabctlError(f"no host of class '{lab.name}' can be reached",
+                          "'labctl hosts' says why for each")
+    for uri, why in lost.items():
+        placed = [d.name for d in sorted((session.data_dir / "labs").glob(f"{lab.name}-*"))
+                  if session.files(d.name).placement().get("uri") == uri]
+        report("*", Event(f"host {uri}", "lost", f"{why}; its copies "
+                          f"({', '.join(placed) or 'none'}) go to the other hosts"))
+    return opened
 
 
 def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | None,
               only: str | None, max_parallel: int | None, reset: frozenset[str],
-              hosts: tuple[str, ...]) -> ClassResult:
+              hosts: tuple[str, ...], replace_lost: bool = False) -> ClassResult:
     start = time.monotonic()
     labs = classroom.expand(lab, copies, only)
     uris = list(dict.fromkeys(hosts or lab.hosts or (session.settings.uri,)))
-    opened = {uri: session.host(uri) for uri in uris}
+    opened = _open_hosts(session, lab, report, uris, replace_lost)
+    uris = [uri for uri in uris if uri in opened]
     accels = {uri: host.accel for uri, host in opened.items()}
     # A copy stays on the host it was placed on; new copies go where RAM is left.
     recorded = {c.name: session.files(c.name).placement().get("uri") for c in labs}
@@ -154,10 +184,13 @@ def existing_copies(session: Session, group: str) -> dict[str, str]:
     """copy lab name -> copy id, for every copy of `group` the default host or
     the data dir's placement records know."""
     found = {}
-    host = session.host()
-    for obj in host.domains() + host.networks():
-        if obj.meta.group == group:
-            found[obj.meta.lab] = obj.meta.copy
+    try:
+        host = session.host()
+        for obj in host.domains() + host.networks():
+            if obj.meta.group == group:
+                found[obj.meta.lab] = obj.meta.copy
+    except LabctlError:
+        pass  # the default host is lost: the records below still name its copies
     labs = session.data_dir / "labs"
     if labs.is_dir():
         for directory in labs.iterdir():
@@ -198,11 +231,14 @@ def copies_of(lab: Lab, copies: int | None = None, only: str | None = None) -> l
 
 def up_any(session: Session, lab: Lab, report: ClassReport, copies: int | None = None,
            only: str | None = None, max_parallel: int | None = None,
-           hosts: tuple[str, ...] = ()) -> lab_cases.UpResult | ClassResult:
+           hosts: tuple[str, ...] = (), replace_lost: bool = False
+           ) -> lab_cases.UpResult | ClassResult:
     """`labctl up`: the copies of a class (progress tagged per copy), or the lab."""
     if copies_of(lab, copies, only):
         return _checked(up_class(session, lab, report, copies, only, max_parallel,
-                                 hosts=hosts))
+                                 hosts=hosts, replace_lost=replace_lost))
+    if replace_lost:
+        raise UsageError("--replace-lost moves the copies of a class", "add --copies N")
     if hosts:
         raise UsageError("--host places the copies of a class", "add --copies N, or use "
                          "--uri to put this lab on one host")

@@ -264,3 +264,27 @@ def test_hosts_lists_each_host_its_room_and_labs_and_an_unreachable_one(tmp_path
     assert copies["hello-9"].host == gone and "cannot connect" in copies["hello-9"].unreachable
     assert all(not copies[lab].unreachable and copies[lab].vms[0].state == "running"
                for lab in ("hello-1", "hello-2"))
+
+
+def test_a_lost_host_is_named_and_replace_lost_moves_its_copies(tmp_path: Path):
+    first, second = node_uri(tmp_path, "first"), node_uri(tmp_path, "second")
+    session = session_on(tmp_path, uri=first)
+    placed = classes.up_class(session, HELLO, lambda _c, _e: None, copies=2,
+                              hosts=(first, second)).placement
+    (stranded,) = [lab for lab, uri in placed.items() if uri == second]
+    Path(second.removeprefix("test://")).unlink()  # the host dies mid-class
+    session._hosts.pop(second)
+    with pytest.raises(LabctlError) as lost:
+        classes.up_class(session, HELLO, lambda _c, _e: None, copies=2, hosts=(first, second))
+    assert lost.value.message.startswith(f"host {second} of class 'hello' cannot be reached")
+    assert "--replace-lost" in lost.value.hint
+    events = []
+    moved = classes.up_class(session, HELLO, lambda _c, e: events.append(e), copies=2,
+                             hosts=(first, second), replace_lost=True)
+    assert not moved.failed and set(moved.placement.values()) == {first}
+    (said,) = [e for e in events if e.stage == "lost"]
+    assert said.subject == f"host {second}" and stranded in said.detail
+    assert session.placed_uri(stranded) == first  # recorded: later commands go there
+    with pytest.raises(UsageError, match="--replace-lost moves the copies of a class"):
+        classes.up_any(session, load_lab(ROOT / "examples" / "hello.yaml"),
+                       lambda _c, _e: None, replace_lost=True)
