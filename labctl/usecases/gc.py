@@ -10,7 +10,8 @@ runs, of deleted data dirs, and of image versions no VM boots from.
 - volumes named after a domain that does not exist (a create killed before
   `define`), and base images that no overlay or domain uses and that are not
   the image cache's current version;
-- a lab's local files (and lab registry) when libvirt holds nothing of the lab;
+- a lab's local files (and lab registry) when libvirt holds nothing of the lab
+  and the lab is not recorded on another host (a class's copy elsewhere);
 - templates (boot once, restore many) of an image no longer in the cache, and
   template volumes without a record (a build killed before it finished).
 
@@ -59,6 +60,8 @@ class Facts:
     labs_with_keys: dict[str, set[str]]  # data dir -> labs that have a login key there
     templates: dict[str, tuple[str, str]] | None = None  # key -> (volume, image sha256)
     current_digests: frozenset[str] = frozenset()  # sha256 of the images in the cache
+    uri: str = ""  # the host these facts are of
+    placed: dict[str, str] | None = None  # lab -> the host it is recorded on
 
 
 def classify(f: Facts) -> list[Garbage]:
@@ -105,7 +108,8 @@ def classify(f: Facts) -> list[Garbage]:
     labs_in_libvirt = {lab for lab, _ in f.domains.values()} | {lab for lab, _ in
                                                                  f.networks.values()}
     for lab in f.lab_dirs:
-        if lab not in labs_in_libvirt or lab in keyless:
+        elsewhere = (f.placed or {}).get(lab, "") not in ("", f.uri)
+        if lab in keyless or (lab not in labs_in_libvirt and not elsewhere):
             found.append(Garbage("files", lab, lab, "local files (keys, registry) of a lab "
                                  "libvirt no longer has"))
     return found
@@ -138,7 +142,9 @@ def gather(host: Host, data_dir: Path, images: ImageCache) -> Facts:
                  _lab_dirs(data_dir), {d: _labs_with_keys(Path(d)) for d in owners
                                        if Path(d).is_dir()},
                  {t.key: (t.volume, t.image_sha256) for t in TemplateStore(data_dir).all()},
-                 frozenset(i.manifest.get("sha256", "") for i in images.list()))
+                 frozenset(i.manifest.get("sha256", "") for i in images.list()), host.uri,
+                 {lab: LabFiles(data_dir, lab).placement().get("uri", "")
+                  for lab in _lab_dirs(data_dir)})
 
 
 def _lab_dirs(data_dir: Path) -> list[str]:

@@ -56,6 +56,16 @@ def test_files_of_a_lab_libvirt_no_longer_has():
     assert [(g.kind, g.name) for g in found] == [("files", "gone")]
 
 
+def test_files_of_a_copy_on_another_host_are_not_this_hosts_garbage():
+    """A class over two hosts: gc of one must not take the keys of the copies
+    the other holds (libvirt here has nothing of them, by design)."""
+    here, there = "qemu:///system", "qemu+ssh://lab@h2/system"
+    found = classify(facts(domains={}, networks={}, volumes=[], lab_dirs=["web-1", "web-2"],
+                           labs_with_keys={MINE: {"web-1", "web-2"}}, uri=here,
+                           placed={"web-1": here, "web-2": there}))
+    assert [(g.kind, g.name) for g in found] == [("files", "web-1")]
+
+
 def test_another_data_dirs_lab_is_left_alone_while_that_dir_has_it():
     theirs = {"class.x": ("class", OTHER)}
     assert classify(facts(domains={**facts().domains, **theirs},
