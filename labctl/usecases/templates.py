@@ -37,6 +37,7 @@ from labctl.plan.layout import VmPlan
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
 from labctl.ssh.transport import HostKeyMismatch
 from labctl.usecases.session import Session
+from labctl.virt import ports
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
 from labctl.virt.storage import BaseVolumes
@@ -148,15 +149,35 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             remove_template(session, host, template.key)
             reason = "the template did not match its record (removed: the next up rebuilds it)"
         except LabctlError as exc:
+            _note_refused_port(prov, exc)
             reason = f"the template could not be used ({exc.message})"
     report(Event(subject, "cold", f"cold boot: {reason}"))
     pending.unlink(missing_ok=True)
     report(Event(subject, "define", f"{verb} {plan.domain}"))
-    prov.create_vm(plan, image, base)
-    began = time.monotonic()
-    prov.start_vm(plan.domain)
+    for attempt in range(PORT_ATTEMPTS):
+        prov.create_vm(plan, image, base)
+        began = time.monotonic()
+        try:
+            prov.start_vm(plan.domain)
+            break
+        except LabctlError as exc:
+            port = _note_refused_port(prov, exc)
+            if port is None or attempt == PORT_ATTEMPTS - 1:
+                raise
+            report(Event(subject, "define", f"host port {port} was taken after it was "
+                                            "chosen: choosing another"))
     report(Event(subject, "started", "", time.monotonic() - began))
     return began
+
+
+PORT_ATTEMPTS = 3  # a forwarded port taken between labctl's choice and qemu's bind
+
+
+def _note_refused_port(prov: Provisioner, exc: LabctlError) -> int | None:
+    port = ports.refused_port(exc.message)
+    if port is not None:
+        prov.refused_ports.add(port)
+    return port
 
 
 def all_restored(settings, images: list[Image], hosts_are_local: bool) -> bool:

@@ -5,7 +5,6 @@ is defined (with its metadata) before it is started."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from labctl.events import Event, Report
@@ -14,7 +13,8 @@ from labctl.images.seed import render_seed, seed_iso
 from labctl.labfiles import LabFiles
 from labctl.plan.layout import NetworkPlan, VmPlan
 from labctl.plan.specs import VmFacts, domain_spec, network_spec, seed_spec, vm_meta
-from labctl.virt.access import LOOPBACK, forward_bind
+from labctl.virt import ports
+from labctl.virt.access import forward_bind
 from labctl.virt.connection import libvirt_errors
 from labctl.virt.domain import domain_xml
 from labctl.virt.host import Host
@@ -31,6 +31,7 @@ class Provisioner:
         self.host, self.storage, self.files = host, host.storage, files
         self.report, self.templates = report, templates
         self.class_meta = {"group": group, "copy": copy}  # in every object's metadata
+        self.refused_ports: set[int] = set()  # host ports qemu could not bind: never again
 
     # -- networks ---------------------------------------------------------------
     def create_network(self, plan: NetworkPlan) -> None:
@@ -74,16 +75,20 @@ class Provisioner:
         seed_path = self.storage.upload_bytes(plan.seed, seed_iso(render_seed(seed,
                                                                               self.templates)))
         ssh_port, published = None, []
+        bind = forward_bind(self.host.uri)
         if plan.uses_user_network:  # SSH and published ports are forwarded from the host
-            taken = self._ports_in_use()
-            ssh_port = old_port or free_port(taken)
+            taken = self._ports_in_use() | self.refused_ports
+            local = self.host.is_local
+            ssh_port = old_port if old_port and old_port not in self.refused_ports else \
+                ports.pick(taken, bind, local)
+            taken.add(ssh_port)
             for port in plan.published:
-                chosen = port if _free(port, taken | {ssh_port}) else free_port(taken)
+                chosen = port if port not in taken and ports.is_free(port, bind, local) \
+                    else ports.pick(taken, bind, local)
                 taken.add(chosen)
                 published.append((chosen, port))
         facts = VmFacts(self.host.accel.domain_type, overlay, seed_path, base.kernel,
-                        base.initrd, image.cmdline, ssh_port, tuple(published),
-                        forward_bind(self.host.uri))
+                        base.initrd, image.cmdline, ssh_port, tuple(published), bind)
         meta = vm_meta(plan, self.files.lab, facts, str(self.files.data_dir.resolve()),
                        **self.class_meta)
         self.host.define_domain(domain_xml(domain_spec(plan, facts, meta), self.templates))
@@ -115,26 +120,3 @@ class Provisioner:
             if found.meta.ssh_port:
                 ports.add(found.meta.ssh_port)
         return ports
-
-
-def _free(port: int, taken: set[int]) -> bool:
-    if port in taken:
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(avoid: set[int]) -> int:
-    """A TCP port free on the forwards' loopback address now and not reserved by
-    another labctl VM."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((LOOPBACK, 0))
-            port = sock.getsockname()[1]
-        if port not in avoid:
-            return port
-    raise RuntimeError(f"no free TCP port on {LOOPBACK}")
