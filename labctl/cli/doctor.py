@@ -19,21 +19,30 @@ def doctor(
                                     help="Also check this lab's RAM, disk and images."),
     var: list[str] = VAR_OPTION,
     uri: str = URI_OPTION,
+    all_hosts: bool = typer.Option(False, "--all-hosts",
+                                   help="Every host labctl knows of (labctl hosts), a "
+                                        "table each."),
 ) -> None:
     """Check libvirtd, KVM or TCG, qemu, tools, memory, disk and images."""
     from rich.table import Table
 
     from labctl.usecases.doctor import run_checks
+    from labctl.usecases.hosts import known_uris
 
     lab = load(lab_file, var) if lab_file else None
-    conf = session(uri).settings
-    checks = run_checks(conf.uri, conf.data_dir, lab)
+    s = session(uri)
+    uris = known_uris(s) if all_hosts else [s.settings.uri]
+    per_host = {where: run_checks(where, s.data_dir, lab) for where in uris}
     if STATE.json:
-        print_json([c.__dict__ for c in checks])
+        print_json([{**c.__dict__, "host": where} for where, checks in per_host.items()
+                    for c in checks] if all_hosts else [c.__dict__ for c in per_host[uris[0]]])
     else:
-        table = Table(show_header=False, box=None)
-        for check in checks:
-            table.add_row(check.name, f"[{STYLE[check.status]}]{check.status}[/]", check.detail)
-        out.print(table)
-    if any(c.status == "fail" for c in checks):
+        for where, checks in per_host.items():
+            table = Table(show_header=False, box=None, title=where if all_hosts else None,
+                          title_justify="left")
+            for check in checks:
+                table.add_row(check.name, f"[{STYLE[check.status]}]{check.status}[/]",
+                              check.detail)
+            out.print(table)
+    if any(c.status == "fail" for checks in per_host.values() for c in checks):
         raise typer.Exit(1)

@@ -17,25 +17,44 @@ def gc(
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
     uri: str = URI_OPTION,
+    all_hosts: bool = typer.Option(False, "--all-hosts",
+                                   help="Every host labctl knows of (labctl hosts), "
+                                        "each on its own."),
 ) -> None:
     """Remove leftovers: VMs, networks and volumes of labs whose keys are gone,
     volumes of VMs never defined, unused old base images, files of removed labs."""
     from labctl.usecases import gc as collector
+    from labctl.usecases.hosts import known_uris
 
     s = session(uri)
-    garbage = collector.find(s)
+    uris = known_uris(s) if all_hosts else [s.settings.uri]
+    per_host = collector.find_on_hosts(s, uris)
+    for where, found in per_host.items():
+        if isinstance(found, Exception):
+            if not all_hosts:
+                raise found
+            err.print(f"host {where}: cannot be reached, skipped ({found.message})",
+                      markup=False)
+        else:
+            _gc_host(s, where, found, yes, dry_run, all_hosts)
+
+
+def _gc_host(s, uri: str, garbage: list, yes: bool, dry_run: bool, label: bool) -> None:
+    from labctl.usecases import gc as collector
+
+    on = f"{uri}: " if label else ""
     if STATE.json and (dry_run or not garbage):
-        print_json([g.__dict__ for g in garbage])
+        print_json([{**g.__dict__, "host": uri} for g in garbage])
         return
     if not garbage:
-        out.print("nothing to collect: every labctl resource belongs to a usable lab.",
+        out.print(f"{on}nothing to collect: every labctl resource belongs to a usable lab.",
                   markup=False)
         return
     if not STATE.json:
         for g in garbage:
-            out.print(f"{g.kind:<8} {g.name}: {g.reason}", markup=False)
+            out.print(f"{on}{g.kind:<8} {g.name}: {g.reason}", markup=False)
     if dry_run:
-        out.print(f"{len(garbage)} item(s) would be removed (run without --dry-run).",
+        out.print(f"{on}{len(garbage)} item(s) would be removed (run without --dry-run).",
                   markup=False)
         return
     if not yes:
@@ -47,8 +66,8 @@ def gc(
     removed = collector.collect(
         s, garbage,
         busy=lambda lab: err.print(f"skipped lab '{lab}': a labctl is working on it",
-                                   markup=False))
+                                   markup=False), uri=uri)
     if STATE.json:
-        print_json([g.__dict__ for g in removed])
+        print_json([{**g.__dict__, "host": uri} for g in removed])
     else:
-        out.print(f"removed {len(removed)} of {len(garbage)} item(s).", markup=False)
+        out.print(f"{on}removed {len(removed)} of {len(garbage)} item(s).", markup=False)

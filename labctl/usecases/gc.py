@@ -120,8 +120,20 @@ def _stem(volume: str) -> str:
     return volume.removesuffix(DONE).rsplit(".", 1)[0]
 
 
-def find(session: Session) -> list[Garbage]:
-    return classify(gather(session.host(), session.data_dir, session.settings.images))
+def find(session: Session, uri: str | None = None) -> list[Garbage]:
+    """Garbage on one host (default: the session's)."""
+    return classify(gather(session.host(uri), session.data_dir, session.settings.images))
+
+
+def find_on_hosts(session: Session, uris: list[str]) -> dict[str, list[Garbage] | LabctlError]:
+    """Garbage on each host (a host that cannot be reached: why, the others go on)."""
+    found: dict[str, list[Garbage] | LabctlError] = {}
+    for uri in uris:
+        try:
+            found[uri] = find(session, uri)
+        except LabctlError as exc:
+            found[uri] = exc
+    return found
 
 
 def gather(host: Host, data_dir: Path, images: ImageCache) -> Facts:
@@ -163,10 +175,11 @@ def _labs_with_keys(data_dir: Path) -> set[str]:
 
 
 def collect(session: Session, garbage: list[Garbage],
-            busy: Callable[[str], None] = lambda _lab: None) -> list[Garbage]:
-    """Remove `garbage`, each lab under its lock (a busy lab is skipped and
-    named through `busy`); returns what was removed."""
-    host, report, data_dir = session.host(), session.report, session.data_dir
+            busy: Callable[[str], None] = lambda _lab: None,
+            uri: str | None = None) -> list[Garbage]:
+    """Remove `garbage` found on the host at `uri`, each lab under its lock (a
+    busy lab is skipped and named through `busy`); returns what was removed."""
+    host, report, data_dir = session.host(uri), session.report, session.data_dir
     removed = []
     by_lab: dict[str, list[Garbage]] = {}
     for g in garbage:

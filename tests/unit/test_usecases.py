@@ -288,3 +288,15 @@ def test_a_lost_host_is_named_and_replace_lost_moves_its_copies(tmp_path: Path):
     with pytest.raises(UsageError, match="--replace-lost moves the copies of a class"):
         classes.up_any(session, load_lab(ROOT / "examples" / "hello.yaml"),
                        lambda _c, _e: None, replace_lost=True)
+
+
+def test_gc_of_each_host_of_a_class_keeps_the_other_hosts_copies(tmp_path: Path):
+    from labctl.usecases import gc
+
+    first, second = node_uri(tmp_path, "first"), node_uri(tmp_path, "second")
+    session = session_on(tmp_path, uri=first)
+    classes.up_class(session, HELLO, lambda _c, _e: None, copies=2, hosts=(first, second))
+    gone = f"test://{tmp_path}/no-such-node.xml"
+    found = gc.find_on_hosts(session, [first, second, gone])
+    assert found[first] == [] and found[second] == []  # each copy's keys stay
+    assert isinstance(found[gone], LabctlError)
