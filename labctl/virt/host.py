@@ -163,11 +163,16 @@ class Host:
         except libvirt.libvirtError:
             return False
         with libvirt_errors(f"cannot remove VM {name}"):
+            # its snapshots live in its overlay, which goes with it; libvirt's
+            # records of them would otherwise refuse the undefine, and so would
+            # a UEFI VM's NVRAM file (its firmware variables: the VM's own; the
+            # test driver knows no such flag, so only when there is one)
+            flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            if re.search(r"<nvram|<loader|firmware=.efi.", dom.XMLDesc(0)):
+                flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
             if dom.isActive():
                 dom.destroy()
-            # its snapshots live in its overlay, which goes with it; libvirt's
-            # records of them would otherwise refuse the undefine
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+            dom.undefineFlags(flags)
         return True
 
     # -- snapshots (templates and students'; virt/snapshots.py) -------------------

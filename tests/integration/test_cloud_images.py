@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from labctl.virt.connection import connect
 
 from .conftest import LABS, error_lines, labctl, leftovers
 
@@ -54,8 +57,9 @@ def test_the_catalogue_pulls_by_the_distributions_checksum_file(served, settings
 
 
 def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings, world_key):
-    """Two VMs of the image: `stock` must come up configured; `broken` has a
-    runcmd that fails, and cloud-init's error must fail `up` loudly."""
+    """Two VMs of the image: `stock` (BIOS) must come up configured; `broken`
+    boots it through UEFI and has a runcmd that fails, and cloud-init's error
+    (so the UEFI boot got as far as cloud-init) must fail `up` loudly."""
     lab = str(LABS / "cloud.yaml")
     labctl("down", "itcloud", check=False)
     try:
@@ -65,6 +69,9 @@ def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings
         said = "\n".join(error_lines(result.stderr))
         assert said.startswith("error: 1 of 2 VMs ready; VM 'broken': cloud-init: "), said
         assert "scripts-user" in said and "Runparts: 1 failures (runcmd)" in said
+        efi = ET.fromstring(connect(settings.uri).lookupByName("itcloud.broken").XMLDesc(0))
+        loader = efi.findtext("os/loader") or ""
+        assert "OVMF" in loader and "secboot" not in loader.lower(), loader  # no Secure Boot
         assert "Traceback" not in result.stderr
         run = lambda *cmd: labctl("exec", "itcloud.stock", "--", *cmd).stdout  # noqa: E731
         assert run("hostname").strip() == "stock"
