@@ -105,7 +105,9 @@ class Storage:
         target = Path(self.path(source)).with_name(name)
         shutil.copyfile(self.path(source), target)  # sparse enough: qcow2 holds only data
         target.chmod(0o600)
-        self.pool.refresh(0)
+        # another VM's seed upload (an asynchronous job) makes libvirt refuse a
+        # refresh: restores of a 3-VM lab fell back to cold boots on it
+        _when_idle(lambda: self.pool.refresh(0))
         return str(target)
 
     def create_overlay(self, name: str, base_path: str, capacity_gib: int) -> str:
