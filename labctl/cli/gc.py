@@ -28,35 +28,38 @@ def gc(
 
     s = session(uri)
     uris = known_uris(s) if all_hosts else [s.settings.uri]
-    per_host = collector.find_on_hosts(s, uris)
-    for where, found in per_host.items():
+    rows: list[dict] = []  # --json: one document for every host
+    for where, found in collector.find_on_hosts(s, uris).items():
         if isinstance(found, Exception):
             if not all_hosts:
                 raise found
             err.print(f"host {where}: cannot be reached, skipped ({found.message})",
                       markup=False)
         else:
-            _gc_host(s, where, found, yes, dry_run, all_hosts)
+            rows += [{**g.__dict__, "host": where}
+                     for g in _gc_host(s, where, found, yes, dry_run, all_hosts)]
+    if STATE.json:
+        print_json(rows)
 
 
-def _gc_host(s, uri: str, garbage: list, yes: bool, dry_run: bool, label: bool) -> None:
+def _gc_host(s, uri: str, garbage: list, yes: bool, dry_run: bool, label: bool) -> list:
+    """What was removed on one host (with --dry-run: what would be)."""
     from labctl.usecases import gc as collector
 
     on = f"{uri}: " if label else ""
     if STATE.json and (dry_run or not garbage):
-        print_json([{**g.__dict__, "host": uri} for g in garbage])
-        return
+        return garbage
     if not garbage:
         out.print(f"{on}nothing to collect: every labctl resource belongs to a usable lab.",
                   markup=False)
-        return
+        return []
     if not STATE.json:
         for g in garbage:
             out.print(f"{on}{g.kind:<8} {g.name}: {g.reason}", markup=False)
     if dry_run:
         out.print(f"{on}{len(garbage)} item(s) would be removed (run without --dry-run).",
                   markup=False)
-        return
+        return garbage
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"{len(garbage)} item(s) to remove; confirm with --yes",
@@ -67,7 +70,6 @@ def _gc_host(s, uri: str, garbage: list, yes: bool, dry_run: bool, label: bool) 
         s, garbage,
         busy=lambda lab: err.print(f"skipped lab '{lab}': a labctl is working on it",
                                    markup=False), uri=uri)
-    if STATE.json:
-        print_json([{**g.__dict__, "host": uri} for g in removed])
-    else:
+    if not STATE.json:
         out.print(f"{on}removed {len(removed)} of {len(garbage)} item(s).", markup=False)
+    return removed
