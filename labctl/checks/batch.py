@@ -25,6 +25,7 @@ from labctl.shell import quote
 
 RECORD = "@@labctl-check"
 KILL_AFTER = 2  # seconds timeout(1) waits after TERM before KILL
+TIMED_OUT = 124  # timeout(1)'s exit status
 
 # Which runtime holds a container, and its inspect output, once per VM. A
 # timeout while looking is remembered as status 124 for every probe of it.
@@ -40,7 +41,7 @@ resolve() {
     INSP[$1]=$(timeout -k @KILL@ "$2" sudo -n "$r" container inspect "$1" 2>/dev/null)
     ST[$1]=$?
     if [ "${ST[$1]}" = 0 ]; then RT[$1]=$r; return 0; fi
-    if [ "${ST[$1]}" = 124 ]; then return 0; fi
+    if [ "${ST[$1]}" = @TIMED_OUT@ ]; then return 0; fi
   done
   ST[$1]=0; INSP[$1]=
 }
@@ -56,7 +57,8 @@ class Answer:
 
 def script(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> str:
     """bash for a VM: each (probe, timeout) in order, a record each."""
-    lines = [f"RUNTIMES={quote(' '.join(runtimes))}", PRELUDE.replace("@KILL@", str(KILL_AFTER))]
+    lines = [f"RUNTIMES={quote(' '.join(runtimes))}", PRELUDE.replace("@KILL@", str(KILL_AFTER))
+             .replace("@TIMED_OUT@", str(TIMED_OUT))]
     for index, (probe, timeout) in enumerate(probes):
         lines.append("t0=$EPOCHREALTIME")
         run = (f"out=$(timeout -k {KILL_AFTER} {timeout} sh -c {quote(probe.command or '')} "
@@ -68,7 +70,7 @@ def script(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> str:
             found = "s=0; out=$'\\n'\"${INSP[" + name + "]}\"" if probe.command is None \
                 else f"export rt=\"${{RT[{name}]}}\"; {run}"
             lines += [f"resolve {name} {timeout}",
-                      f"if [ \"${{ST[{name}]}}\" = 124 ]; then s=124; out=; "
+                      f"if [ \"${{ST[{name}]}}\" = {TIMED_OUT} ]; then s={TIMED_OUT}; out=; "
                       f"elif [ -z \"${{RT[{name}]}}\" ]; then s=0; out={quote(NO_CONTAINER)}; "
                       f"else {found}; fi"]
         lines.append(f"rec {index} \"$s\" \"$t0\" \"$out\"")

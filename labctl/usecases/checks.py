@@ -12,21 +12,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from labctl.checks import batch, probes
+from labctl.checks.batch import TIMED_OUT
 from labctl.checks.probes import ERROR, Verdict
 from labctl.checks.results import CheckInfo, CheckRun, CopyResult, Outcome
 from labctl.checks.store import CheckHistory, now
 from labctl.errors import LabctlError, UsageError
 from labctl.lab.model import Check, Lab
 from labctl.plan import classroom
+from labctl.runtime.oci import RUNTIMES
 from labctl.shell import quote
 from labctl.ssh.transport import SSHTransport
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
 
-RUNTIMES = ("podman", "docker")
 COPIES_AT_ONCE = 8  # SSH sessions are cheap; the VMs' CPUs are the limit
-TIMED_OUT = 124  # timeout(1)'s exit status
 
 
 def targets(session: Session, lab: Lab, copy: str | None, all_copies: bool) -> dict[str, str]:

@@ -97,8 +97,8 @@ def _open_hosts(session: Session, lab: Lab, report: ClassReport, uris: list[str]
         raise LabctlError(f"no host of class '{lab.name}' can be reached",
                           "'labctl hosts' says why for each")
     for uri, why in lost.items():
-        placed = [d.name for d in sorted((session.data_dir / "labs").glob(f"{lab.name}-*"))
-                  if session.files(d.name).placement().get("uri") == uri]
+        placed = [name for name in existing_copies(session, lab.name)
+                  if session.placed_uri(name) == uri]
         report("*", Event(f"host {uri}", "lost", f"{why}; its copies "
                           f"({', '.join(placed) or 'none'}) go to the other hosts"))
     return opened

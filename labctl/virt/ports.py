@@ -15,6 +15,8 @@ import random
 import re
 import socket
 
+from labctl.errors import LabctlError
+
 REMOTE_RANGE = (20000, 61000)  # below Linux's default ephemeral range's end
 PROBE_SECONDS = 1.0
 
@@ -46,11 +48,13 @@ def pick(avoid: set[int], address: str, local: bool) -> int:
                 port = sock.getsockname()[1]
         else:
             port = random.randrange(*REMOTE_RANGE)
-            if not is_free(port, address, local):
+            if port in avoid or not is_free(port, address, local):
                 continue
         if port not in avoid:
             return port
-    raise RuntimeError(f"no free TCP port on {address}")
+    raise LabctlError(f"no free TCP port for a VM's forwards on {address}",
+                      "free some ports there, or use a lab network (mode: nat) instead of "
+                      "user-mode networking")
 
 
 _FORWARD_FAILED = re.compile(r"host forwarding rule '?tcp:[^:]*:(\d+)-")
