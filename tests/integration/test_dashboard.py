@@ -69,6 +69,21 @@ def wait_for(browser, predicate, seconds: float, what: str):
     raise AssertionError(f"the page never showed {what}:\n{body}")
 
 
+def click(browser, selector: str) -> None:
+    """Click what `selector` finds now: the page is live, so a row can be
+    rebuilt between finding a button and clicking it (selenium then calls
+    the element stale); find it again rather than click a detached node."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            browser.find_element("css selector", selector).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.25)
+    raise AssertionError(f"{selector} was rebuilt under every click for 5 s")
+
+
 def confirm(browser) -> None:
     wait_for(browser, lambda b: _alert(b), 10, "a confirmation")
     browser.switch_to.alert.accept()
@@ -96,19 +111,20 @@ def test_a_class_appears_and_becomes_ready_live(page):
 
 
 def test_check_and_reset_from_the_page(page):
-    page.find_element("css selector", "button[data-act='check-all']").click()
+    click(page, "button[data-act='check-all']")
     confirm(page)
     wait_for(page, lambda b: b.find_element("id", "labs").text.count("2 / 2") == 2, 120,
              "both copies checked with 2 of 2 points")
     wait_for(page, lambda b: "full marks 2 of 2" in b.find_element("id", "labs").text, 30,
              "the class at a glance")
     page.find_element("id", "filter").send_keys("an")  # one student's row, among many
-    rows = page.find_elements("css selector", "tr[data-copy]")
-    assert [r.get_attribute("data-copy") for r in rows if r.is_displayed()] == ["ana"]
+    shown = page.execute_script(  # in one step: a live update cannot detach rows mid-read
+        "return [...document.querySelectorAll('tr[data-copy]')]"
+        ".filter((r) => r.offsetParent !== null).map((r) => r.dataset.copy)")
+    assert shown == ["ana"]
     page.find_element("id", "filter").clear()
     page.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
-    page.find_element("css selector",
-                      "tr[data-copy='ana'] button[data-act='reset']").click()
+    click(page, "tr[data-copy='ana'] button[data-act='reset']")
     confirm(page)
     wait_for(page, lambda b: "reset itboard ana node: done" in
              b.find_element("id", "activity").text, 600, "the reset done")

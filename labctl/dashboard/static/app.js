@@ -72,12 +72,21 @@ function render(state) {
       `<table><thead><tr><th>copy</th><th>VMs</th><th>containers</th><th>checks</th><th></th></tr></thead>` +
       `<tbody>${rows}</tbody></table></div>`;
   }).join("");
-  $("#labs").innerHTML = labs || `<p class="muted">No labs in this data dir yet: <code>labctl up LAB.yaml</code>.</p>`;
+  replace("#labs", labs || `<p class="muted">No labs in this data dir yet: <code>labctl up LAB.yaml</code>.</p>`);
   filter();
-  $("#bench tbody").innerHTML = state.bench.map((b) => `<tr><td>${esc(b.run_id)}</td><td>${esc(b.lab)}</td>` +
-    `<td>${esc(b.created)}</td><td>${esc(Object.entries(b.headline).map(([rt, r]) => `${rt} ×${r}`).join(", "))}</td></tr>`).join("");
-  $("#activity").innerHTML = state.activity.slice().reverse().map((a) =>
-    `<li>${esc(a.what)}: <b>${esc(a.stage)}</b> ${esc(a.detail)}</li>`).join("");
+  replace("#bench tbody", state.bench.map((b) => `<tr><td>${esc(b.run_id)}</td><td>${esc(b.lab)}</td>` +
+    `<td>${esc(b.created)}</td><td>${esc(Object.entries(b.headline).map(([rt, r]) => `${rt} ×${r}`).join(", "))}</td></tr>`).join(""));
+  replace("#activity", state.activity.slice().reverse().map((a) =>
+    `<li>${esc(a.what)}: <b>${esc(a.stage)}</b> ${esc(a.detail)}</li>`).join(""));
+}
+
+// A part of the page is rebuilt only when its content changed: a button the
+// instructor is about to press stays the same button while other parts update.
+const shown = {};
+function replace(selector, html) {
+  if (shown[selector] === html) return;
+  shown[selector] = html;
+  $(selector).innerHTML = html;
 }
 
 // Thirty copies: show only the rows whose copy (a student's name or number) matches.
