@@ -63,6 +63,7 @@ blockdev --flushbufs /dev/vdb 2>/dev/null || true
 # a new random one: systemd-machine-id-setup would reuse the template's (from
 # the running system, or the SMBIOS UUID the template's memory holds)
 tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
+sync  # the new identity on disk before it is used: a power cut keeps it
 # journald files its journal under the machine-id: podman's journald log driver
 # found no journal for the new id ("failed to get cursor") until it restarts
 systemctl restart systemd-journald

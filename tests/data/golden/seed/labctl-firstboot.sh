@@ -29,3 +29,8 @@ mkdir -p "$(dirname /etc/motd)"
 echo aXQncyBoZXJlCg== | base64 -d > /etc/motd
 chmod 0640 /etc/motd
 chown root:adm /etc/motd
+
+# On disk before sshd starts with these keys and labctl calls the VM ready: a
+# VM powered off right after (a `down`-less host crash, `virsh destroy`) must
+# not come back with empty host keys that sshd refuses to start with.
+sync

@@ -24,3 +24,8 @@ chmod 0600 /etc/ssh/ssh_host_ed25519_key
 
 # Grow the root file system to the overlay's size (online, seconds).
 resize2fs /dev/vda >/dev/null 2>&1 || true
+
+# On disk before sshd starts with these keys and labctl calls the VM ready: a
+# VM powered off right after (a `down`-less host crash, `virsh destroy`) must
+# not come back with empty host keys that sshd refuses to start with.
+sync

@@ -29,3 +29,8 @@ mkdir -p "$(dirname /etc/motd)"
 echo ZGF0YWJhc2UgaG9zdCBvZiB0aGUgbXVsdGkgbGFiCg== | base64 -d > /etc/motd
 chmod 0644 /etc/motd
 chown root:root /etc/motd
+
+# On disk before sshd starts with these keys and labctl calls the VM ready: a
+# VM powered off right after (a `down`-less host crash, `virsh destroy`) must
+# not come back with empty host keys that sshd refuses to start with.
+sync
