@@ -46,6 +46,7 @@ def main() -> None:
             times.append(run.seconds)
             print(f"check run {n + 1}/{args.runs}: {run.seconds:.1f} s", flush=True)
             passed = sum(c.passed for c in run.copies)
+            last = run
         checks = len(lab.checks) * args.copies
         median = statistics.median(times)
         print(f"\n{args.copies} copies x {len(lab.checks)} checks = {checks} checks "
@@ -53,6 +54,12 @@ def main() -> None:
         print(f"labctl check --all-copies: median {median:.1f} s over {args.runs} runs "
               f"(min {min(times):.1f}, max {max(times):.1f}); {median / args.copies:.2f} s per "
               f"copy, {1000 * median / checks:.0f} ms per check")
+        # Where a copy's time goes: each check's own time (inside its VM's
+        # script, or on the host), median and max over the copies.
+        print("\nlast run, per check (median / max over copies):")
+        for n, info in enumerate(last.checks):
+            spent = [c.outcomes[n].seconds for c in last.copies]
+            print(f"  {info.name:<12} {statistics.median(spent):6.2f} s {max(spent):6.2f} s")
     finally:
         classes.down_class(session, lab.name, QUIET)
 

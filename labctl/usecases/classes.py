@@ -20,7 +20,6 @@ from labctl.lab.model import Lab
 from labctl.labfiles import LabFiles
 from labctl.plan import capacity, classroom
 from labctl.usecases import lab as lab_cases
-from labctl.usecases import templates
 from labctl.usecases.session import Session
 from labctl.virt.host import Host
 
@@ -126,13 +125,7 @@ def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | Non
             placement[c.name] = next(uri for uri, host in opened.items()
                                      if c.name in host.lab_names())
     need = capacity.needs([c for c in labs if c.name not in running], accels[uris[0]])
-    try:  # an image not pulled yet is pulled by each copy's up: count it as a boot
-        images = [session.settings.images.get(vm.image) for vm in lab.vms]
-        restoring = templates.all_restored(session.settings, images,
-                                           all(host.is_local for host in opened.values()))
-    except LabctlError:
-        restoring = False
-    waves = capacity.boots_at_once(rooms, accels, max(len(lab.vms), 1), max_parallel, restoring)
+    waves = capacity.boots_at_once(rooms, accels, max(len(lab.vms), 1), max_parallel)
     spread = ", ".join(f"{uri}: {sum(1 for u in placement.values() if u == uri)}"
                        for uri in uris) if len(uris) > 1 else ""
     report("*", Event(f"class {lab.name}", "admitted",

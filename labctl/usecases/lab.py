@@ -205,10 +205,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                              f"{exc.get_error_message()}\n  hint: is libvirtd running? "
                              "('labctl doctor' checks)")
 
-    creating = [bases[p.vm.image][0] for p in layout.vms
-                if verbs[("vm", p.vm.name)] in ("create", "recreate")]
-    workers = settings.workers or capacity.vms_at_once(
-        host.accel, bool(creating) and templates.all_restored(settings, creating, host.is_local))
+    workers = settings.workers or capacity.vms_at_once(host.accel, host.cpus)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(bring_up, layout.vms))
     failed = [o for o in outcomes if o.error]

@@ -181,13 +181,6 @@ def _note_refused_port(prov: Provisioner, exc: LabctlError) -> int | None:
     return port
 
 
-def all_restored(settings, images: list[Image], hosts_are_local: bool) -> bool:
-    """Whether every VM of these images would start from a template: then
-    more of them start at once (plan/capacity.RESTORES_PER_BOOT)."""
-    return not settings.cold and all(cold_reason(i.kernel is not None, hosts_are_local) is None
-                                     for i in images)
-
-
 def own_prefix(data_dir: Path) -> str:
     """Template volumes of this data dir: libvirt's pool is shared by every
     data dir on the host, each with its own records (and keys)."""

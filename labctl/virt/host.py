@@ -285,8 +285,12 @@ class Host:
                           "with 'mode: nat' (or isolated) and run 'labctl up'")
 
     # -- capacity and facts ---------------------------------------------------------
+    @property
+    def cpus(self) -> int:
+        return self.conn.getInfo()[2]
+
     def room(self) -> HostRoom:
-        cpus = self.conn.getInfo()[2]
+        cpus = self.cpus
         memory = _mem_available_mib() if self.is_local else self.conn.getFreeMemory() >> 20
         _state, _capacity, _allocation, available = self.storage.pool.info()
         return HostRoom(memory, available >> 20, cpus)
