@@ -1,12 +1,16 @@
 """All of one VM's in-VM probes in one SSH command. Pure: the script and the
 parse of what it printed.
 
-Under TCG every SSH command costs a fork of the user's shell and every podman
-call starts a Go binary (~2 s): 8 copies x 10 checks took 85 s one command per
-check, each container looked up twice per check. One bash script per VM runs
-the probes in order, each under its own timeout(1), looks each container up
-once (which runtime holds it, and its inspect output, which a `container`
-check judges directly), and prints one record per probe:
+Under TCG every process start is dear: a sudo ~4 s, a podman call (a Go
+binary) 10-20 s when eight VMs check at once on two cores. So one bash script
+per VM, run as root by one sudo, runs the probes in order, each under its own
+timeout(1): a student's own command as the student (setpriv, no PAM), file
+probes directly, each container looked up once (which runtime holds it, and
+its inspect output, which a `container` check judges directly), and commands
+inside a running root container entered with nsenter (its namespaces, root,
+working directory and environment) instead of `podman exec` -- a container
+with a USER of its own is still entered through its runtime. One record per
+probe:
 
     @@labctl-check INDEX STATUS STARTED ENDED BASE64(STDOUT)
 
@@ -27,23 +31,40 @@ RECORD = "@@labctl-check"
 KILL_AFTER = 2  # seconds timeout(1) waits after TERM before KILL
 TIMED_OUT = 124  # timeout(1)'s exit status
 
-# Which runtime holds a container, and its inspect output, once per VM. A
-# timeout while looking is remembered as status 124 for every probe of it.
+# Who the student is (sudo says), how to become them, and each container
+# looked up once per VM: its runtime, inspect output, and the pid to enter
+# when it runs as root. A timeout while looking is remembered as status 124
+# for every probe of it.
 PRELUDE = """\
-declare -A RT INSP ST
+declare -A RT INSP ST PID
+U=${SUDO_USER:-$(id -un)}
+ASUSER=()
+if [ "$(id -u)" = 0 ] && [ "$U" != root ]; then
+  if command -v setpriv >/dev/null 2>&1; then
+    ASUSER=(setpriv "--reuid=$U" "--regid=$(id -g "$U")" --init-groups --reset-env)
+  else ASUSER=(runuser -u "$U" --); fi
+fi
+NSENTER=$(command -v nsenter 2>/dev/null || true)
 rec() { printf '\\n%s %s %s %s %s %s\\n' '""" + RECORD + """' "$1" "$2" "$3" "$EPOCHREALTIME" \\
   "$(printf '%s' "$4" | base64 -w0)"; }
 resolve() {
   [ -n "${ST[$1]+x}" ] && return 0
-  RT[$1]=; INSP[$1]=; ST[$1]=0
+  RT[$1]=; INSP[$1]=; ST[$1]=0; PID[$1]=
   for r in $RUNTIMES; do
     command -v "$r" >/dev/null 2>&1 || continue
-    INSP[$1]=$(timeout -k @KILL@ "$2" sudo -n "$r" container inspect "$1" 2>/dev/null)
+    INSP[$1]=$(timeout -k @KILL@ "$2" "$r" container inspect "$1" 2>/dev/null)
     ST[$1]=$?
-    if [ "${ST[$1]}" = 0 ]; then RT[$1]=$r; return 0; fi
+    if [ "${ST[$1]}" = 0 ]; then RT[$1]=$r; break; fi
     if [ "${ST[$1]}" = @TIMED_OUT@ ]; then return 0; fi
   done
-  ST[$1]=0; INSP[$1]=
+  if [ -z "${RT[$1]}" ]; then ST[$1]=0; INSP[$1]=; return 0; fi
+  local pid user
+  pid=$(printf '%s\\n' "${INSP[$1]}" | sed -n 's/^ *"Pid": *\\([0-9]*\\),*$/\\1/p' | head -n 1)
+  user=$(printf '%s\\n' "${INSP[$1]}" | sed -n 's/^ *"User": *"\\([^"]*\\)",*$/\\1/p' | head -n 1)
+  case "$user" in ""|root|0|0:0|root:root) ;; *) return 0 ;; esac
+  if [ -n "$NSENTER" ] && [ -n "$pid" ] && [ "$pid" != 0 ] && [ -r "/proc/$pid/environ" ]; then
+    PID[$1]=$pid
+  fi
 }
 """
 
@@ -55,25 +76,41 @@ class Answer:
     seconds: float
 
 
+def command(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> list[str]:
+    """The one SSH command that runs a VM's probes: the script as root."""
+    return ["sudo", "-n", "bash", "-c", script(probes, runtimes)]
+
+
 def script(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> str:
     """bash for a VM: each (probe, timeout) in order, a record each."""
     lines = [f"RUNTIMES={quote(' '.join(runtimes))}", PRELUDE.replace("@KILL@", str(KILL_AFTER))
              .replace("@TIMED_OUT@", str(TIMED_OUT))]
     for index, (probe, timeout) in enumerate(probes):
         lines.append("t0=$EPOCHREALTIME")
-        run = (f"out=$(timeout -k {KILL_AFTER} {timeout} sh -c {quote(probe.command or '')} "
-               f"2>/dev/null; echo \"@$?\"); s=${{out##*@}}; out=${{out%@*}}")
+        limit = f"timeout -k {KILL_AFTER} {timeout}"
+        shell = f"sh -c {quote(probe.command or '')} 2>/dev/null; echo \"@$?\"); " \
+                "s=${out##*@}; out=${out%@*}"
         if probe.container is None:
-            lines.append(run)
+            user = '"${ASUSER[@]}" ' if probe.as_user else ""
+            lines.append(f"out=$({limit} {user}{shell}")
+            lines.append(f"rec {index} \"$s\" \"$t0\" \"$out\"")
+            continue
+        name = quote(probe.container)
+        if probe.command is None:
+            found = "s=0; out=$'\\n'\"${INSP[" + name + "]}\""
+        elif probe.inside:
+            found = (f"if [ -n \"${{PID[{name}]}}\" ]; then "
+                     f"mapfile -d '' -t CENV < \"/proc/${{PID[{name}]}}/environ\"; "
+                     f"out=$({limit} env -i \"${{CENV[@]}}\" \"$NSENTER\" -t \"${{PID[{name}]}}\" "
+                     f"-a -r -w -- {shell}; "
+                     f"else out=$({limit} \"${{RT[{name}]}}\" exec {name} {shell}; fi")
         else:
-            name = quote(probe.container)
-            found = "s=0; out=$'\\n'\"${INSP[" + name + "]}\"" if probe.command is None \
-                else f"export rt=\"${{RT[{name}]}}\"; {run}"
-            lines += [f"resolve {name} {timeout}",
-                      f"if [ \"${{ST[{name}]}}\" = {TIMED_OUT} ]; then s={TIMED_OUT}; out=; "
-                      f"elif [ -z \"${{RT[{name}]}}\" ]; then s=0; out={quote(NO_CONTAINER)}; "
-                      f"else {found}; fi"]
-        lines.append(f"rec {index} \"$s\" \"$t0\" \"$out\"")
+            found = f"out=$({limit} {shell}"
+        lines += [f"resolve {name} {timeout}",
+                  f"if [ \"${{ST[{name}]}}\" = {TIMED_OUT} ]; then s={TIMED_OUT}; out=; "
+                  f"elif [ -z \"${{RT[{name}]}}\" ]; then s=0; out={quote(NO_CONTAINER)}; "
+                  f"else {found}; fi",
+                  f"rec {index} \"$s\" \"$t0\" \"$out\""]
     return "\n".join(lines) + "\n"
 
 

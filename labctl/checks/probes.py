@@ -30,10 +30,12 @@ class Verdict:
 
 @dataclass(frozen=True)
 class VmProbe:
-    """What a check runs in its VM (as the lab user; see checks/batch.py)."""
-    command: str | None  # shell; "$rt" is the runtime holding `container`;
-    #                      None: the container's inspect output is the answer
+    """What a check runs in its VM (see checks/batch.py: the whole batch runs
+    as root, a plain command as the lab user)."""
+    command: str | None  # shell; None: the container's inspect output is the answer
     container: str | None = None  # looked up first (podman or docker)
+    inside: bool = False  # `command` runs inside `container`
+    as_user: bool = False  # as the lab user (a student's own command)
 
 
 def vm_probe(check: Check) -> VmProbe | None:
@@ -41,19 +43,17 @@ def vm_probe(check: Check) -> VmProbe | None:
     elsewhere (tcp and http). Its output starts with a marker line."""
     spec = dict(check.spec)
     if check.kind == "command":
-        run = quote(spec["run"])
+        run = f"echo; sh -c {quote(spec['run'])}"
         if "container" in spec:
-            return VmProbe(f"echo; sudo -n \"$rt\" exec {quote(spec['container'])} sh -c {run}",
-                           spec["container"])
-        return VmProbe(f"echo; sh -c {run}")
+            return VmProbe(run, spec["container"], inside=True)
+        return VmProbe(run, as_user=True)
     if check.kind == "file":
         path = quote(spec["path"])
         probe = (f"if test -e {path}; then echo; head -c {MAX_BYTES} {path}; "
                  f"else echo {quote(MISSING)}; fi")
         if "container" in spec:
-            return VmProbe(f"sudo -n \"$rt\" exec {quote(spec['container'])} sh -c {quote(probe)}",
-                           spec["container"])
-        return VmProbe(f"sudo -n sh -c {quote(probe)}")
+            return VmProbe(probe, spec["container"], inside=True)
+        return VmProbe(probe)
     if check.kind == "container":
         return VmProbe(None, spec["name"])
     return None

@@ -104,11 +104,11 @@ def _in_vm(connections: _Connections, vm: str, mine: list[tuple[int, Check, prob
     reached, or a script cut short, leaves its checks "could not run"."""
     plan = [(probe, check.timeout) for _, check, probe in mine]
     try:
-        result = connections.get(vm).run(["bash", "-c", batch.script(plan, runtimes)],
+        result = connections.get(vm).run(batch.command(plan, runtimes),
                                          timeout=batch.budget(plan))
         answers = batch.parse(result.stdout, len(mine))
-        lost = "the VM stopped answering" + (f": {result.stderr.strip()[-80:]}"
-                                            if result.stderr.strip() else "")
+        lost = "the checks' script ended early" + (f": {result.stderr.strip()[-80:]}"
+                                                   if result.stderr.strip() else "")
     except LabctlError as exc:
         answers, lost = [None] * len(mine), exc.message
     found = {}

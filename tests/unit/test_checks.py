@@ -46,17 +46,22 @@ FAKE_BIN = {
 
 
 def run_locally(*checks: Check, bin_dir: Path, web: object = None,
-                runtimes: tuple[str, ...] = ("podman", "docker")) -> list[batch.Answer | None]:
+                runtimes: tuple[str, ...] = ("podman", "docker"),
+                student: str | None = None) -> list[batch.Answer | None]:
     """The checks' batch script, run by the real bash here, with the fake
-    runtimes and sudo of FAKE_BIN in bin_dir."""
+    runtimes and sudo of FAKE_BIN in bin_dir (inspect output indented, as
+    podman and docker print it; `student`: the user sudo would name)."""
     for name, body in FAKE_BIN.items():
         (bin_dir / name).write_text("#!/bin/sh\n" + body)
         (bin_dir / name).chmod(0o755)
-    (bin_dir / "web.json").write_text(json.dumps(web or []))
+    (bin_dir / "web.json").write_text(json.dumps(web or [], indent=4))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
            "FAKE_LOG": str(bin_dir / "log"), "FAKE_WEB": str(bin_dir / "web.json")}
+    env.pop("SUDO_USER", None)
+    if student:
+        env["SUDO_USER"] = student
     plan = [(probes.vm_probe(c), c.timeout) for c in checks]
-    done = subprocess.run(["bash", "-c", batch.script(plan, runtimes)], capture_output=True,
+    done = subprocess.run(batch.command(plan, runtimes), capture_output=True,
                           text=True, timeout=60, env=env)
     return batch.parse(done.stdout, len(plan))
 
@@ -140,6 +145,32 @@ def test_one_script_per_vm_looks_each_container_up_once(tmp_path: Path):
     (tmp_path / "log").unlink()
     judged(check("container", name="db"), bin_dir=tmp_path, runtimes=("docker", "podman"))
     assert (tmp_path / "log").read_text().splitlines() == ["docker container inspect db"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="nsenter and setpriv need root, as in a VM")
+def test_a_root_container_is_entered_directly_and_a_student_command_runs_as_the_student(
+        tmp_path: Path):
+    """No `podman exec` (a Go binary: seconds under TCG) for a running root
+    container: its namespaces are entered at its pid (here: a process of this
+    machine, whose root and environment nsenter takes); a container with a
+    USER of its own still goes through its runtime."""
+    target = subprocess.Popen(["sleep", "60"], env={"PATH": "/usr/bin:/bin", "MARK": "from-c"})
+    try:
+        inside = {**PODMAN_INSPECT[0], "State": {"Running": True, "Pid": target.pid},
+                  "Config": {"Image": "x", "User": ""}}
+        probe = check("command", container="web", run="echo $MARK", stdout="^from-c$")
+        assert [v.status for v in judged(probe, bin_dir=tmp_path, web=[inside])] == [PASS]
+        assert "podman exec web" not in (tmp_path / "log").read_text()
+        (tmp_path / "log").unlink()
+        other = {**inside, "Config": {"Image": "x", "User": "nobody"}}
+        judged(check("command", container="web", run="true"), bin_dir=tmp_path, web=[other])
+        assert "podman exec web sh -c" in (tmp_path / "log").read_text()
+    finally:
+        target.kill()
+        target.wait()
+    mine = check("command", run="id -un; echo $HOME", stdout="^nobody\n")
+    assert [a.stdout for a in run_locally(mine, bin_dir=tmp_path, student="nobody")] == \
+        ["\nnobody\n/nonexistent\n"]
 
 
 def test_a_probe_that_outlives_its_timeout_says_so_and_the_others_still_run(tmp_path: Path):
