@@ -57,3 +57,28 @@ def test_a_port_taken_before_qemu_binds_it_is_chosen_again(tmp_path: Path, monke
     assert not any(vm.error for vm in result.vms)
     assert len(tried) == 2 and tried[0] != tried[1]
     assert any("was taken after it was chosen" in e.detail for e in events)
+
+
+def test_a_dead_host_is_named_in_one_line_within_seconds(monkeypatch):
+    """A remote URI is asked on its transport's port before libvirt (whose ssh
+    would wait out TCP's own timeout); local URIs are not asked at all."""
+    import pytest
+
+    from labctl.virt import connection
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nobody listens once this closes
+    with pytest.raises(LabctlError) as info:
+        connection.connect(f"qemu+ssh://root@127.0.0.1:{closed}/system")
+    assert info.value.message == \
+        f"host 127.0.0.1 is unreachable (Connection refused on port {closed})"
+    assert "--replace-lost" in info.value.hint
+    asked: list = []
+    monkeypatch.setattr(connection.socket, "create_connection",
+                        lambda *a, **k: asked.append(a) or socket.socket())
+    monkeypatch.setattr(connection.libvirt, "open", lambda uri: uri)
+    assert connection.connect("test:///default") == "test:///default"
+    assert connection.connect("qemu:///system") == "qemu:///system"
+    assert connection.connect("qemu+ssh://h/system") == "qemu+ssh://h/system"
+    assert asked == [(("h", 22),)]
