@@ -1,12 +1,20 @@
-"""A class across two libvirt hosts: the netns libvirtd (qemu:///system) and a
-second libvirtd with its own state on qemu+tcp://127.0.0.1:16510/system
-(scripts/libvirtd-second), both in the test namespace. Copies are placed by
-the RAM left on each host, the image is uploaded to each host's pool, and
-status, exec, hand-outs and down --all-copies work across both."""
+"""A class across two libvirt hosts that are somewhere else
+(scripts/remote-hosts): each in its own network namespace with its own
+libvirtd state and its own sshd, at 192.0.2.11 and 192.0.2.12 on a bridge;
+labctl, in the test namespace, reaches them only through qemu+ssh. Four
+copies are placed by the RAM left on each host, the image is uploaded to
+each host's pool, every command follows a copy to its host, forwards are
+bound to the host's address, plain OpenSSH reaches a copy on each host
+through its hand-out; then one host dies (every process in it, and its link):
+its copies show as unreachable while the others keep working, a command on a
+lost copy fails in one line naming the host, and `up --replace-lost` brings
+them back on the other host. Nothing is left on either host after
+`down --all-copies`."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 
 import pytest
@@ -17,12 +25,17 @@ from labctl.virt.storage import POOL
 from .conftest import ROOT, labctl, leftovers
 
 HELLO = ROOT / "examples" / "hello.yaml"
-SECOND = "qemu+tcp://127.0.0.1:16510/system"
-HOSTS = ("qemu:///system", SECOND)
+SCRIPT = str(ROOT / "scripts" / "remote-hosts")
+COPIES = {f"hello-{n}" for n in range(1, 5)}
 
 
-def copies_on(uri: str) -> set[str]:
-    conn = connect(uri)
+def uri(n: int) -> str:
+    return subprocess.run([SCRIPT, "uri", str(n)], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def copies_on(host: str) -> set[str]:
+    conn = connect(host)
     try:
         return {d.name().split(".")[0] for d in conn.listAllDomains(0)
                 if d.name().startswith("hello-")}
@@ -30,45 +43,93 @@ def copies_on(uri: str) -> set[str]:
         conn.close()
 
 
+def one_line_error(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and lines, result
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
 @pytest.fixture(scope="module")
-def spread(settings, tmp_path_factory):
-    subprocess.run([str(ROOT / "scripts" / "libvirtd-second"), "start"], check=True)
+def hosts(settings, tmp_path_factory):
+    subprocess.run([SCRIPT, "start"], check=True)
+    first, second = uri(1), uri(2)
+    labctl("down", "hello", "--all-copies", check=False)
+    up = labctl("up", str(HELLO), "--copies", "4", "--host", first, "--host", second)
+    yield first, second, up, tmp_path_factory.mktemp("handouts")
+    subprocess.run([SCRIPT, "start"], check=True)  # a host the test killed comes back empty
     labctl("down", "hello", "--all-copies")
-    up = labctl("up", str(HELLO), "--copies", "3", "--host", HOSTS[0], "--host", SECOND)
-    yield up, tmp_path_factory.mktemp("handouts")
-    labctl("down", "hello", "--all-copies")
-    for uri in HOSTS:
-        assert copies_on(uri) == set()
-        for n in range(1, 4):
-            assert leftovers(f"hello-{n}", dataclasses.replace(settings, uri=uri)) == {}
-    subprocess.run([str(ROOT / "scripts" / "libvirtd-second"), "stop"], check=True)
+    for host in (first, second):
+        assert copies_on(host) == set()
+        for name in COPIES:
+            assert leftovers(name, dataclasses.replace(settings, uri=host)) == {}
+    subprocess.run([SCRIPT, "stop"], check=True)
 
 
-def test_copies_are_placed_on_both_hosts(spread):
-    up, _ = spread
-    assert "class 'hello': 3 of 3 copies ready" in up.stdout
-    first, second = copies_on(HOSTS[0]), copies_on(SECOND)
-    assert first and second and first | second == {"hello-1", "hello-2", "hello-3"}
-    pool = connect(SECOND).storagePoolLookupByName(POOL)
-    assert any(v.startswith("base-debian-12-") for v in pool.listVolumes())
+def test_copies_are_placed_on_both_hosts(hosts):
+    first, second, up, _ = hosts
+    assert "class 'hello': 4 of 4 copies ready" in up.stdout
+    assert copies_on(first) and copies_on(second)
+    assert copies_on(first) | copies_on(second) == COPIES
+    for host in (first, second):
+        pool = connect(host).storagePoolLookupByName(POOL)
+        assert any(v.startswith("base-debian-12-") for v in pool.listVolumes())
 
 
-def test_every_command_follows_the_copy_to_its_host(spread):
-    (remote,) = sorted(copies_on(SECOND))[:1]
+def test_every_command_follows_the_copy_to_its_host(hosts):
+    first, second, _, _ = hosts
     status = labctl("status", "hello", "--all-copies")
-    for n in range(1, 4):
-        assert f"lab hello-{n}" in status.stdout
-    assert labctl("exec", f"{remote}.node", "--", "hostname").stdout.strip() == "node"
-    assert "running" in labctl("status", "hello", "--copy", remote.split("-")[1]).stdout
-    containers = labctl("ps", "hello", "--all-copies")
-    assert containers.returncode == 0 and "class hello: containers" in containers.stdout
+    for name in COPIES:
+        assert f"lab {name}" in status.stdout
+    for host, address in ((first, "192.0.2.11"), (second, "192.0.2.12")):
+        copy = sorted(copies_on(host))[0]
+        number = copy.split("-")[1]
+        assert labctl("exec", f"{copy}.node", "--", "hostname").stdout.strip() == "node"
+        assert "running" in labctl("status", "hello", "--copy", number).stdout
+        config = labctl("ssh-config", "hello", "--copy", number).stdout
+        assert f"HostName {address}" in config
+        # forwarded to the address the host is reached at, never every interface
+        xml = connect(host).lookupByName(f"{copy}.node").XMLDesc(0)
+        assert f"hostfwd=tcp:{address}:" in xml and "0.0.0.0" not in xml
+    assert labctl("ps", "hello", "--all-copies").returncode == 0
+    rows = {r["uri"]: r for r in json.loads(
+        labctl("--json", "hosts", "--host", first, "--host", second).stdout)}
+    for host in (first, second):
+        assert rows[host]["reachable"] and rows[host]["accel"] in ("kvm", "qemu")
+        assert set(rows[host]["labs"]) == copies_on(host)
 
 
-def test_handout_of_a_copy_on_the_second_host(spread):
-    _, handouts = spread
-    (remote,) = sorted(copies_on(SECOND))[:1]
-    copy = remote.split("-")[1]
-    labctl("handout", "hello", "--out", str(handouts), "--copy", copy)
-    result = subprocess.run(["ssh", "-F", "ssh_config", f"{remote}.node", "true"],
-                            cwd=handouts / copy, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+def test_plain_openssh_reaches_a_copy_on_each_host_through_its_handout(hosts):
+    first, second, _, handouts = hosts
+    for host in (first, second):
+        copy = sorted(copies_on(host))[0]
+        number = copy.split("-")[1]
+        labctl("handout", "hello", "--out", str(handouts), "--copy", number)
+        result = subprocess.run(["ssh", "-F", "ssh_config", f"{copy}.node", "true"],
+                                cwd=handouts / number, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_host_that_dies_mid_class(hosts):
+    first, second, _, _ = hosts
+    lost, kept = sorted(copies_on(first)), sorted(copies_on(second))
+    subprocess.run([SCRIPT, "kill", "1"], check=True)
+    status = labctl("status", "hello", "--all-copies", check=False)
+    for name in lost:
+        assert f"lab {name}: host unreachable ({first})" in status.stdout
+        assert "host 192.0.2.11 is unreachable" in status.stdout
+    for name in kept:
+        assert f"lab {name}" in status.stdout
+    line = one_line_error(labctl("exec", f"{lost[0]}.node", "--", "true", check=False))
+    assert "192.0.2.11" in line
+    assert labctl("exec", f"{kept[0]}.node", "--", "hostname").stdout.strip() == "node"
+    refused = labctl("up", str(HELLO), "--copies", "4", "--host", first, "--host", second,
+                     check=False)
+    assert "192.0.2.11" in one_line_error(refused)
+    assert "--replace-lost" in refused.stderr
+    labctl("up", str(HELLO), "--copies", "4", "--host", first, "--host", second,
+           "--replace-lost")
+    assert copies_on(second) == COPIES
+    for name in lost:
+        assert labctl("exec", f"{name}.node", "--", "hostname").stdout.strip() == "node"
