@@ -41,6 +41,8 @@ def run(
                                "(wider intervals; the report shows them)."),
     no_wait: bool = NO_WAIT_OPTION,
     wait_lock: float = WAIT_LOCK_OPTION,
+    host: str = typer.Option(None, "--host", metavar="URI",
+                             help="Measure on this libvirt host (qemu+ssh://USER@HOST/system)."),
 ) -> None:
     """Boot fresh VMs and start containers in them; store and report the results."""
     from labctl.bench.run import run_bench
@@ -51,7 +53,7 @@ def run(
     if quick:
         repeat, warmup = repeat or 2, 0 if warmup is None else warmup
         runtime = runtime or list((lab.bench or Bench()).runtimes[:1])
-    s = session(uri, templates, no_wait=no_wait, wait_lock=wait_lock)
+    s = session(host or uri, templates, no_wait=no_wait, wait_lock=wait_lock)
     data = run_bench(s, lab, repeat, warmup, tuple(runtime) if runtime else None)
     run_id = Results(s.data_dir).add(data)
     show(run_id, data, html or s.data_dir / "bench" / f"{run_id}.html", csv)
