@@ -164,12 +164,22 @@ def down_class(session: Session, group: str, report: ClassReport,
         found = existing_copies(session, group)
         if only is not None:
             found = {name: copy for name, copy in found.items() if copy == only}
-        results = []
+        results, lost = [], {}
         for name, copy in found.items():
             interrupt.checkpoint()
             copy_session = Session(session.settings, lambda e, c=copy: report(c, e),
                                    session.host, session.reach)
-            results.append(lab_cases.down(copy_session, name))
+            try:
+                results.append(lab_cases.down(copy_session, name))
+            except LabctlError as exc:  # its host is lost: remove the others all the same
+                lost[name] = exc.message
+        if lost:
+            first = next(iter(lost.values()))
+            raise LabctlError(
+                f"{len(lost)} of {len(found)} copies of '{group}' could not be removed "
+                f"({', '.join(lost)}): {first}",
+                "the others are gone; their records are kept, so 'labctl down' removes "
+                "them once their host answers again")
         return results
 
 

@@ -290,6 +290,25 @@ def test_a_lost_host_is_named_and_replace_lost_moves_its_copies(tmp_path: Path):
                        lambda _c, _e: None, replace_lost=True)
 
 
+def test_down_of_a_class_with_a_lost_host_removes_the_others_and_names_the_rest(
+        tmp_path: Path):
+    first, second = node_uri(tmp_path, "first"), node_uri(tmp_path, "second")
+    session = session_on(tmp_path, uri=first)
+    placed = classes.up_class(session, HELLO, lambda _c, _e: None, copies=2,
+                              hosts=(first, second)).placement
+    (stranded,) = [lab for lab, uri in placed.items() if uri == second]
+    (kept,) = [lab for lab, uri in placed.items() if uri == first]
+    Path(second.removeprefix("test://")).unlink()  # the host dies mid-class
+    session._hosts.pop(second)
+    with pytest.raises(LabctlError) as info:
+        classes.down_class(session, "hello", lambda _c, _e: None)
+    assert info.value.message.startswith(
+        f"1 of 2 copies of 'hello' could not be removed ({stranded}): ")
+    assert "'labctl down'" in info.value.hint
+    assert kept not in session.host().lab_names()
+    assert session.placed_uri(stranded) == second  # kept: a later down finds it
+
+
 def test_gc_of_each_host_of_a_class_keeps_the_other_hosts_copies(tmp_path: Path):
     from labctl.usecases import gc
 
