@@ -82,3 +82,15 @@ def test_a_dead_host_is_named_in_one_line_within_seconds(monkeypatch):
     assert connection.connect("qemu:///system") == "qemu:///system"
     assert connection.connect("qemu+ssh://h/system") == "qemu+ssh://h/system"
     assert asked == [(("h", 22),)]
+
+
+def test_a_remote_uri_with_a_query_string_is_a_uri():
+    import pytest
+
+    from labctl.lab.values import Invalid, libvirt_uri
+
+    remote = "qemu+ssh://root@192.0.2.11/system?keyfile=/run/k/id_ed25519&no_verify=1"
+    assert libvirt_uri(remote) == remote
+    for bad in ("qemu:///system;reboot", "qemu+ssh://h/system?x=`id`", "not a uri"):
+        with pytest.raises(Invalid):
+            libvirt_uri(bad)
