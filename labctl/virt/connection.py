@@ -51,14 +51,37 @@ def _reachable(uri: str) -> None:
     transport = parsed.scheme.partition("+")[2]
     if not parsed.hostname or transport not in _DEFAULT_PORTS:
         return
-    port = parsed.port or _DEFAULT_PORTS[transport]
+    host, port = parsed.hostname, parsed.port or _DEFAULT_PORTS[transport]
+    if transport.startswith("ssh") or transport.startswith("libssh"):
+        resolved = _ssh_target(host, parsed.port)
+        if resolved is None:
+            return  # a jump host or proxy command: only ssh knows the way
+        host, port = resolved
     try:
-        socket.create_connection((parsed.hostname, port), timeout=CONNECT_SECONDS).close()
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
     except OSError as exc:
         why = exc.strerror or f"no answer in {CONNECT_SECONDS} s"
         raise LabctlError(f"host {parsed.hostname} is unreachable ({why} on port {port})",
                           "is it up, with its sshd and libvirtd? ('labctl hosts' lists every "
                           "host; --replace-lost moves a class's copies off it)") from None
+
+
+def _ssh_target(host: str, port: int | None) -> tuple[str, int] | None:
+    """Where ssh itself would connect for `host` (its config may rename it or
+    route it through a jump host: None then)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["ssh", "-G", *(["-p", str(port)] if port else []), host],
+                              capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return host, port or 22
+    config = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    if done.returncode != 0:
+        return host, port or 22
+    if config.get("proxyjump", "none") != "none" or config.get("proxycommand", "none") != "none":
+        return None
+    return config.get("hostname", host), int(config.get("port", port or 22))
 
 
 @contextlib.contextmanager

@@ -94,3 +94,16 @@ def test_a_remote_uri_with_a_query_string_is_a_uri():
     for bad in ("qemu:///system;reboot", "qemu+ssh://h/system?x=`id`", "not a uri"):
         with pytest.raises(Invalid):
             libvirt_uri(bad)
+
+
+def test_a_host_ssh_reaches_through_a_jump_host_is_not_probed_directly(monkeypatch):
+    import subprocess
+
+    from labctl.virt import connection
+
+    said = "hostname 10.9.9.9\nport 2222\nproxyjump bastion\nproxycommand none\n"
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, said, ""))
+    assert connection._ssh_target("lab-host", None) is None
+    said = said.replace("proxyjump bastion", "proxyjump none")
+    assert connection._ssh_target("lab-host", None) == ("10.9.9.9", 2222)  # ssh's alias
