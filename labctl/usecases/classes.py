@@ -178,8 +178,8 @@ def down_class(session: Session, group: str, report: ClassReport,
             raise LabctlError(
                 f"{len(lost)} of {len(found)} copies of '{group}' could not be removed "
                 f"({', '.join(lost)}): {first}",
-                "the others are gone; their records are kept, so 'labctl down' removes "
-                "them once their host answers again")
+                "the others are gone; their records are kept: run 'labctl down' again once "
+                "the cause is mended (a lost host: when it answers again)")
         return results
 
 
