@@ -23,6 +23,8 @@ class SshEntry:
     host: str
     port: int
     user: str
+    jump: str = ""  # USER@HOST[:PORT] to jump through (ProxyJump), if any
+    proxy_command: str = ""  # labctl's own way through that jump host
 
 
 class LabFiles:
@@ -118,6 +120,16 @@ class LabFiles:
         return False
 
 
+def _through(entry: SshEntry, jump: str | None) -> str:
+    """How OpenSSH gets to the VM when not straight: a jump given for every
+    entry (students' hand-outs), labctl's own command, or the entry's jump."""
+    if jump or (entry.jump and not entry.proxy_command):
+        return f"  ProxyJump {jump or entry.jump}\n"
+    if entry.proxy_command:
+        return f"  ProxyCommand {entry.proxy_command}\n"
+    return ""
+
+
 def ssh_config_text(entries: list[SshEntry], identity: Path | str, known_hosts: Path | str,
                     header: str, jump: str | None = None) -> str:
     config = [header + "\n"]
@@ -127,5 +139,5 @@ def ssh_config_text(entries: list[SshEntry], identity: Path | str, known_hosts: 
             f"  IdentityFile {identity}\n  IdentitiesOnly yes\n"
             f"  HostKeyAlias {e.alias}\n  UserKnownHostsFile {known_hosts}\n"
             "  StrictHostKeyChecking yes\n  PasswordAuthentication no\n"
-            + (f"  ProxyJump {jump}\n" if jump else "") + "  LogLevel ERROR\n\n")
+            + _through(e, jump) + "  LogLevel ERROR\n\n")
     return "".join(config)

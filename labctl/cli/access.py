@@ -73,7 +73,8 @@ def _print_status(name: str, rows: list) -> None:
     for row in rows:
         ready = row.stages.get("auth")
         lag = row.detection_lag
-        table.add_row(row.name, row.state, row.endpoint or "-", row.user,
+        where = f"{row.endpoint} via {row.jump}" if row.endpoint and row.jump else row.endpoint
+        table.add_row(row.name, row.state, where or "-", row.user,
                       _duration(row.uptime), f"{ready:.1f} s" if ready is not None else "-",
                       f"{1000 * lag:.0f} ms" if lag is not None else "-",
                       ", ".join(row.snapshots) or "-")

@@ -97,4 +97,4 @@ def port(target: str = typer.Argument(..., metavar="VM|LAB.VM"),
     from labctl.usecases.containers import published_port
 
     name, vm = split_target(target, lab, uri, copy)
-    out.print(str(published_port(session(uri), name, vm, number)), markup=False)
+    out.print(published_port(session(uri), name, vm, number).describe(), markup=False)

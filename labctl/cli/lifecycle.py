@@ -147,7 +147,7 @@ def print_up(result) -> None:
         ssh_ready = r.stages.get("auth", 0)
         out.print(f"{vm.name}: {vm.verb}, SSH ready {ssh_ready:.1f} s after start "
                   f"(banner {r.stages.get('banner', 0):.1f} s, readiness detection lag {lag}), "
-                  f"at {r.endpoint}", markup=False)
+                  f"at {r.endpoint.describe() if r.endpoint else '-'}", markup=False)
         if vm.containers:
             out.print("  containers: " + ", ".join(f"{a.name.split('/', 1)[1]} {a.verb}"
                                                    for a in vm.containers), markup=False)

@@ -54,7 +54,8 @@ def registry_status(lab: str = LAB_ARG, uri: str = URI_OPTION) -> None:
     if STATE.json:
         print_json(registry.__dict__ if registry else None)
     else:
-        out.print(f"running at {registry.address} (pid {registry.pid})" if registry
+        where = f" on host {registry.host}" if registry and registry.host else ""
+        out.print(f"running at {registry.address}{where} (pid {registry.pid})" if registry
                   else "not running", markup=False)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +27,44 @@ from labctl.shell import join
 class Endpoint:
     host: str
     port: int
+    # Reached through a jump host: the OpenSSH command (`ssh ... -W HOST:PORT --
+    # JUMP`) that carries the connection, and the jump as ProxyJump spells it.
+    via: tuple[str, ...] = ()
+    jump: str = ""
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        return f"{self} via {self.jump}" if self.jump else str(self)
+
+
+def open_socket(endpoint: Endpoint, timeout: float) -> socket.socket:
+    """A connected socket to the endpoint: straight, or through its jump host
+    (OpenSSH's `-W` on one end of a socket pair, so callers see a real socket)."""
+    if not endpoint.via:
+        return socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+    mine, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(endpoint.via, stdin=theirs, stdout=theirs,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        mine.close()
+        raise
+    finally:
+        theirs.close()
+    weakref.finalize(mine, _end, process)
+    mine.settimeout(timeout)
+    return mine
+
+
+def _end(process: subprocess.Popen) -> None:
+    """ssh -W ends when its socket closes; reap it (or stop it if it lingers)."""
+    try:
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @dataclass(frozen=True)
@@ -163,8 +200,8 @@ def login(target: Endpoint | socket.socket, label: str, user: str, private_key: 
     key = paramiko.Ed25519Key.from_private_key(io.StringIO(private_key))
     if isinstance(target, Endpoint):
         try:
-            target = socket.create_connection((target.host, target.port), timeout=10)
+            target = open_socket(target, timeout=10)
         except OSError as exc:
-            raise LabctlError(f"cannot reach {label} at {target.host}:{target.port}: "
+            raise LabctlError(f"cannot reach {label} at {target.describe()}: "
                               f"{exc.strerror or exc}", "check it with 'labctl status'") from None
     return SSHTransport.over_socket(target, label, user, key, pinned_host_key, timeout)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from labctl import interrupt
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
-from labctl.ssh.transport import Endpoint, SSHTransport
+from labctl.ssh.transport import Endpoint, SSHTransport, open_socket
 
 STAGES = ("running", "address", "banner", "auth", "boot-finished")
 DEFAULT_BUDGETS = {"running": 60.0, "address": 300.0, "banner": 300.0, "auth": 120.0,
@@ -51,8 +51,7 @@ class Probes:
     login: Callable[[socket.socket], SSHTransport]
     boot_finished: Callable[[SSHTransport], bool]
     serial_tail: Callable[[int], str]
-    connect: Callable[[Endpoint, float], socket.socket] = (
-        lambda ep, timeout: socket.create_connection((ep.host, ep.port), timeout=timeout))
+    connect: Callable[[Endpoint, float], socket.socket] = open_socket
 
 
 class NotReady(LabctlError):

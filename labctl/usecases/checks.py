@@ -21,10 +21,11 @@ from labctl.lab.model import Check, Lab
 from labctl.plan import classroom
 from labctl.runtime.oci import RUNTIMES
 from labctl.shell import quote
-from labctl.ssh.transport import SSHTransport
+from labctl.ssh.transport import Endpoint, SSHTransport, open_socket
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
+from labctl.virt.host import Host
 
 COPIES_AT_ONCE = 8  # SSH sessions are cheap; the VMs' CPUs are the limit
 
@@ -178,9 +179,11 @@ def _network(session: Session, lab: str, check: Check, connections: _Connections
     _running(session, lab, check.vm)  # a DHCP lease outlives the VM: never "nothing answers"
     if source == "host":
         endpoint = published_port(session, lab, check.vm, port)
+        if check.kind == "tcp" and endpoint.via:  # a jump host's loopback: ask it
+            return _tcp_on_host(session.lab_host(lab), endpoint, check.timeout)
         if check.kind == "tcp":
             return _tcp_from_host(endpoint.host, endpoint.port, check.timeout)
-        return _http_from_host(check, endpoint.host, endpoint.port)
+        return _http_from_host(check, endpoint)
     address = _address(session, lab, check.vm)
     if check.kind == "tcp":
         status, _ = _run(connections.get(source), probes.tcp_from_vm(address, port),
@@ -220,9 +223,19 @@ def _tcp_from_host(host: str, port: int, timeout: int) -> Verdict:
     return Verdict(probes.PASS)
 
 
-def _http_from_host(check: Check, host: str, port: int) -> Verdict:
+def _tcp_on_host(host: Host, endpoint: Endpoint, timeout: int) -> Verdict:
+    done = host.run(f"timeout {timeout} {probes.tcp_from_vm(endpoint.host, endpoint.port)}",
+                    timeout=timeout + 15)
+    if done.returncode != 0:
+        return Verdict(probes.FAIL, f"nothing answers on {endpoint.describe()}")
+    return Verdict(probes.PASS)
+
+
+def _http_from_host(check: Check, endpoint: Endpoint) -> Verdict:
+    host, port = endpoint.host, endpoint.port
     connection = http.client.HTTPConnection(host, port, timeout=check.timeout)
     try:
+        connection.sock = open_socket(endpoint, check.timeout)  # straight or through a jump
         connection.request("GET", check.get("path", "/"))
         response = connection.getresponse()
         body = response.read(probes.MAX_BYTES).decode(errors="replace")

@@ -61,11 +61,11 @@ def published_port(session: Session, lab: str, vm: str, port: int) -> Endpoint:
     meta = found.meta
     for forwarded, guest in meta.forwards:
         if guest == port:
-            return Endpoint(host.forward_address, forwarded)
+            return host.forwarded(forwarded)
     if meta.ssh_port is None:  # on a libvirt network: the VM's address is reachable
         endpoint = host.endpoint(found.libvirt_name)
         if endpoint is not None:
-            return Endpoint(endpoint.host, port)
+            return host.reach(endpoint.host, port)
     published = ", ".join(str(g) for _h, g in meta.forwards) or "none"
     raise LabctlError(f"port {port} of VM '{vm}' is not published to the host",
                       f"published ports: {published}; publish it with 'ports:' in the lab file")

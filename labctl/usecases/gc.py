@@ -31,7 +31,7 @@ from labctl.events import Event
 from labctl.images.cache import ImageCache
 from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
-from labctl.runtime.registry import LabRegistry
+from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import Session
 from labctl.usecases.templates import VOLUME_PREFIX, TemplateStore, is_own_volume, remove_template
 from labctl.virt.host import Host
@@ -209,7 +209,7 @@ def collect(session: Session, garbage: list[Garbage],
                     for volume in host.storage.names(prefix=f"{g.name}."):
                         host.storage.delete(volume)
                 else:
-                    LabRegistry(data_dir, lab).stop()
+                    lab_registry(session, lab, host).stop()
                     shutil.rmtree(files.dir, ignore_errors=True)
                 removed.append(g)
     return removed

@@ -75,7 +75,7 @@ def _one(session: Session, lab: str, copy: str, group: str, folder: Path,
     for vm in status(session, lab):
         if vm.endpoint:
             host, _, port = vm.endpoint.rpartition(":")
-            entries.append(SshEntry(vm.domain, host, int(port), vm.user))
+            entries.append(SshEntry(vm.domain, host, int(port), vm.user, vm.jump))
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(mode=0o700, parents=True)

@@ -47,6 +47,8 @@ def hosts(session: Session, name: str, all_copies: bool = False) -> list[Invento
             options = (f"-o HostKeyAlias={vm.domain} "
                        f"-o UserKnownHostsFile={quote(str(files.known_hosts_path))} "
                        "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes")
+            if vm.proxy:  # a jump host: through its sshd, as labctl itself goes
+                options += " -o " + quote(f"ProxyCommand={vm.proxy}")
             found.append(InventoryHost(vm.domain, vm.name, lab, copy, {
                 "ansible_host": address, "ansible_port": int(port), "ansible_user": vm.user,
                 "ansible_ssh_private_key_file": str(files.login_key_path),

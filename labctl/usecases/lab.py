@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from labctl import interrupt
+from labctl import interrupt, shell
 from labctl.errors import LabctlError
 from labctl.events import Event
 from labctl.fileio import read_json, write_atomic
@@ -23,9 +23,10 @@ from labctl.plan import capacity
 from labctl.plan.containers import plan_containers
 from labctl.plan.layout import Layout, VmPlan, lab_layout
 from labctl.runtime.deploy import deploy_vm, observe
-from labctl.runtime.registry import LabRegistry, mirror_config_commands
+from labctl.runtime.registry import mirror_config_commands
 from labctl.ssh.wait import Readiness
 from labctl.usecases import templates
+from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import FirstBootFailed, Session
 from labctl.virt.connection import Accel
 from labctl.virt.host import Host, LibvirtError
@@ -168,7 +169,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
         image = settings.images.get(image_name)
         report(Event(f"image {image_name}", "upload", "making the base image available to libvirt"))
         bases[image_name] = (image, host.ensure_base(image))
-    registry = LabRegistry(settings.data_dir, lab.name).status()
+    registry = lab_registry(session, lab.name, host).status()
 
     def bring_up(vm_plan: VmPlan) -> VmOutcome:
         verb = verbs[("vm", vm_plan.vm.name)]
@@ -244,7 +245,8 @@ def ssh_entries(host: Host, layout: Layout) -> list[SshEntry]:
         endpoint = host.endpoint(vm_plan.domain)
         if endpoint is not None:
             entries.append(SshEntry(vm_plan.domain, endpoint.host, endpoint.port,
-                                    vm_plan.vm.user))
+                                    vm_plan.vm.user, endpoint.jump,
+                                    shell.join(endpoint.via) if endpoint.via else ""))
     return entries
 
 
@@ -310,7 +312,7 @@ def _down(session: Session, lab_name: str) -> DownResult:
     for name in leftovers:
         host.storage.delete(name)
     _stop_point(lab_name)
-    if LabRegistry(session.data_dir, lab_name).stop():
+    if lab_registry(session, lab_name, host).stop():
         report(Event(f"lab {lab_name}", "registry", "stopped and deleted"))
     return DownResult(lab_name, domains, networks, leftovers, files.remove())
 
@@ -332,6 +334,8 @@ class VmStatus:
     detection_lag: float | None
     uptime: float | None  # seconds since labctl last started it
     snapshots: tuple[str, ...] = ()  # its students' snapshots, oldest first
+    jump: str = ""  # its endpoint is reached through this host's sshd (ProxyJump)
+    proxy: str = ""  # the OpenSSH command labctl goes through it with (ProxyCommand)
 
 
 def status(session: Session, lab_name: str) -> list[VmStatus]:
@@ -347,5 +351,7 @@ def status(session: Session, lab_name: str) -> list[VmStatus]:
                             str(endpoint) if endpoint else None, found.meta.user,
                             seen.get("stages", {}), seen.get("detection_lag"),
                             time.time() - started if started and state == "running" else None,
-                            tuple(s.name for s in host.snapshots(found.libvirt_name))))
+                            tuple(s.name for s in host.snapshots(found.libvirt_name)),
+                            endpoint.jump if endpoint else "",
+                            shell.join(endpoint.via) if endpoint and endpoint.via else ""))
     return out

@@ -1,5 +1,6 @@
-"""The lab registry use cases: start it for a lab (and point the lab's running
-VMs at it), stop it, say where it is, and push a container's image to it."""
+"""The lab registry use cases: start it for a lab on the lab's own host (and
+point the lab's running VMs at it), stop it, say where it is, and push a
+container's image to it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from labctl.runtime.deploy import observe
 from labctl.runtime.registry import LabRegistry, Registry
 from labctl.usecases.containers import find_container
 from labctl.usecases.session import Session
+from labctl.virt.host import Host
+
+
+def lab_registry(session: Session, lab: str, host: Host | None = None) -> LabRegistry:
+    """The lab's registry, driven on the host the lab lives on."""
+    host = host or session.lab_host(lab)
+    if host.is_local:
+        return LabRegistry(session.data_dir, lab)
+    return LabRegistry(session.data_dir, lab, on_host=host.run, host_name=host.uri)
 
 
 def registry_up(session: Session, lab: str, upstream: str | None = None) -> Registry:
@@ -16,7 +26,7 @@ def registry_up(session: Session, lab: str, upstream: str | None = None) -> Regi
     configure every running VM to use it (VMs created later: by `up`)."""
     with session.changing(lab, "registry up"):
         host = session.lab_host(lab)
-        registry = LabRegistry(session.data_dir, lab).start(host.lab_gateway(lab), upstream)
+        registry = lab_registry(session, lab, host).start(host.lab_gateway(lab), upstream)
         for found in host.domains(lab):
             if found.active:
                 with session.connect_vm(lab, found.meta.name) as transport:
@@ -26,16 +36,16 @@ def registry_up(session: Session, lab: str, upstream: str | None = None) -> Regi
 
 def registry_down(session: Session, lab: str) -> bool:
     with session.changing(lab, "registry down"):
-        return LabRegistry(session.data_dir, lab).stop()
+        return lab_registry(session, lab).stop()
 
 
 def registry_status(session: Session, lab: str) -> Registry | None:
-    return LabRegistry(session.data_dir, lab).status()
+    return lab_registry(session, lab).status()
 
 
 def push(session: Session, lab: str, vm: str, container: str, as_name: str | None) -> str:
     """Publish the image a container runs to the lab registry; its new reference."""
-    registry = LabRegistry(session.data_dir, lab).status()
+    registry = lab_registry(session, lab).status()
     if registry is None:
         raise LabctlError(f"lab '{lab}' has no registry running",
                           f"start it with 'labctl registry up {lab}'")

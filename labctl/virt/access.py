@@ -14,7 +14,7 @@ import libvirt
 
 from labctl.errors import LabctlError
 from labctl.ssh.transport import Endpoint
-from labctl.virt import metadata
+from labctl.virt import metadata, remote
 from labctl.virt.connection import is_local
 
 # User-mode forwards listen on this loopback address, not on 127.0.0.1: qemu's
@@ -26,14 +26,26 @@ LOOPBACK = "127.0.0.2"
 
 def forward_host(uri: str) -> str:
     """Where a user-mode VM's forwarded ports are reached: LOOPBACK on the
-    local host; on a remote libvirt host, that host (by the URI's name)."""
-    return LOOPBACK if is_local(uri) else (urlparse(uri).hostname or LOOPBACK)
+    local host and on a jump host (its own loopback, through its sshd); on
+    another remote libvirt host, that host (by the URI's name)."""
+    if is_local(uri) or remote.jumps(uri):
+        return LOOPBACK
+    return urlparse(uri).hostname or LOOPBACK
+
+
+def reach(uri: str, host: str, port: int) -> Endpoint:
+    """host:port as seen from the libvirt host at `uri`, reached from here:
+    straight, or through that host's sshd when it is a jump host."""
+    if not remote.jumps(uri):
+        return Endpoint(host, port)
+    return Endpoint(host, port, tuple(remote.ssh_argv(uri, "-W", f"{host}:{port}")),
+                    remote.jump_spec(uri))
 
 
 def forward_bind(uri: str) -> str:
-    """The address qemu binds forwarded ports to: loopback locally; on a remote
-    host the address labctl reaches it at (the URI's, or its name resolved
-    here) -- never every interface of that host."""
+    """The address qemu binds forwarded ports to: loopback locally and on a
+    jump host; on another remote host the address labctl reaches it at (the
+    URI's, or its name resolved here) -- never every interface of that host."""
     host = forward_host(uri)
     try:
         return str(ipaddress.ip_address(host))
@@ -46,11 +58,12 @@ def forward_bind(uri: str) -> str:
                           "put the host's address in the URI") from None
 
 
-def endpoint(conn: libvirt.virConnect, dom: libvirt.virDomain) -> Endpoint | None:
+def endpoint(uri: str, conn: libvirt.virConnect, dom: libvirt.virDomain) -> Endpoint | None:
+    """Where labctl reaches the VM's sshd (`uri`: its host's, as labctl names it)."""
     xml = dom.XMLDesc(0)
     meta = metadata.from_xml(xml)
     if meta is not None and meta.ssh_port:
-        return Endpoint(forward_host(conn.getURI()), meta.ssh_port)
+        return reach(uri, forward_host(uri), meta.ssh_port)
     for network, mac in bridged_nics(xml):
         try:
             leases = conn.networkLookupByName(network).DHCPLeases(mac, 0)
@@ -60,7 +73,7 @@ def endpoint(conn: libvirt.virConnect, dom: libvirt.virDomain) -> Endpoint | Non
         leases = [lease for lease in leases if lease.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4]
         if leases:
             newest = max(leases, key=lambda lease: lease.get("expirytime", 0))
-            return Endpoint(newest["ipaddr"], 22)
+            return reach(uri, newest["ipaddr"], 22)
     return None
 
 

@@ -13,6 +13,7 @@ import libvirt
 
 from labctl.errors import LabctlError
 from labctl.plan.hosts import Accel
+from labctl.virt.remote import CONNECT_SECONDS, libvirt_uri
 
 DEFAULT_URI = "qemu:///system"
 
@@ -26,16 +27,13 @@ def library_version() -> str:
     return f"{major}.{rest // 1000}.{rest % 1000}"
 
 
-# A host that died answers nothing: without a bound, ssh waits out TCP's own
-# connect timeout (73 s measured here for a host whose link went down).
-CONNECT_SECONDS = 10
 _DEFAULT_PORTS = {"ssh": 22, "libssh": 22, "libssh2": 22, "tcp": 16509, "tls": 16514, "": 16514}
 
 
 def connect(uri: str) -> libvirt.virConnect:
     _reachable(uri)
     try:
-        return libvirt.open(uri)
+        return libvirt.open(libvirt_uri(uri))
     except libvirt.libvirtError as exc:
         hint = ("start libvirtd (scripts/libvirtd-netns start for tests and demos)"
                 if "socket" in str(exc) or "No such file" in str(exc) else

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from collections import deque
@@ -27,7 +28,7 @@ from labctl.errors import LabctlError
 from labctl.images.cache import Image
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.ssh.transport import Endpoint
-from labctl.virt import access, inventory, snapshots
+from labctl.virt import access, inventory, ports, remote, snapshots
 from labctl.virt.connection import connect, is_local, libvirt_errors, probe_accel
 from labctl.virt.inventory import Found
 from labctl.virt.network import host_routes
@@ -76,10 +77,32 @@ class Host:
     def storage(self) -> Storage:
         return Storage(self.conn)
 
+    def forwarded(self, port: int) -> Endpoint:
+        """Where a port the host forwards to a VM is reached from here."""
+        return self.reach(access.forward_host(self.uri), port)
+
+    def reach(self, address: str, port: int) -> Endpoint:
+        """address:port as the host sees it, reached from here (through the
+        host's sshd when it is a jump host)."""
+        return access.reach(self.uri, address, port)
+
     @property
-    def forward_address(self) -> str:
-        """Where the host's forwarded VM ports are reached from here."""
-        return access.forward_host(self.uri)
+    def jumps(self) -> bool:
+        """Its forwards listen on its loopback, reached through its sshd."""
+        return remote.jumps(self.uri)
+
+    def run(self, script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """A shell script on the host itself (through OpenSSH when remote)."""
+        return remote.run(self.uri, script, timeout, local=self.is_local)
+
+    def listening_ports(self) -> set[int]:
+        """The TCP ports something listens on there, any address."""
+        done = self.run("ss -Htln", timeout=30)
+        if done.returncode != 0:
+            raise LabctlError(f"cannot list the listening ports of {self.uri}: "
+                              f"{done.stderr.strip() or 'ss failed'}",
+                              "labctl needs 'ss' (iproute2) on a jump host")
+        return ports.listening(done.stdout)
 
     def daemon_in_root_netns(self) -> bool:
         """True if this local host's libvirtd runs in the machine's own network
@@ -132,7 +155,7 @@ class Host:
     def endpoint(self, name: str) -> Endpoint | None:
         """Where its sshd is reached: a forwarded port, or its newest DHCP lease."""
         try:
-            return access.endpoint(self.conn, self._dom(name))
+            return access.endpoint(self.uri, self.conn, self._dom(name))
         except libvirt.libvirtError:
             return None
 

@@ -1,10 +1,12 @@
 """The host ports a user-mode VM's forwards bind (SSH, published ports),
 chosen free on the host that binds them.
 
-Locally a bind on the forwards' address says whether a port is free. On a
-remote libvirt host nothing here can bind its ports, so the host answers for
-itself: a port nobody listens on refuses a connection at once (RST), a taken
-one accepts it, and silence (a firewall) counts as taken. Between the choice
+Locally a bind on the forwards' address says whether a port is free (BIND).
+On a remote libvirt host nothing here can bind its ports, so the host answers
+for itself (CONNECT): a port nobody listens on refuses a connection at once
+(RST), a taken one accepts it, and silence (a firewall) counts as taken. A
+jump host's forwards listen on its loopback, which nothing here can reach: the
+caller reads its listening ports there (`ss`) and avoids them (LISTED). Between the choice
 and qemu's bind another program may still take the port: qemu then fails to
 start with "Could not set up host forwarding rule", and the caller chooses
 again (`refused_port`)."""
@@ -21,8 +23,13 @@ REMOTE_RANGE = (20000, 61000)  # below Linux's default ephemeral range's end
 PROBE_SECONDS = 1.0
 
 
-def is_free(port: int, address: str, local: bool) -> bool:
-    if local:
+BIND, CONNECT, LISTED = "bind", "connect", "listed"
+
+
+def is_free(port: int, address: str, how: str) -> bool:
+    if how == LISTED:
+        return True  # the host's listening ports are in the caller's `avoid`
+    if how == BIND:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((address, port))
@@ -38,23 +45,33 @@ def is_free(port: int, address: str, local: bool) -> bool:
     return False  # something listens there
 
 
-def pick(avoid: set[int], address: str, local: bool) -> int:
+def pick(avoid: set[int], address: str, how: str) -> int:
     """A port free on the host binding `address` and not in `avoid` (ports
     other labctl VMs of that host reserve, or ports that just failed)."""
     for _ in range(100):
-        if local:
+        if how == BIND:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 sock.bind((address, 0))
                 port = sock.getsockname()[1]
         else:
             port = random.randrange(*REMOTE_RANGE)
-            if port in avoid or not is_free(port, address, local):
+            if port in avoid or not is_free(port, address, how):
                 continue
         if port not in avoid:
             return port
     raise LabctlError(f"no free TCP port for a VM's forwards on {address}",
                       "free some ports there, or use a lab network (mode: nat) instead of "
                       "user-mode networking")
+
+
+def listening(ss_output: str) -> set[int]:
+    """Ports in `ss -Htln` output (Local Address:Port is the fourth column)."""
+    found = set()
+    for line in ss_output.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[3].rpartition(":")[2].isdigit():
+            found.add(int(fields[3].rpartition(":")[2]))
+    return found
 
 
 _FORWARD_FAILED = re.compile(r"host forwarding rule '?tcp:[^:]*:(\d+)-")

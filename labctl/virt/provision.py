@@ -78,13 +78,16 @@ class Provisioner:
         bind = forward_bind(self.host.uri)
         if plan.uses_user_network:  # SSH and published ports are forwarded from the host
             taken = self._ports_in_use() | self.refused_ports
-            local = self.host.is_local
+            how = ports.BIND if self.host.is_local else \
+                ports.LISTED if self.host.jumps else ports.CONNECT
+            if how == ports.LISTED:
+                taken |= self.host.listening_ports()
             ssh_port = old_port if old_port and old_port not in self.refused_ports else \
-                ports.pick(taken, bind, local)
+                ports.pick(taken, bind, how)
             taken.add(ssh_port)
             for port in plan.published:
-                chosen = port if port not in taken and ports.is_free(port, bind, local) \
-                    else ports.pick(taken, bind, local)
+                chosen = port if port not in taken and ports.is_free(port, bind, how) \
+                    else ports.pick(taken, bind, how)
                 taken.add(chosen)
                 published.append((chosen, port))
         facts = VmFacts(self.host.accel.domain_type, overlay, seed_path, base.kernel,

@@ -1,11 +1,15 @@
 """A class across two libvirt hosts that are somewhere else
 (scripts/remote-hosts): each in its own network namespace with its own
 libvirtd state and its own sshd, at 192.0.2.11 and 192.0.2.12 on a bridge;
-labctl, in the test namespace, reaches them only through qemu+ssh. Four
-copies are placed by the RAM left on each host, the image is uploaded to
-each host's pool, every command follows a copy to its host, forwards are
-bound to the host's address, plain OpenSSH reaches a copy on each host
-through its hand-out; then one host dies (every process in it, and its link):
+labctl, in the test namespace, reaches them only through qemu+ssh. The second
+does not expose its forwarded ports (`labctl_jump=1`): they listen on its
+loopback and everything goes through its sshd. Four copies are placed by the
+RAM left on each host, the image is uploaded to each host's pool, every
+command follows a copy to its host, forwards are bound to the host's address
+(the second's loopback), plain OpenSSH reaches a copy on each host through its
+hand-out (ProxyJump on the second), gc and doctor look at every host, a lab
+on the second host gets its registry there (reached by its VM on the lab
+network, not from here), then one host dies (every process in it, and its link):
 its copies show as unreachable while the others keep working, a command on a
 lost copy fails in one line naming the host, and `up --replace-lost` brings
 them back on the other host. Nothing is left on either host after
@@ -15,17 +19,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import subprocess
 
 import pytest
 
+from labctl.virt import remote
 from labctl.virt.connection import connect
 from labctl.virt.storage import POOL
 
 from .conftest import ROOT, labctl, leftovers
 
 HELLO = ROOT / "examples" / "hello.yaml"
+BENCH_LAB = ROOT / "tests" / "data" / "labs" / "integration" / "bench-containers.yaml"
+NAT_LAB = ROOT / "tests" / "data" / "labs" / "integration" / "remote-registry.yaml"
 SCRIPT = str(ROOT / "scripts" / "remote-hosts")
+KEY = "/run/labctl-hosts/id_ed25519"
 COPIES = {f"hello-{n}" for n in range(1, 5)}
 
 
@@ -43,6 +52,14 @@ def copies_on(host: str) -> set[str]:
         conn.close()
 
 
+def answers(address: str, port: int) -> bool:
+    try:
+        socket.create_connection((address, port), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
 def one_line_error(result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0 and lines, result
@@ -53,7 +70,7 @@ def one_line_error(result) -> str:
 @pytest.fixture(scope="module")
 def hosts(settings, tmp_path_factory):
     subprocess.run([SCRIPT, "start"], check=True)
-    first, second = uri(1), uri(2)
+    first, second = uri(1), uri(2) + "&labctl_jump=1"
     labctl("down", "hello", "--all-copies", check=False)
     up = labctl("up", str(HELLO), "--copies", "4", "--host", first, "--host", second)
     yield first, second, up, tmp_path_factory.mktemp("handouts")
@@ -81,22 +98,32 @@ def test_every_command_follows_the_copy_to_its_host(hosts):
     status = labctl("status", "hello", "--all-copies")
     for name in COPIES:
         assert f"lab {name}" in status.stdout
-    for host, address in ((first, "192.0.2.11"), (second, "192.0.2.12")):
+    for host, address in ((first, "192.0.2.11"), (second, "127.0.0.2")):
         copy = sorted(copies_on(host))[0]
         number = copy.split("-")[1]
         assert labctl("exec", f"{copy}.node", "--", "hostname").stdout.strip() == "node"
         assert "running" in labctl("status", "hello", "--copy", number).stdout
         config = labctl("ssh-config", "hello", "--copy", number).stdout
         assert f"HostName {address}" in config
-        # forwarded to the address the host is reached at, never every interface
+        assert ("-- 192.0.2.12" in config) == (host == second)  # labctl's way through
+        # forwarded to the address the host is reached at (the jump host's
+        # loopback), never every interface
         xml = connect(host).lookupByName(f"{copy}.node").XMLDesc(0)
         assert f"hostfwd=tcp:{address}:" in xml and "0.0.0.0" not in xml
+        # from here, only the exposed host's forward answers at the host's address
+        forwarded = int(config.split("Port ")[1].split()[0])
+        host_address = "192.0.2.11" if host == first else "192.0.2.12"
+        assert answers(host_address, forwarded) == (host == first)
     assert labctl("ps", "hello", "--all-copies").returncode == 0
     rows = {r["uri"]: r for r in json.loads(
         labctl("--json", "hosts", "--host", first, "--host", second).stdout)}
     for host in (first, second):
         assert rows[host]["reachable"] and rows[host]["accel"] in ("kvm", "qemu")
         assert set(rows[host]["labs"]) == copies_on(host)
+    doctor = json.loads(labctl("--json", "doctor", "--all-hosts").stdout)
+    assert {first, second} <= {row["host"] for row in doctor}
+    gc = json.loads(labctl("--json", "gc", "--all-hosts", "--dry-run").stdout)
+    assert [row for row in gc if row["host"] in (first, second)] == []  # all in use
 
 
 def test_plain_openssh_reaches_a_copy_on_each_host_through_its_handout(hosts):
@@ -105,10 +132,56 @@ def test_plain_openssh_reaches_a_copy_on_each_host_through_its_handout(hosts):
         copy = sorted(copies_on(host))[0]
         number = copy.split("-")[1]
         labctl("handout", "hello", "--out", str(handouts), "--copy", number)
+        config = handouts / number / "ssh_config"
+        assert ("ProxyJump root@192.0.2.12" in config.read_text()) == (host == second)
+        # the student's own way into the jump host (here: the hosts' test key)
+        config.write_text(f"Host 192.0.2.12\n  IdentityFile {KEY}\n  StrictHostKeyChecking no\n"
+                          "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n\n"
+                          + config.read_text())
         result = subprocess.run(["ssh", "-F", "ssh_config", f"{copy}.node", "true"],
                                 cwd=handouts / number, capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0, result.stderr
+
+
+def test_a_labs_registry_runs_on_the_labs_host(hosts):
+    """The registry of a lab on the jump host runs there, on the lab network's
+    gateway: the VM (reached through the host's sshd) gets answers from it,
+    this machine does not, and it goes with `down`."""
+    _, second, _, _ = hosts
+    labctl("down", "remote-registry", check=False)
+    labctl("up", str(NAT_LAB), "--uri", second)
+    try:
+        assert "via root@192.0.2.12" in labctl("status", "remote-registry").stdout
+        started = labctl("registry", "up", "remote-registry").stdout
+        assert "at 10.213.230.1:5000" in started
+        status = labctl("registry", "status", "remote-registry").stdout
+        assert "on host qemu+ssh://root@192.0.2.12" in status
+        pid = status.split("(pid ")[1].split(")")[0]
+        there = remote.run(second, f"cat /proc/{pid}/cmdline")
+        assert "docker-registry" in there.stdout  # a process of the lab's host
+        answer = labctl("exec", "remote-registry.box", "--", "bash", "-c",
+                        "exec 3<>/dev/tcp/10.213.230.1/5000; "
+                        "printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' >&3; head -1 <&3").stdout
+        assert answer.startswith("HTTP/1.0 200"), answer
+        with pytest.raises(OSError):  # not on this machine's side
+            socket.create_connection(("10.213.230.1", 5000), timeout=3).close()
+    finally:
+        labctl("down", "remote-registry")
+    assert remote.run(second, f"test -e /proc/{pid}").returncode != 0
+    assert labctl("registry", "status", "remote-registry").stdout.strip() == "not running"
+
+
+def test_bench_measures_on_a_given_host(hosts, settings):
+    """`bench run --host URI`: the VM the containers start in is on that host
+    (here the jump host: reached through its sshd), and it is gone afterwards."""
+    _, second, _, _ = hosts
+    result = json.loads(labctl("--json", "bench", "run", str(BENCH_LAB), "--host",
+                               second).stdout)
+    data = result["data"]
+    assert data["vm_boot"] == [] and len(data["containers"]["podman"]) == 2
+    assert all(s["run_true"] > 0 for s in data["containers"]["podman"])
+    assert leftovers("itbenchc-bench", dataclasses.replace(settings, uri=second)) == {}
 
 
 def test_a_host_that_dies_mid_class(hosts):

@@ -29,12 +29,12 @@ def test_a_port_is_free_where_it_is_bound_or_where_the_host_refuses_it():
         server.bind(("127.0.0.1", 0))
         server.listen()
         taken = server.getsockname()[1]
-        assert not ports.is_free(taken, "127.0.0.1", local=True)
-        assert not ports.is_free(taken, "127.0.0.1", local=False)  # it answered
-        chosen = ports.pick({taken}, "127.0.0.1", local=False)
+        assert not ports.is_free(taken, "127.0.0.1", how=ports.BIND)
+        assert not ports.is_free(taken, "127.0.0.1", how=ports.CONNECT)  # it answered
+        chosen = ports.pick({taken}, "127.0.0.1", how=ports.CONNECT)
         assert chosen != taken and ports.REMOTE_RANGE[0] <= chosen < ports.REMOTE_RANGE[1]
-    assert ports.is_free(taken, "127.0.0.1", local=True)
-    assert ports.is_free(taken, "127.0.0.1", local=False)  # refused now: nobody listens
+    assert ports.is_free(taken, "127.0.0.1", how=ports.BIND)
+    assert ports.is_free(taken, "127.0.0.1", how=ports.CONNECT)  # refused now: nobody listens
     assert ports.refused_port(QEMU_SAID.format(port=40023)) == 40023
     assert ports.refused_port("cannot start VM: no space left") is None
 
