@@ -131,12 +131,14 @@ class SSHTransport:
         return self._transport.is_active()
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
-            input_data: bytes | None = None) -> CommandResult:
+            input_data: bytes | None = None, errors: str = "replace") -> CommandResult:
+        """`errors="surrogateescape"` keeps stdout's exact bytes (str.encode gives
+        them back) where a caller counts them."""
         text = command if isinstance(command, str) else join(command)
         start = time.monotonic()
         out, err = io.BytesIO(), io.BytesIO()
         status = self._exec(text, out, err, timeout, input_data)
-        return CommandResult(text, status, out.getvalue().decode(errors="replace"),
+        return CommandResult(text, status, out.getvalue().decode(errors=errors),
                              err.getvalue().decode(errors="replace"), time.monotonic() - start)
 
     def stream(self, command: str | Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:

@@ -106,7 +106,7 @@ def _in_vm(connections: _Connections, vm: str, mine: list[tuple[int, Check, prob
     plan = [(probe, check.timeout) for _, check, probe in mine]
     try:
         result = connections.get(vm).run(batch.command(plan, runtimes),
-                                         timeout=batch.budget(plan))
+                                         timeout=batch.budget(plan), errors="surrogateescape")
         answers = batch.parse(result.stdout, len(mine))
         lost = "the checks' script ended early" + (f": {result.stderr.strip()[-80:]}"
                                                    if result.stderr.strip() else "")

@@ -52,11 +52,11 @@ class FakeTransport:
         self.answers, self.commands, self.execute = answers or {}, [], execute
         self.closed = False
 
-    def run(self, command, timeout=None, input_data=None):
+    def run(self, command, timeout=None, input_data=None, errors="replace"):
         text = command if isinstance(command, str) else join(command)
         self.commands.append(text)
         if batch.RECORD in text and not self.execute:
-            return self._batch(text, shlex.split(text), timeout)
+            return self._batch(text, shlex.split(text), timeout, errors)
         for needle, (status, out, err) in self.answers.items():
             if needle in text:
                 return CommandResult(text, status, out, err, 0.0)
@@ -72,7 +72,7 @@ class FakeTransport:
         return CommandResult(text, done.returncode, done.stdout.decode(errors="replace"),
                              done.stderr.decode(errors="replace"), time.monotonic() - began)
 
-    def _batch(self, text: str, argv: list[str], timeout) -> CommandResult:
+    def _batch(self, text: str, argv: list[str], timeout, errors: str) -> CommandResult:
         """A check batch (checks/batch.py) run by the real bash, each probe's
         timeout(1) a shim answering from the table, as one command would be."""
         with tempfile.TemporaryDirectory() as shims:
@@ -86,10 +86,10 @@ class FakeTransport:
             shim = Path(shims, "timeout")
             shim.write_text(f"#!{sys.executable}\n" + TIMEOUT_SHIM.format(table=str(table)))
             shim.chmod(0o755)
-            done = subprocess.run(argv, text=True,
-                                  capture_output=True, timeout=timeout,
+            done = subprocess.run(argv, capture_output=True, timeout=timeout,
                                   env={**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"})
-        return CommandResult(text, done.returncode, done.stdout, done.stderr, 0.0)
+        return CommandResult(text, done.returncode, done.stdout.decode(errors=errors),
+                             done.stderr.decode(errors="replace"), 0.0)
 
     def stream(self, command, stdout, stderr) -> int:
         result = self.run(command)

@@ -62,7 +62,7 @@ def run_locally(*checks: Check, bin_dir: Path, web: object = None,
         env["SUDO_USER"] = student
     plan = [(probes.vm_probe(c), c.timeout) for c in checks]
     done = subprocess.run(batch.command(plan, runtimes), capture_output=True,
-                          text=True, timeout=60, env=env)
+                          timeout=60, env=env)  # bytes, as the checks read them
     return batch.parse(done.stdout, len(plan))
 
 
@@ -184,8 +184,22 @@ def test_a_probe_that_outlives_its_timeout_says_so_and_the_others_still_run(tmp_
         [(probes.vm_probe(slow), 1)], ("podman",)).splitlines() if "rec 0" not in line)
     assert batch.parse(subprocess.run(["bash", "-c", cut], capture_output=True, text=True
                                       ).stdout, 1) == [None]  # no record: could not run
-    assert batch.parse("@@labctl-check 0 0 1,5 2,0 aGk=\n@@labctl-check 7 0 1 2 aGk=", 1) == \
-        [batch.Answer(0, "hi", 0.5)]  # a comma locale's clock; an index out of range
+    assert batch.parse("\n@@labctl-check 0 0 1,5 2,0 2\nhi\n@@labctl-check 7 0 1 2 2\nhi", 1) \
+        == [batch.Answer(0, "hi", 0.5)]  # a comma locale's clock; an index out of range
+
+
+def test_a_probes_output_is_carried_byte_for_byte_and_cannot_pose_as_a_record(tmp_path: Path):
+    """Output is skipped by its length, never searched: a student's command
+    that prints a record header (or bytes that are not UTF-8) fools nothing."""
+    forged = "printf '\\n@@labctl-check 1 0 1 2 4\\npass'; printf '\\377'; exit 3"
+    answers = run_locally(check("command", run=forged), check("command", run="printf 'é'"),
+                          bin_dir=tmp_path)
+    assert answers[0].status == 3 and answers[0].stdout.endswith("\npass\ufffd")
+    assert "@@labctl-check 1" in answers[0].stdout
+    assert answers[1].status == 0 and answers[1].stdout.endswith("é")
+    inner = "\n@@labctl-check 1 0 1 2 4\npass"
+    cut = f"\n@@labctl-check 0 3 1 2 {len(inner)}\n{inner}"  # the script ended after probe 0
+    assert batch.parse(cut, 2) == [batch.Answer(3, inner, 1.0), None]
 
 
 def test_http_parse_and_judge():
