@@ -39,10 +39,24 @@ def main() -> None:
     up = time.monotonic() - began
     if result.failed:
         raise SystemExit(f"up failed: {result.failed[0].error}")
+    logins: list[float] = []  # each VM's SSH login, the checks' fixed cost per VM
+    connect = session.connect_vm
+
+    def timed_connect(lab_name: str, vm: str):
+        began = time.monotonic()
+        transport = connect(lab_name, vm)
+        logins.append(time.monotonic() - began)
+        return transport
+
+    session.connect_vm = timed_connect  # type: ignore[method-assign]
     try:
         times, passed = [], 0
         for n in range(args.runs):
-            run = run_checks(session, lab, all_copies=True, keep=False)
+            logins.clear()
+            started, finished = time.monotonic(), []
+            run = run_checks(session, lab, all_copies=True, keep=False,
+                             progress=lambda _c, t=started, f=finished:
+                             f.append(time.monotonic() - t))
             times.append(run.seconds)
             print(f"check run {n + 1}/{args.runs}: {run.seconds:.1f} s", flush=True)
             passed = sum(c.passed for c in run.copies)
@@ -60,6 +74,10 @@ def main() -> None:
         for n, info in enumerate(last.checks):
             spent = [c.outcomes[n].seconds for c in last.copies]
             print(f"  {info.name:<12} {statistics.median(spent):6.2f} s {max(spent):6.2f} s")
+        print(f"  {'(SSH login)':<12} {statistics.median(logins):6.2f} s {max(logins):6.2f} s")
+        sums = [sum(o.seconds for o in c.outcomes) for c in last.copies]
+        print(f"a copy's checks add up to {statistics.median(sums):.1f} s (median); copies "
+              f"finished at {', '.join(f'{t:.1f}' for t in sorted(finished))} s")
     finally:
         classes.down_class(session, lab.name, QUIET)
 

@@ -51,7 +51,12 @@ def _in_use(transport: SSHTransport, binary: str) -> bool:
 
 
 
-def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report) -> list[Action]:
+def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report,
+              fresh: bool = False) -> list[Action]:
+    """Bring the VM's containers to what the lab file says. `fresh`: the VM was
+    just created (a new disk, or a template's, made before any container), so
+    it holds none of labctl's: none is looked for or removed first -- each
+    podman call costs seconds under TCG (a 1-VM lab's up: ~6 s of 57)."""
     where = f"VM '{vm.name}'"
     for binary in sorted({c.runtime for c in vm.containers}):
         if not OciRuntime(binary, transport, where).available():
@@ -59,7 +64,8 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report) -> list
             raise LabctlError(f"{where} has no {binary}: container '{user}' cannot run",
                               f"use 'runtime: {'podman' if binary == 'docker' else 'docker'}' "
                               "or an image that has it")
-    observed = observe(transport, lab.name, vm.name, frozenset(c.runtime for c in vm.containers))
+    observed = [] if fresh else \
+        observe(transport, lab.name, vm.name, frozenset(c.runtime for c in vm.containers))
     actions = plan_containers(vm, observed, lab.directory)
     if not any(a.changes for a in actions):
         return actions
@@ -81,7 +87,8 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report) -> list
             c = by_name[name]
             runtime = runtimes[c.runtime]
             ref = sources.ensure(runtime, c)
-            runtime.remove(name)
+            if not fresh:
+                runtime.remove(name)
             args = run_args(lab.name, vm.name, c, ref, container_hash(c, lab.directory),
                             bind_root)
             result = runtime.run_detached(args)

@@ -193,7 +193,8 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                         f"VM '{vm_plan.vm.name}': configuring the lab's mirrors")
                 if registry is not None:
                     registry.configure(transport)
-                containers = deploy_vm(transport, lab, vm_plan.vm, report)
+                containers = deploy_vm(transport, lab, vm_plan.vm, report,
+                                       fresh=verb in ("create", "recreate"))
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, readiness,
                              containers=tuple(containers))
         except LabctlError as exc:

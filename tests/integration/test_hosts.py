@@ -93,7 +93,7 @@ def test_copies_are_placed_on_both_hosts(hosts):
         assert any(v.startswith("base-debian-12-") for v in pool.listVolumes())
 
 
-def test_every_command_follows_the_copy_to_its_host(hosts):
+def test_every_command_follows_the_copy_to_its_host(hosts, tmp_path):
     first, second, _, _ = hosts
     status = labctl("status", "hello", "--all-copies")
     for name in COPIES:
@@ -103,6 +103,11 @@ def test_every_command_follows_the_copy_to_its_host(hosts):
         number = copy.split("-")[1]
         assert labctl("exec", f"{copy}.node", "--", "hostname").stdout.strip() == "node"
         assert "running" in labctl("status", "hello", "--copy", number).stdout
+        note = tmp_path / f"note-{number}"
+        note.write_text(f"for copy {number}\n")
+        labctl("cp", str(note), "node:/tmp/note", "--lab", "hello", "--copy", number)
+        assert labctl("exec", f"{copy}.node", "--", "cat", "/tmp/note").stdout == \
+            f"for copy {number}\n"
         config = labctl("ssh-config", "hello", "--copy", number).stdout
         assert f"HostName {address}" in config
         assert ("-- 192.0.2.12" in config) == (host == second)  # labctl's way through
@@ -114,6 +119,11 @@ def test_every_command_follows_the_copy_to_its_host(hosts):
         forwarded = int(config.split("Port ")[1].split()[0])
         host_address = "192.0.2.11" if host == first else "192.0.2.12"
         assert answers(host_address, forwarded) == (host == first)
+    # a reset on the jump host: back to the state after 'up' (the note is gone)
+    copy = sorted(copies_on(second))[0]
+    labctl("reset", str(HELLO), "--copy", copy.split("-")[1])
+    gone = labctl("exec", f"{copy}.node", "--", "test", "-e", "/tmp/note", check=False)
+    assert gone.returncode == 1
     assert labctl("ps", "hello", "--all-copies").returncode == 0
     rows = {r["uri"]: r for r in json.loads(
         labctl("--json", "hosts", "--host", first, "--host", second).stdout)}

@@ -187,3 +187,20 @@ def test_mirror_configuration_commands_run_in_a_real_shell(tmp_path):
     assert "URIs: http://mirror.example/debian\n" in \
         (root / "etc/apt/sources.list.d/debian.sources").read_text()
     assert (root / "etc/apt/trusted.gpg.d/labctl-mirror.asc").read_text() == key
+
+
+def test_a_fresh_vm_is_not_searched_for_containers_it_cannot_have():
+    """A VM just created (new disk, or a template's) holds none of labctl's
+    containers: no `ps` before deploying, no `rm` before each run (each a
+    podman or docker call, seconds under TCG)."""
+    bare = dataclasses.replace(COURSE.vm("docker-host"), containers=())
+    again = FakeTransport()
+    deploy_vm(again, COURSE, bare, lambda e: None)
+    assert any(" ps " in c for c in again.commands)  # a VM that was up before is looked at
+    fresh = FakeTransport()
+    deploy_vm(fresh, COURSE, bare, lambda e: None, fresh=True)
+    assert fresh.commands == []
+    fresh = FakeTransport()
+    deploy_vm(fresh, COURSE, COURSE.vm("docker-host"), lambda e: None, fresh=True)
+    asked = " ; ".join(fresh.commands)
+    assert " run " in asked and " ps " not in asked and " rm " not in asked, asked
