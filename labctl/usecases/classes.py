@@ -108,12 +108,15 @@ def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | Non
               hosts: tuple[str, ...], replace_lost: bool = False) -> ClassResult:
     start = time.monotonic()
     labs = classroom.expand(lab, copies, only)
-    uris = list(dict.fromkeys(hosts or lab.hosts or (session.settings.uri,)))
+    # A copy stays on the host it was placed on; new copies go where RAM is left.
+    # Without hosts given, the class's hosts are where its copies were placed
+    # (a reset or an up of one copy must not re-create it on the default host).
+    recorded = {c.name: session.files(c.name).placement().get("uri") for c in labs}
+    placed = [uri for uri in recorded.values() if uri]
+    uris = list(dict.fromkeys(hosts or lab.hosts or placed or (session.settings.uri,)))
     opened = _open_hosts(session, lab, report, uris, replace_lost)
     uris = [uri for uri in uris if uri in opened]
     accels = {uri: host.accel for uri, host in opened.items()}
-    # A copy stays on the host it was placed on; new copies go where RAM is left.
-    recorded = {c.name: session.files(c.name).placement().get("uri") for c in labs}
     placement = {name: uri for name, uri in recorded.items() if uri in uris}
     running = {f.meta.lab for host in opened.values() for f in host.domains()
                if f.active and f.meta.group == lab.name}

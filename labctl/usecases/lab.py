@@ -109,9 +109,10 @@ def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
        uri: str | None = None) -> UpResult:
     """Bring the lab to its file, under its lock; VMs named in `reset` are
     recreated from their base image (a fresh overlay: their post-`up` state).
-    `uri`: the host a class placed this copy on (default: the session's)."""
+    `uri`: the host a class placed this copy on (default: the host the lab
+    was placed on, else the session's -- a lab never gets a twin elsewhere)."""
     with session.changing(lab.name, "reset" if reset else "up"):
-        return _up(session, lab, reset, session.host(uri))
+        return _up(session, lab, reset, session.host(uri or session.placed_uri(lab.name)))
 
 
 def refuse_open_lab_off_namespace(lab: Lab, host: Host) -> None:

@@ -319,3 +319,24 @@ def test_gc_of_each_host_of_a_class_keeps_the_other_hosts_copies(tmp_path: Path)
     found = gc.find_on_hosts(session, [first, second, gone])
     assert found[first] == [] and found[second] == []  # each copy's keys stay
     assert isinstance(found[gone], LabctlError)
+
+
+def test_a_copy_stays_on_its_host_when_reset_or_brought_up_without_hosts(tmp_path: Path):
+    """A reset (or an up of one copy) names no host: the copy is found where
+    it was placed, never re-created on the default host beside the old one."""
+    default, elsewhere = node_uri(tmp_path, "default"), node_uri(tmp_path, "elsewhere")
+    session = session_on(tmp_path, uri=default)
+    quiet = lambda _c, _e: None  # noqa: E731
+    classes.up_class(session, HELLO, quiet, copies=2, hosts=(elsewhere,))
+    classes.reset(session, HELLO, None, "1", quiet)
+    classes.up_class(session, HELLO, quiet, None, "2")
+    for copy in ("hello-1", "hello-2"):
+        assert session.files(copy).placement()["uri"] == elsewhere
+        assert session.host(elsewhere).domain(copy, "node") is not None
+    assert session.host(default).domains() == []
+    (tmp_path / "one.yaml").write_text("name: one\nvms: [{name: node}]\n")
+    one = load_lab(tmp_path / "one.yaml")
+    lab_cases.up(session, one, uri=elsewhere)
+    lab_cases.up(session, one, reset=frozenset({"node"}))  # no host named: where it lives
+    assert session.host(default).domains() == []
+    assert session.host(elsewhere).domain("one", "node") is not None
