@@ -162,12 +162,13 @@ def test_a_labs_registry_runs_on_the_labs_host(hosts):
     labctl("down", "remote-registry", check=False)
     labctl("up", str(NAT_LAB), "--uri", second)
     try:
-        assert "via root@192.0.2.12" in labctl("status", "remote-registry").stdout
+        (vm,) = json.loads(labctl("--json", "status", "remote-registry").stdout)
+        assert vm["jump"] == "root@192.0.2.12" and vm["endpoint"].startswith("10.213.230.")
         started = labctl("registry", "up", "remote-registry").stdout
         assert "at 10.213.230.1:5000" in started
-        status = labctl("registry", "status", "remote-registry").stdout
-        assert "on host qemu+ssh://root@192.0.2.12" in status
-        pid = status.split("(pid ")[1].split(")")[0]
+        status = json.loads(labctl("--json", "registry", "status", "remote-registry").stdout)
+        assert status["host"] == second and status["address"] == "10.213.230.1:5000"
+        pid = status["pid"]
         there = remote.run(second, f"cat /proc/{pid}/cmdline")
         assert "docker-registry" in there.stdout  # a process of the lab's host
         answer = labctl("exec", "remote-registry.box", "--", "bash", "-c",
@@ -179,7 +180,7 @@ def test_a_labs_registry_runs_on_the_labs_host(hosts):
     finally:
         labctl("down", "remote-registry")
     assert remote.run(second, f"test -e /proc/{pid}").returncode != 0
-    assert labctl("registry", "status", "remote-registry").stdout.strip() == "not running"
+    assert json.loads(labctl("--json", "registry", "status", "remote-registry").stdout) is None
 
 
 def test_bench_measures_on_a_given_host(hosts, settings):
