@@ -93,7 +93,8 @@ def restart(target: str = typer.Argument(..., metavar="VM/CONTAINER"),
 def port(target: str = typer.Argument(..., metavar="VM|LAB.VM"),
          number: int = typer.Argument(..., metavar="PORT", min=1, max=65535),
          lab: str = LAB_OPTION, uri: str = URI_OPTION, copy: str = COPY_OPTION) -> None:
-    """Where the host reaches a port published in a VM (prints HOST:PORT)."""
+    """Where a port published in a VM is reached (HOST:PORT; on a host that does
+    not expose its ports: HOST:PORT via USER@HOST, reach it with ssh -L)."""
     from labctl.usecases.containers import published_port
 
     name, vm = split_target(target, lab, uri, copy)
