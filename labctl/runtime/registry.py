@@ -139,7 +139,7 @@ class LabRegistry:
         script = f"""set -e
 command -v docker-registry >/dev/null 2>&1 || \
   {{ echo 'docker-registry is not installed there' >&2; exit 3; }}
-d={REMOTE_DIR.format(lab=shell.quote(self.lab))}
+d={self._remote_dir()}
 mkdir -p "$d/storage"
 printf '%s' {shell.quote(config)} | sed "s#@STORAGE@#$d/storage#" > "$d/config.yml"
 setsid docker-registry serve "$d/config.yml" >>"$d/registry.log" 2>&1 </dev/null &
@@ -160,9 +160,16 @@ kill $pid; rm -rf "$d"; exit 5
         if done.returncode != 0 or not done.stdout.strip().isdigit():
             shutil.rmtree(self.dir, ignore_errors=True)
             why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            hint = "install the Debian package docker-registry on that host" \
+                if done.returncode == 3 else \
+                f"is the lab's network up there? ('labctl status {self.lab}')"
             raise LabctlError(f"the lab registry did not start on host {self.host_name}: {why}",
-                              "the lab's host needs the Debian package docker-registry")
+                              hint)
         return int(done.stdout.strip())
+
+    def _remote_dir(self) -> str:
+        """The lab's registry directory on the remote host, as shell words."""
+        return REMOTE_DIR.format(lab=shell.quote(self.lab))
 
     def _remote_alive(self, pid: int) -> bool:
         if self.on_host is None:
@@ -180,7 +187,7 @@ kill $pid; rm -rf "$d"; exit 5
         if running is not None and remote:
             self.on_host(f"kill {running.pid}; for i in $(seq 50); do "
                          f"kill -0 {running.pid} 2>/dev/null || break; sleep 0.1; done; "
-                         f"rm -rf {REMOTE_DIR.format(lab=shell.quote(self.lab))}", 30)
+                         f"rm -rf {self._remote_dir()}", 30)
         elif running is not None:
             os.kill(running.pid, signal.SIGTERM)
             for _ in range(50):

@@ -95,6 +95,12 @@ class Host:
         """A shell script on the host itself (through OpenSSH when remote)."""
         return remote.run(self.uri, script, timeout, local=self.is_local)
 
+    @property
+    def port_check(self) -> str:
+        """How a free port for a forward is told here (virt/ports.py): a bind on
+        this machine, a jump host's own `ss` list, another host's refusal."""
+        return ports.BIND if self.is_local else ports.LISTED if self.jumps else ports.CONNECT
+
     def listening_ports(self) -> set[int]:
         """The TCP ports something listens on there, any address."""
         done = self.run("ss -Htln", timeout=30)

@@ -78,8 +78,7 @@ class Provisioner:
         bind = forward_bind(self.host.uri)
         if plan.uses_user_network:  # SSH and published ports are forwarded from the host
             taken = self._ports_in_use() | self.refused_ports
-            how = ports.BIND if self.host.is_local else \
-                ports.LISTED if self.host.jumps else ports.CONNECT
+            how = self.host.port_check
             if how == ports.LISTED:
                 taken |= self.host.listening_ports()
             ssh_port = old_port if old_port and old_port not in self.refused_ports else \

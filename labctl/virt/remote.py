@@ -63,7 +63,7 @@ def ssh_argv(uri: str, *options: str) -> list[str]:
         argv += ["-l", parsed.username]
     if params.get("keyfile"):
         argv += ["-i", params["keyfile"], "-o", "IdentitiesOnly=yes"]
-    if params.get("no_verify", "") in ("1",):
+    if params.get("no_verify") == "1":
         argv += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                  "-o", "LogLevel=ERROR"]
     if params.get("known_hosts"):

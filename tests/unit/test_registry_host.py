@@ -61,6 +61,7 @@ def test_a_host_without_the_registry_says_so_in_one_line_and_keeps_nothing(tmp_p
         registry.start(ADDRESS)
     assert info.value.message == \
         "the lab registry did not start on host h: docker-registry is not installed there"
+    assert "install the Debian package docker-registry" in info.value.hint
     assert not (tmp_path / "data" / "registry" / "lab").exists()
 
 
