@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -141,12 +141,25 @@ class SSHTransport:
         return CommandResult(text, status, out.getvalue().decode(errors=errors),
                              err.getvalue().decode(errors="replace"), time.monotonic() - start)
 
+    def converse(self, command: str | Sequence[str], answer: Callable[[str], str | None],
+                 timeout: float | None = None) -> CommandResult:
+        """Run a command that talks with labctl a line at a time: each line it
+        prints goes to `answer` as it arrives, and what that returns (if not
+        None) is sent to its stdin as a line -- a dialogue in one command."""
+        text = command if isinstance(command, str) else join(command)
+        start = time.monotonic()
+        out, err = io.BytesIO(), io.BytesIO()
+        status = self._exec(text, out, err, timeout, answer=answer)
+        return CommandResult(text, status, out.getvalue().decode(errors="replace"),
+                             err.getvalue().decode(errors="replace"), time.monotonic() - start)
+
     def stream(self, command: str | Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
         """Run a command, copying its output as it comes (logs -f); its exit status."""
         return self._exec(command if isinstance(command, str) else join(command), stdout, stderr)
 
     def _exec(self, text: str, stdout: BinaryIO, stderr: BinaryIO, timeout: float | None = None,
-              input_data: bytes | None = None) -> int:
+              input_data: bytes | None = None,
+              answer: Callable[[str], str | None] | None = None) -> int:
         """Both output streams are drained as they come: reading one to its end
         first could stall a command that fills the other's window."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -156,11 +169,19 @@ class SSHTransport:
             if input_data is not None:
                 channel.sendall(input_data)
                 channel.shutdown_write()
+            lines = b""  # what `answer` has not seen yet
             while True:
                 busy = False
                 if channel.recv_ready():
-                    stdout.write(channel.recv(65536))
+                    data = channel.recv(65536)
+                    stdout.write(data)
                     busy = True
+                    if answer is not None:
+                        *complete, lines = (lines + data).split(b"\n")
+                        for line in complete:
+                            reply = answer(line.decode(errors="replace"))
+                            if reply is not None:
+                                channel.sendall(f"{reply}\n".encode())
                 if channel.recv_stderr_ready():
                     stderr.write(channel.recv_stderr(65536))
                     busy = True

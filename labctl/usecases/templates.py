@@ -12,7 +12,6 @@ VM is reached with its own pinned key only, as after a cold boot."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -46,14 +45,30 @@ SNAPSHOT = "labctl-template"
 VOLUME_PREFIX = "labctl-template-"
 _building = threading.Lock()  # one template build at a time in this process
 
-IDENTITY = """set -eu
-date -u -s @{epoch} >/dev/null  # to the second; _correct_clock refines it
-echo {seed} | base64 -d > /dev/urandom
-# Every copy of the template resumes the same CRNG: writing to urandom only
-# mixes the pool, so make the kernel reseed from it now (RNDRESEEDCRNG), before
-# anything random (the machine-id below) is drawn.
-# (-S -I: no site packages to import: a third of python's start, measured)
-python3 -S -I -c 'import fcntl, os; fcntl.ioctl(os.open("/dev/urandom", os.O_WRONLY), 0x5207)'
+CLOCK_DIALOGUE = """set -eu
+export LC_ALL=C  # EPOCHREALTIME with a dot
+# The clock first, from labctl's own, in a dialogue on this command's stdin
+# (ClockTalk): each round trip is two bash builtins, no process started, so
+# it measures the link, not the guest's load. labctl answers "shift US" until
+# the guest is within CLOCK_SLACK, then "ok".
+while :; do
+    echo 'clock?'
+    read -r _now
+    echo "clock $EPOCHREALTIME"
+    read -r verb us
+    [ "$verb" = shift ] || break
+    t=$(( ${EPOCHREALTIME/./} + us ))
+    date -u -s "@${t%??????}.${t: -6}" >/dev/null
+done
+"""
+
+IDENTITY = """# Fresh randomness: every copy of the template resumes the same CRNG, and
+# writing to urandom only mixes the pool, so make the kernel reseed from it
+# now (RNDRESEEDCRNG), before anything random (the machine-id below) is drawn.
+# (perl-base is essential in Debian and starts in half python's time)
+perl -e 'open(my $f, ">", "/dev/urandom") or die "urandom: $!";
+         syswrite($f, pack("H*", $ARGV[0])) or die "urandom: $!";
+         ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!"' {seed}
 rm -f /run/labctl-boot-finished /var/lib/labctl/failed
 sync
 # The template's seed may still sit in vdb's buffers; its files are read from a
@@ -64,11 +79,12 @@ blockdev --flushbufs /dev/vdb 2>/dev/null || true
 # the running system, or the SMBIOS UUID the template's memory holds)
 tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
 sync  # the new identity on disk before it is used: a power cut keeps it
-# journald files its journal under the machine-id: podman's journald log driver
-# found no journal for the new id ("failed to get cursor") until it restarts
-systemctl restart systemd-journald
-systemctl restart ssh
 systemctl restart --no-block labctl-ready.service
+# journald files its journal under the machine-id: podman's journald log driver
+# found no journal for the new id ("failed to get cursor") until it restarts.
+# sshd with the VM's own host key before labctl logs in again (one systemctl:
+# both restart at once)
+systemctl restart systemd-journald ssh
 """
 
 
@@ -220,33 +236,45 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
                 raise
             time.sleep(0.5)
     with transport:  # once: the script changes the keys this login used
-        script = IDENTITY.format(epoch=f"{time.time():.3f}",
-                                 seed=base64.b64encode(os.urandom(512)).decode())
-        transport.run(["sudo", "-n", "sh", "-c", script], timeout=120).check(
+        script = CLOCK_DIALOGUE + IDENTITY.format(seed=os.urandom(512).hex())
+        transport.converse(["sudo", "-n", "bash", "-c", script], ClockTalk(),
+                           timeout=120).check(
             f"VM '{plan.vm.name}': giving the restored VM its identity")
-        _correct_clock(transport)
 
 
 CLOCK_SLACK = 0.2  # seconds the guest's clock may differ from the host's
+CLOCK_ROUNDS = 4  # shifts at most: the first is off by its own latency only
 
 
-def _correct_clock(transport) -> None:
-    """The identity's `date -s` is late by the time it took to start (seconds
-    under TCG load): measure the guest's clock against the host's (midpoint of
-    one round trip) and shift it by the difference, relative to its own clock
-    so the shift's own latency does not count."""
-    for _ in range(3):
-        before = time.time()
-        said = transport.run(["date", "+%s.%N"], timeout=30)
-        after = time.time()
+class ClockTalk:
+    """labctl's side of the identity script's clock dialogue. Each round: the
+    guest says `clock?`, labctl says `now` and notes when; the guest answers
+    with its clock at once (`clock SECONDS`). The guest read its clock between
+    that `now` and the answer's arrival, so the host's clock then was their
+    midpoint: labctl answers `shift MICROSECONDS` (the guest sets its clock
+    relative to itself, so the shift's own latency does not count), or `ok`
+    once the difference is within CLOCK_SLACK or what the round trip can
+    tell."""
+
+    def __init__(self, clock=time.time):
+        self.clock, self.asked, self.rounds = clock, 0.0, 0
+
+    def __call__(self, line: str) -> str | None:
+        if line == "clock?":
+            self.asked = self.clock()
+            return "now"
+        if not line.startswith("clock "):
+            return None
+        arrived = self.clock()
         try:
-            delta = (before + after) / 2 - float(said.stdout)
-        except ValueError:
-            return  # not a number: leave the clock as the identity set it
-        if abs(delta) <= max(CLOCK_SLACK, (after - before) / 2):
-            return
-        shift = f'date -u -s "@$(awk "BEGIN {{printf \\"%.3f\\", $(date +%s.%N) + {delta:.3f}}}")"'
-        transport.run(["sudo", "-n", "sh", "-c", shift], timeout=30)
+            delta = (self.asked + arrived) / 2 - float(line.split()[1])
+        except (IndexError, ValueError):
+            return "ok"  # not a number: leave the clock as it is
+        self.rounds += 1
+        if abs(delta) <= max(CLOCK_SLACK, (arrived - self.asked) / 2) \
+                or self.rounds > CLOCK_ROUNDS:
+            return "ok"
+        return f"shift {round(delta * 1e6)}"
 
 
 def key_for(host: Host, image: Image, plan: VmPlan) -> str:

@@ -91,6 +91,10 @@ class FakeTransport:
         return CommandResult(text, done.returncode, done.stdout.decode(errors=errors),
                              done.stderr.decode(errors="replace"), 0.0)
 
+    def converse(self, command, answer, timeout=None):
+        """As `run`: a fake guest says nothing for `answer` to answer."""
+        return self.run(command, timeout)
+
     def stream(self, command, stdout, stderr) -> int:
         result = self.run(command)
         stdout.write(result.stdout.encode())

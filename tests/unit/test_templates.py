@@ -203,25 +203,50 @@ def test_students_snapshots_save_list_restore_remove(tmp_path: Path):
 
 
 def test_a_restored_clock_is_shifted_by_what_one_round_trip_measures():
+    from labctl.usecases.templates import ClockTalk
+
+    host = [1000.0]
+    guest = {"offset": -3600.0}  # the template's clock: an hour behind
+    talk = ClockTalk(clock=lambda: host[0])
+    said = []
+    for _ in range(6):  # the guest's side of the dialogue, 40 ms each way
+        assert talk("clock?") == "now"
+        host[0] += 0.04
+        reading = host[0] + guest["offset"]
+        host[0] += 0.04
+        reply = talk(f"clock {reading:.6f}")
+        said.append(reply.split()[0])
+        if reply == "ok":
+            break
+        guest["offset"] += int(reply.split()[1]) / 1e6
+        host[0] += 0.5  # `date -s` under load: the shift is relative, so it does not count
+    assert said == ["shift", "ok"] and abs(guest["offset"]) < 0.01
+    assert talk("clock not-a-number") == "ok"  # never a shift it cannot tell
+    assert talk("some other output") is None
+
+
+def test_the_guest_side_of_the_clock_dialogue_shifts_its_clock_by_what_labctl_says(
+        tmp_path: Path):
+    """The script's own clock loop, in the real bash, with `date -s` recorded."""
+    import subprocess
     import time
 
-    from labctl.ssh.transport import CommandResult
-    from labctl.usecases.templates import _correct_clock
+    from labctl.usecases.templates import CLOCK_DIALOGUE
 
-    class Guest:  # a clock 5 s behind until shifted by the command labctl sends
-        def __init__(self):
-            self.offset, self.commands = -5.0, []
-
-        def run(self, command, timeout=None):
-            text = command if isinstance(command, str) else " ".join(command)
-            self.commands.append(text)
-            if text == "date +%s.%N":
-                return CommandResult(text, 0, f"{time.time() + self.offset:.6f}\n", "", 0.0)
-            shift = float(text.split("+ ")[-1].split("}")[0])
-            self.offset += shift
-            return CommandResult(text, 0, "", "", 0.0)
-
-    guest = Guest()
-    _correct_clock(guest)
-    assert abs(guest.offset) < 0.2 and len(guest.commands) == 3  # measure, shift, measure
-    assert "awk" in guest.commands[1] and guest.commands[1].startswith("sudo -n sh -c")
+    (tmp_path / "date").write_text(f'#!/bin/sh\necho "$3" >> {tmp_path}/set\n')
+    (tmp_path / "date").chmod(0o755)
+    guest = subprocess.Popen(["bash", "-c", CLOCK_DIALOGUE], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True,
+                             env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    answers = iter(["now", "shift -2500000", "now", "ok"])
+    for line in guest.stdout:
+        if line.startswith("clock"):
+            guest.stdin.write(next(answers) + "\n")
+            guest.stdin.flush()
+        if line.startswith("clock "):
+            said = float(line.split()[1])
+    assert guest.wait(timeout=10) == 0
+    (shifted,) = (tmp_path / "set").read_text().split()
+    assert shifted.startswith("@")
+    assert abs(float(shifted[1:]) - (time.time() - 2.5)) < 1.0
+    assert abs(said - time.time()) < 1.0

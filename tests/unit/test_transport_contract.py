@@ -135,3 +135,22 @@ def test_an_unreachable_vm_is_one_line():
     port = _free_port()  # nothing listens there
     with pytest.raises(LabctlError, match=f"cannot reach VM 'x' at 127.0.0.1:{port}"):
         ssh.login(Endpoint("127.0.0.1", port), "VM 'x'", "root", generate("k").private, "")
+
+
+def test_a_dialogue_answers_each_line_as_it_comes(sshd):
+    """converse: each line the command prints is answered on its stdin before
+    it goes on (the restored VM's clock is set this way, in one command)."""
+    endpoint, host_key, login_key = sshd
+    user = os.environ.get("USER") or "root"
+    heard = []
+
+    def answer(line: str) -> str | None:
+        heard.append(line)
+        return f"answer-{len(heard)}" if line.startswith("ask") else None
+
+    script = 'echo ask; read -r a; echo "got $a"; echo ask; read -r b; echo "got $b"'
+    with ssh.login(endpoint, "VM 'contract'", user, login_key, host_key) as real:
+        result = real.converse(["bash", "-c", script], answer, timeout=20)
+    assert result.exit_status == 0
+    assert heard == ["ask", "got answer-1", "ask", "got answer-3"]
+    assert result.stdout.splitlines() == heard
