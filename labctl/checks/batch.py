@@ -64,6 +64,10 @@ resolve() {
   RT[$1]=; INSP[$1]=; ST[$1]=0; PID[$1]=
   for r in $RUNTIMES; do
     command -v "$r" >/dev/null 2>&1 || continue
+    # docker's daemon is socket-activated: asking a stopped one starts it (~30 s
+    # under TCG), and a check never changes a VM. Stopped, it runs no container.
+    if [ "$r" = docker ] && command -v systemctl >/dev/null 2>&1 &&
+        ! systemctl is-active --quiet docker.service; then continue; fi
     INSP[$1]=$(timeout -k @KILL@ "$2" "$r" container inspect "$1" 2>/dev/null)
     ST[$1]=$?
     if [ "${ST[$1]}" = 0 ]; then RT[$1]=$r; break; fi

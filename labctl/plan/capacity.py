@@ -27,6 +27,11 @@ DISK_PER_VM_MIB = 300
 # 3-VM lab came up in 112.6 s all at once against 135.3 s two-then-one
 # (plain qemu, all at once: 106 s); restores were fastest four at once.
 BOOTS_PER_CORE = {"qemu": 2, "kvm": 4}
+# Copies checked at once per host core (`labctl check`): a copy's checks are
+# CPU work in its VM. Measured (README, "Checks"): 8 copies under TCG on 2
+# cores took 48-58 s checked all at once, 43-47 s four at once, 33-34 s two
+# at once -- eight emulated CPUs on two cores do less work than two do.
+CHECKS_PER_CORE = {"qemu": 1, "kvm": 4}
 HEADROOM = 0.9  # leave a tenth of the free RAM and disk to the host
 
 
@@ -106,6 +111,11 @@ def boots_at_once(rooms: dict[str, HostRoom], accels: dict[str, Accel], vms_per_
         return max_parallel
     vms = sum(vms_at_once(accels[uri], room.cpus) for uri, room in rooms.items())
     return max(vms // max(vms_per_copy, 1), 1)
+
+
+def checks_at_once(accel: Accel, cpus: int) -> int:
+    """Copies whose checks run at once on one host."""
+    return max(cpus, 1) * CHECKS_PER_CORE[accel.domain_type]
 
 
 def vms_at_once(accel: Accel, cpus: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from labctl.checks.results import CheckInfo, CheckRun, CopyResult, Outcome
 from labctl.checks.store import CheckHistory, now
 from labctl.errors import LabctlError, UsageError
 from labctl.lab.model import Check, Lab
-from labctl.plan import classroom
+from labctl.plan import capacity, classroom
 from labctl.runtime.oci import RUNTIMES
 from labctl.shell import quote
 from labctl.ssh.transport import Endpoint, SSHTransport, open_socket
@@ -27,7 +28,7 @@ from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
 from labctl.virt.host import Host
 
-COPIES_AT_ONCE = 8  # SSH sessions are cheap; the VMs' CPUs are the limit
+THREADS = 32  # copies waiting for their host's turn (see _turns)
 
 
 def targets(session: Session, lab: Lab, copy: str | None, all_copies: bool) -> dict[str, str]:
@@ -62,12 +63,15 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
     runtimes = {vm.name: (vm.runtime, *(r for r in RUNTIMES if r != vm.runtime))
                 for vm in lab.vms}
 
+    turns = _turns(session, chosen)
+
     def one(item: tuple[str, str]) -> CopyResult:
-        result = check_copy(session, item[0], item[1], lab.checks, runtimes)
+        with turns[item[0]]:
+            result = check_copy(session, item[0], item[1], lab.checks, runtimes)
         progress(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=min(COPIES_AT_ONCE, len(chosen))) as pool:
+    with ThreadPoolExecutor(max_workers=min(THREADS, len(chosen))) as pool:
         copies = tuple(pool.map(one, chosen.items()))
     run = CheckRun(lab.name, created, round(time.monotonic() - began, 3),
                    tuple(CheckInfo.of(c) for c in lab.checks), copies)
@@ -75,6 +79,26 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
         run_id = CheckHistory(session.data_dir).add(run)
         run = CheckRun(run.lab, run.created, run.seconds, run.checks, run.copies, run_id)
     return run
+
+
+def _turns(session: Session, chosen: dict[str, str]) -> dict[str, threading.Semaphore]:
+    """Each copy's turn on its host: the VMs' CPUs are the limit, not SSH,
+    so each host checks as many copies at once as its cores serve
+    (capacity.checks_at_once). A host that cannot be asked gets one turn at a
+    time: its copies' checks say why they could not run."""
+    gates: dict[str, threading.Semaphore] = {}
+    turns = {}
+    for lab_name in chosen:
+        uri = session.placed_uri(lab_name)
+        if uri not in gates:
+            try:
+                host = session.host(uri)
+                at_once = capacity.checks_at_once(host.accel, host.cpus)
+            except Exception:  # noqa: BLE001 -- not asked is not a reason to stop
+                at_once = 1
+            gates[uri] = threading.Semaphore(at_once)
+        turns[lab_name] = gates[uri]
+    return turns
 
 
 def check_copy(session: Session, lab: str, copy: str, checks: tuple[Check, ...],

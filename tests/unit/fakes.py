@@ -79,6 +79,7 @@ class FakeTransport:
             table = Path(shims, "answers.json")
             table.write_text(json.dumps(self.answers))
             for name, body in (("podman", "exit 0"), ("docker", "exit 0"),  # timeout answers
+                               ("systemctl", "exit 0"),  # docker's daemon is up
                                ("sudo", '[ "$1" = -n ] && shift\nexec "$@"')):  # keeps PATH
                 shim = Path(shims, name)
                 shim.write_text(f"#!/bin/sh\n{body}\n")

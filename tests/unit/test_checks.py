@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -42,12 +43,13 @@ FAKE_BIN = {
               'if [ "$1 $2 $3" = "container inspect db" ]; then\n'
               '  echo \'[{"State": {"Running": true}}]\'; exit 0; fi\n'
               'if [ "$1 $2" = "exec db" ]; then shift 2; exec "$@"; fi\nexit 1\n',
+    "systemctl": '[ "$*" = "is-active --quiet docker.service" ] && [ -n "$FAKE_DOCKERD" ]\n',
 }
 
 
 def run_locally(*checks: Check, bin_dir: Path, web: object = None,
                 runtimes: tuple[str, ...] = ("podman", "docker"),
-                student: str | None = None) -> list[batch.Answer | None]:
+                student: str | None = None, dockerd: bool = True) -> list[batch.Answer | None]:
     """The checks' batch script, run by the real bash here, with the fake
     runtimes and sudo of FAKE_BIN in bin_dir (inspect output indented, as
     podman and docker print it; `student`: the user sudo would name)."""
@@ -56,7 +58,8 @@ def run_locally(*checks: Check, bin_dir: Path, web: object = None,
         (bin_dir / name).chmod(0o755)
     (bin_dir / "web.json").write_text(json.dumps(web or [], indent=4))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
-           "FAKE_LOG": str(bin_dir / "log"), "FAKE_WEB": str(bin_dir / "web.json")}
+           "FAKE_LOG": str(bin_dir / "log"), "FAKE_WEB": str(bin_dir / "web.json"),
+           "FAKE_DOCKERD": "1" if dockerd else ""}
     env.pop("SUDO_USER", None)
     if student:
         env["SUDO_USER"] = student
@@ -145,6 +148,14 @@ def test_one_script_per_vm_looks_each_container_up_once(tmp_path: Path):
     (tmp_path / "log").unlink()
     judged(check("container", name="db"), bin_dir=tmp_path, runtimes=("docker", "podman"))
     assert (tmp_path / "log").read_text().splitlines() == ["docker container inspect db"]
+
+
+def test_a_stopped_docker_daemon_is_not_started_by_a_check(tmp_path: Path):
+    """Asking docker's socket-activated daemon would start it: a check never
+    changes a VM, and a stopped daemon runs no container."""
+    (verdict,) = judged(check("container", name="db"), bin_dir=tmp_path, dockerd=False)
+    assert verdict.status == FAIL and verdict.reason == "no container 'db'"
+    assert "docker" not in (tmp_path / "log").read_text()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="nsenter and setpriv need root, as in a VM")
@@ -260,6 +271,35 @@ def test_a_class_is_checked_copy_by_copy_and_kept(graded):
     page = render_html("reports/checks.html.j2", run=only, symbols={"pass": "✓", "fail": "✗",
                                                                      "error": "?"})
     assert "no file /srv/index.html" in page and "2 / 3" in page
+
+
+def test_copies_are_checked_as_many_at_once_as_their_hosts_cores_serve(graded, monkeypatch):
+    import threading
+
+    from labctl.plan import capacity
+    from labctl.usecases import checks as checks_cases
+
+    assert capacity.checks_at_once(SimpleNamespace(domain_type="qemu"), 2) == 2  # TCG: 1 a core
+    assert capacity.checks_at_once(SimpleNamespace(domain_type="kvm"), 2) == 8
+    session, lab = graded
+    monkeypatch.setattr(capacity, "checks_at_once", lambda _accel, _cpus: 1)
+    running, most, lock = [0], [0], threading.Lock()
+    real = checks_cases.check_copy
+
+    def counted(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(checks_cases, "check_copy", counted)
+    run = run_checks(session, lab, all_copies=True)
+    assert len(run.copies) == 2 and most[0] == 1
 
 
 def test_a_vm_that_is_down_could_not_run_never_passes(graded):
