@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +26,6 @@ from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
 from labctl.virt.host import Host
-
-THREADS = 32  # copies waiting for their host's turn (see _turns)
 
 
 def targets(session: Session, lab: Lab, copy: str | None, all_copies: bool) -> dict[str, str]:
@@ -63,16 +60,21 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
     runtimes = {vm.name: (vm.runtime, *(r for r in RUNTIMES if r != vm.runtime))
                 for vm in lab.vms}
 
-    turns = _turns(session, chosen)
-
     def one(item: tuple[str, str]) -> CopyResult:
-        with turns[item[0]]:
-            result = check_copy(session, item[0], item[1], lab.checks, runtimes)
+        result = check_copy(session, item[0], item[1], lab.checks, runtimes)
         progress(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=min(THREADS, len(chosen))) as pool:
-        copies = tuple(pool.map(one, chosen.items()))
+    # each host its own workers: a busy host never holds up another's copies
+    uris = {name: session.placed_uri(name) for name in chosen}
+    pools = {uri: ThreadPoolExecutor(max_workers=n) for uri, n in _at_once(session, uris).items()}
+    try:
+        futures = [pools[uris[name]].submit(one, (name, copy_id))
+                   for name, copy_id in chosen.items()]
+        copies = tuple(f.result() for f in futures)
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
     run = CheckRun(lab.name, created, round(time.monotonic() - began, 3),
                    tuple(CheckInfo.of(c) for c in lab.checks), copies)
     if keep:
@@ -81,24 +83,20 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
     return run
 
 
-def _turns(session: Session, chosen: dict[str, str]) -> dict[str, threading.Semaphore]:
-    """Each copy's turn on its host: the VMs' CPUs are the limit, not SSH,
-    so each host checks as many copies at once as its cores serve
-    (capacity.checks_at_once). A host that cannot be asked gets one turn at a
-    time: its copies' checks say why they could not run."""
-    gates: dict[str, threading.Semaphore] = {}
-    turns = {}
-    for lab_name in chosen:
-        uri = session.placed_uri(lab_name)
-        if uri not in gates:
-            try:
-                host = session.host(uri)
-                at_once = capacity.checks_at_once(host.accel, host.cpus)
-            except Exception:  # noqa: BLE001 -- not asked is not a reason to stop
-                at_once = 1
-            gates[uri] = threading.Semaphore(at_once)
-        turns[lab_name] = gates[uri]
-    return turns
+def _at_once(session: Session, uris: dict[str, str]) -> dict[str, int]:
+    """How many copies each host checks at once: the VMs' CPUs are the limit,
+    not SSH, so as many as its cores serve (capacity.checks_at_once). A host
+    that cannot be asked gets one at a time: its copies' checks say why they
+    could not run."""
+    at_once: dict[str, int] = {}
+    for uri in set(uris.values()):
+        try:
+            host = session.host(uri)
+            at_once[uri] = capacity.checks_at_once(host.accel, host.cpus)
+        except Exception:  # noqa: BLE001 -- not asked is not a reason to stop
+            at_once[uri] = 1
+    copies = list(uris.values())
+    return {uri: min(n, copies.count(uri)) for uri, n in at_once.items()}
 
 
 def check_copy(session: Session, lab: str, copy: str, checks: tuple[Check, ...],
