@@ -40,10 +40,14 @@ def timed(fn, *args, **kwargs) -> float:
     return time.monotonic() - began
 
 
+def qemu_pids(lab: str) -> list[str]:
+    return [p.read_text().strip() for p in Path("/run/libvirt/qemu").glob(f"{lab}.*.pid")]
+
+
 def qemu_rss_mib(lab: str) -> float:
     total = 0
-    for pid_file in Path("/run/libvirt/qemu").glob(f"{lab}.*.pid"):
-        status = Path(f"/proc/{pid_file.read_text().strip()}/status").read_text()
+    for pid in qemu_pids(lab):
+        status = Path(f"/proc/{pid}/status").read_text()
         total += next(int(line.split()[1]) for line in status.splitlines()
                       if line.startswith("VmRSS:"))
     return total / 1024
@@ -54,9 +58,9 @@ def guest_ram_mib(lab: str, memory_mib: int) -> float:
     rest is qemu itself and, under TCG, its translation cache): only this
     part is the same in every copy, so only this part KSM can share."""
     total = 0
-    for pid_file in Path("/run/libvirt/qemu").glob(f"{lab}.*.pid"):
+    for pid in qemu_pids(lab):
         size = 0
-        for line in Path(f"/proc/{pid_file.read_text().strip()}/smaps").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
             if line.startswith("Size:"):
                 size = int(line.split()[1])
             elif line.startswith("Rss:") and size == memory_mib * 1024:

@@ -131,13 +131,14 @@ class SSHTransport:
         return self._transport.is_active()
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
-            input_data: bytes | None = None, errors: str = "replace") -> CommandResult:
+            input_data: bytes | None = None, errors: str = "replace",
+            answer: Callable[[str], str | None] | None = None) -> CommandResult:
         """`errors="surrogateescape"` keeps stdout's exact bytes (str.encode gives
-        them back) where a caller counts them."""
+        them back) where a caller counts them; `answer`: see converse."""
         text = command if isinstance(command, str) else join(command)
         start = time.monotonic()
         out, err = io.BytesIO(), io.BytesIO()
-        status = self._exec(text, out, err, timeout, input_data)
+        status = self._exec(text, out, err, timeout, input_data, answer)
         return CommandResult(text, status, out.getvalue().decode(errors=errors),
                              err.getvalue().decode(errors="replace"), time.monotonic() - start)
 
@@ -146,12 +147,7 @@ class SSHTransport:
         """Run a command that talks with labctl a line at a time: each line it
         prints goes to `answer` as it arrives, and what that returns (if not
         None) is sent to its stdin as a line -- a dialogue in one command."""
-        text = command if isinstance(command, str) else join(command)
-        start = time.monotonic()
-        out, err = io.BytesIO(), io.BytesIO()
-        status = self._exec(text, out, err, timeout, answer=answer)
-        return CommandResult(text, status, out.getvalue().decode(errors="replace"),
-                             err.getvalue().decode(errors="replace"), time.monotonic() - start)
+        return self.run(command, timeout, answer=answer)
 
     def stream(self, command: str | Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
         """Run a command, copying its output as it comes (logs -f); its exit status."""
