@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from labctl.plan.layout import Layout
 
-VERB_SYMBOL = {"create": "+", "recreate": "~", "start": ">", "delete": "-", "keep": "="}
+VERB_SYMBOL = {"create": "+", "recreate": "~", "revert": "<", "start": ">", "delete": "-",
+               "keep": "="}
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Observed:
 
 @dataclass(frozen=True)
 class Action:
-    verb: str  # create | recreate | start | delete | keep
+    verb: str  # create | recreate | revert (to a reset point) | start | delete | keep
     kind: str  # vm | network
     name: str
     reason: str = ""
@@ -74,6 +75,6 @@ def summary(actions: list[Action]) -> str:
         counts[action.verb] = counts.get(action.verb, 0) + 1
     if not any(a.changes for a in actions):
         return f"nothing to do: {len(actions)} object(s) unchanged"
-    order = ("create", "recreate", "start", "delete", "keep")
+    order = ("create", "recreate", "revert", "start", "delete", "keep")
     return ", ".join(f"{counts[v]} to {v}" if v != "keep" else f"{counts[v]} unchanged"
                      for v in order if v in counts)

@@ -21,11 +21,11 @@ from labctl.labfiles import LabFiles, SshEntry
 from labctl.plan import actions as planner
 from labctl.plan import capacity
 from labctl.plan.containers import plan_containers
-from labctl.plan.layout import Layout, VmPlan, lab_layout
+from labctl.plan.layout import Layout, VmPlan, lab_layout, object_name
 from labctl.runtime.deploy import deploy_vm, observe
 from labctl.runtime.registry import mirror_config_commands
 from labctl.ssh.wait import Readiness
-from labctl.usecases import templates
+from labctl.usecases import resetpoints, snapshots, templates
 from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import FirstBootFailed, Session
 from labctl.virt.connection import Accel
@@ -135,9 +135,8 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
     layout = layout_for(session, lab)
     report(Event("host", "accel", host.accel.reason))
     files = session.files(lab.name)
-    actions = [planner.Action("recreate", a.kind, a.name, "reset") if a.kind == "vm"
-               and a.name in reset and a.verb != "create" else a
-               for a in planner.plan(layout, observe_lab(host, files))]
+    actions = _with_resets(planner.plan(layout, observe_lab(host, files)), reset, host,
+                           layout.prefix, settings.cold)
     report(Event(f"lab {lab.name}", "plan", planner.summary(actions)))
     prov = Provisioner(host, files, report, settings.templates, group=lab.group, copy=lab.copy)
     files.login_key()  # once, before VMs are created in parallel
@@ -177,17 +176,29 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
         try:
             interrupt.checkpoint()
             began = time.monotonic()
+            if verb == "revert":
+                try:
+                    began = resetpoints.return_to_point(host, vm_plan.domain, vm_plan.vm.name,
+                                                        report)
+                except LabctlError as exc:
+                    report(Event(f"vm {vm_plan.vm.name}", "reset-point",
+                                 f"cannot return to it ({exc.message}): recreating the VM"))
+                    verb = "recreate"
             if verb in ("create", "recreate"):
                 image, base = bases[vm_plan.vm.image]
                 began = templates.create_and_start(session, host, prov, vm_plan, image, base,
                                                    verb, report)
-            elif verb != "keep":
+            elif verb not in ("keep", "revert"):
                 interrupt.checkpoint()
                 prov.start_vm(vm_plan.domain)
                 report(Event(f"vm {vm_plan.vm.name}", "started", "", time.monotonic() - began))
             transport, readiness = session.reach.wait_ready(host, files, vm_plan, report, began,
                                                             settings.budgets)
             with transport:  # the readiness connection carries the deployment too
+                if verb == "revert":
+                    resetpoints.refresh(transport, vm_plan.vm.name)
+                elif vm_plan.vm.name in reset and verb != "start" and not settings.cold:
+                    resetpoints.keep_point(host, vm_plan.domain, vm_plan.vm.name, report)
                 if lab.mirrors.registry or lab.mirrors.apt:
                     transport.run(["sudo", "-n", "sh", "-c", mirror_config_commands(
                         lab.mirrors.registry, lab.mirrors.apt, lab.mirrors.apt_key)]).check(
@@ -195,7 +206,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                 if registry is not None:
                     registry.configure(transport)
                 containers = deploy_vm(transport, lab, vm_plan.vm, report,
-                                       fresh=verb in ("create", "recreate"))
+                                       fresh=verb in ("create", "recreate", "revert"))
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, readiness,
                              containers=tuple(containers))
         except LabctlError as exc:
@@ -232,11 +243,25 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                     time.monotonic() - start)
 
 
+def _with_resets(actions: list[planner.Action], reset: frozenset[str], host: Host,
+                 prefix: str, cold: bool) -> list[planner.Action]:
+    """VMs named in `reset`: back to their reset point when they have one and
+    nothing else changed, else recreated (see resetpoints.py)."""
+    def one(a: planner.Action) -> planner.Action:
+        if a.kind != "vm" or a.name not in reset or a.verb == "create":
+            return a
+        if a.verb in ("keep", "start") and not cold and \
+                resetpoints.has_point(host, object_name(prefix, a.name)):
+            return planner.Action("revert", a.kind, a.name, "reset: to its reset point")
+        return planner.Action("recreate", a.kind, a.name, "reset")
+    return [one(a) for a in actions]
+
+
 def _remove_attached_vms(prov: Provisioner, layout: Layout, network: str,
                          verbs: dict[tuple[str, str], str]) -> None:
     for vm_plan in layout.vms:
         if any(n.network == network for n in vm_plan.nics):
-            if verbs[("vm", vm_plan.vm.name)] == "keep":
+            if verbs[("vm", vm_plan.vm.name)] in ("keep", "revert"):
                 verbs[("vm", vm_plan.vm.name)] = "recreate"
             prov.remove_vm(vm_plan, forget_keys=False)
 
@@ -353,7 +378,8 @@ def status(session: Session, lab_name: str) -> list[VmStatus]:
                             str(endpoint) if endpoint else None, found.meta.user,
                             seen.get("stages", {}), seen.get("detection_lag"),
                             time.time() - started if started and state == "running" else None,
-                            tuple(s.name for s in host.snapshots(found.libvirt_name)),
+                            tuple(s.name for s in snapshots.students(
+                                host.snapshots(found.libvirt_name))),
                             endpoint.jump if endpoint else "",
                             shell.join(endpoint.via) if endpoint and endpoint.via else ""))
     return out

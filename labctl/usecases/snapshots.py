@@ -12,7 +12,11 @@ from labctl.usecases.session import Session
 from labctl.virt.snapshots import Snapshot
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
-RESERVED = "labctl-"  # labctl's own (templates)
+RESERVED = "labctl-"  # labctl's own (a template's, a VM's reset point): not listed
+
+
+def students(found: list[Snapshot]) -> list[Snapshot]:
+    return [s for s in found if not s.name.startswith(RESERVED)]
 
 
 def _domain(session: Session, lab: str, vm: str) -> str:
@@ -59,12 +63,12 @@ def remove(session: Session, lab: str, vm: str, name: str) -> None:
 def listed(session: Session, lab: str, vm: str | None = None) -> dict[str, list[Snapshot]]:
     """VM name -> its snapshots (every VM of the lab, or one)."""
     host = session.lab_host(lab)
-    return {f.meta.name: host.snapshots(f.libvirt_name) for f in host.domains(lab)
+    return {f.meta.name: students(host.snapshots(f.libvirt_name)) for f in host.domains(lab)
             if vm is None or f.meta.name == vm}
 
 
 def _known(session: Session, lab: str, domain: str, vm: str, name: str) -> str:
-    names = [s.name for s in session.lab_host(lab).snapshots(domain)]
+    names = [s.name for s in students(session.lab_host(lab).snapshots(domain))]
     if name not in names:
         raise LabctlError(f"VM '{vm}' has no snapshot '{name}'",
                           f"its snapshots: {', '.join(names) or 'none'}")

@@ -34,7 +34,7 @@ from labctl.lab.loader import load_lab
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
-from labctl.ssh.transport import HostKeyMismatch
+from labctl.ssh.transport import HostKeyMismatch, SSHTransport
 from labctl.usecases.session import Session
 from labctl.virt import ports
 from labctl.virt.host import Host
@@ -62,14 +62,16 @@ while :; do
 done
 """
 
-IDENTITY = """# Fresh randomness: every copy of the template resumes the same CRNG, and
+RESEED = """# Fresh randomness: every copy of a saved state resumes the same CRNG, and
 # writing to urandom only mixes the pool, so make the kernel reseed from it
-# now (RNDRESEEDCRNG), before anything random (the machine-id below) is drawn.
+# now (RNDRESEEDCRNG), before anything random is drawn.
 # (perl-base is essential in Debian and starts in half python's time)
 perl -e 'open(my $f, ">", "/dev/urandom") or die "urandom: $!";
          syswrite($f, pack("H*", $ARGV[0])) or die "urandom: $!";
          ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!"' {seed}
-rm -f /run/labctl-boot-finished /var/lib/labctl/failed
+"""
+
+IDENTITY = RESEED + """rm -f /run/labctl-boot-finished /var/lib/labctl/failed
 sync
 # The template's seed may still sit in vdb's buffers; its files are read from a
 # fresh mount. The rest of the page cache stays warm (binaries, libraries).
@@ -236,10 +238,16 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
                 raise
             time.sleep(0.5)
     with transport:  # once: the script changes the keys this login used
-        script = CLOCK_DIALOGUE + IDENTITY.format(seed=os.urandom(512).hex())
-        transport.converse(["sudo", "-n", "bash", "-c", script], ClockTalk(),
-                           timeout=120).check(
-            f"VM '{plan.vm.name}': giving the restored VM its identity")
+        set_clock_running(transport, IDENTITY,
+                          f"VM '{plan.vm.name}': giving the restored VM its identity")
+
+
+def set_clock_running(transport: SSHTransport, script: str, what: str) -> None:
+    """Set the guest's clock from labctl's (the dialogue), then run `script`
+    as root with `{seed}` filled in from this machine's randomness."""
+    script = CLOCK_DIALOGUE + script.format(seed=os.urandom(512).hex())
+    transport.converse(["sudo", "-n", "bash", "-c", script], ClockTalk(),
+                       timeout=120).check(what)
 
 
 CLOCK_SLACK = 0.2  # seconds the guest's clock may differ from the host's

@@ -1,7 +1,9 @@
 """Boot once, restore many, on the real stack: a class of three copies comes
 up from one template, each copy with its own identity (host key pinned and
 served, hostname, machine-id, login key, its files and runcmd) and none of
-the template's; a reset restores again; a student's snapshot rolls a VM back;
+the template's; a reset restores again and keeps a reset point, the next
+reset returns to it (containers deployed again); a student's snapshot rolls
+a VM back;
 --cold boots cold and says so; down leaves nothing but the template. VMs on
 a lab network restore too, each with its own MAC and address."""
 
@@ -67,17 +69,48 @@ def test_every_copy_is_itself_and_none_is_the_template(restored, settings):
     assert len(seen_keys) == 3 and len(machine_ids) == 3
 
 
-def test_reset_restores_and_a_snapshot_rolls_back(restored):
+def gone(copy: str, path: str) -> bool:
+    return run(copy, "sh", "-c", f"ls {path} 2>/dev/null || echo gone").strip() == "gone"
+
+
+def running_containers(copy: str) -> list[str]:
+    rows = json.loads(labctl("--json", "ps", "itrestore", "--copy", copy).stdout)
+    return [row["name"] for row in rows if row["state"] == "running"]
+
+
+def test_reset_restores_then_returns_to_its_reset_point(restored, settings):
     run("2", "touch", "/home/lab/broken")
     reset = labctl("reset", str(LAB), "--copy", "2")
     assert "restored from template" in reset.stderr, reset.stderr
-    assert run("2", "sh", "-c", "ls /home/lab/broken 2>/dev/null || echo gone").strip() == "gone"
+    assert "kept: its next reset returns to it" in reset.stderr, reset.stderr
+    assert gone("2", "/home/lab/broken")
+    assert running_containers("2") == ["sleeper"]
+    pinned = (settings.data_dir / "labs" / "itrestore-2" / "hostkeys" /
+              "itrestore-2.node.pub").read_text().split()[1]
+
+    # the second reset returns to the point the first kept: no boot, no new identity
+    run("2", "touch", "/home/lab/broken-again")
+    labctl("snapshot", "save", "itrestore-2.node", "mine")
+    again = labctl("reset", str(LAB), "--copy", "2")
+    assert "returned to its reset point" in again.stderr, again.stderr
+    assert "restored from template" not in again.stderr and "cold boot" not in again.stderr
+    assert gone("2", "/home/lab/broken-again")
+    assert running_containers("2") == ["sleeper"]  # deployed again after the revert
+    served = run("2", "sudo", "-n", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+    assert served == pinned
+    before = time.time()
+    guest = float(run("2", "date", "+%s.%N"))
+    assert before - 2 <= guest <= time.time() + 2  # the host's clock, not the point's
+    assert "has no snapshots" in labctl("snapshot", "list", "itrestore-2.node").stdout
+
+
+def test_a_snapshot_rolls_back(restored):
 
     labctl("snapshot", "save", "itrestore-1.node", "clean")
     run("1", "touch", "/home/lab/risky")
     assert "clean" in labctl("status", "itrestore-1").stdout
     labctl("snapshot", "restore", "itrestore-1.node", "clean")
-    assert run("1", "sh", "-c", "ls /home/lab/risky 2>/dev/null || echo gone").strip() == "gone"
+    assert gone("1", "/home/lab/risky")
     assert "clean" in labctl("snapshot", "list", "itrestore-1.node").stdout
     labctl("snapshot", "rm", "itrestore-1.node", "clean")
     assert "has no snapshots" in labctl("snapshot", "list", "itrestore-1.node").stdout
