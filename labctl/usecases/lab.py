@@ -107,8 +107,9 @@ def observe_lab(host: Host, files: LabFiles) -> list[planner.Observed]:
 
 def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
        uri: str | None = None) -> UpResult:
-    """Bring the lab to its file, under its lock; VMs named in `reset` are
-    recreated from their base image (a fresh overlay: their post-`up` state).
+    """Bring the lab to its file, under its lock; VMs named in `reset` go back
+    to their post-`up` state (their reset point, or recreated: see
+    resetpoints.py), and running VMs it does not name are left alone.
     `uri`: the host a class placed this copy on (default: the host the lab
     was placed on, else the session's -- a lab never gets a twin elsewhere)."""
     with session.changing(lab.name, "reset" if reset else "up"):
@@ -173,6 +174,8 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
 
     def bring_up(vm_plan: VmPlan) -> VmOutcome:
         verb = verbs[("vm", vm_plan.vm.name)]
+        if reset and verb == "keep":  # a reset touches the VMs it names, not the others
+            return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb)
         try:
             interrupt.checkpoint()
             began = time.monotonic()

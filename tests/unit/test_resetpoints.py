@@ -116,3 +116,14 @@ def test_a_point_that_cannot_be_returned_to_recreates_the_vm(tmp_path: Path, mon
         "cannot return to it (cannot restore snapshot 'labctl-reset'): recreating the VM")
     assert of(events, "db", "define")[0].startswith("recreate multi.db")
     assert host.is_running("multi.db")
+
+
+def test_a_reset_leaves_the_vms_it_does_not_name_alone(tmp_path: Path):
+    reach = FakeReach()
+    session = session_on(tmp_path, reach)
+    lab_cases.up(session, MULTI)
+    reach.waited.clear()
+    result = lab_cases.up(session, MULTI, reset=frozenset({"db"}))
+    assert reach.waited == ["multi.db"]  # the others were neither logged into nor redeployed
+    assert {v.name: v.verb for v in result.vms if v.name != "db"} == {
+        v.name: "keep" for v in MULTI.vms if v.name != "db"}
