@@ -44,9 +44,14 @@ def warm_services(plan: VmPlan) -> tuple[str, ...]:
     return ("docker",) if plan.vm.containers and plan.vm.runtime == "docker" else ()
 
 
+# How a template is made (usecases/templates.py): a new recipe is a new key, so
+# no data dir keeps restoring templates saved the old way.
+RECIPE = 2  # 2: free guest memory zeroed before the save
+
+
 def template_key(plan: VmPlan, image_sha256: str, domain_type: str, libvirt: str,
                  hypervisor: str) -> str:
     vm = plan.vm
-    return spec_hash("template", image_sha256, vm.memory_mib, vm.vcpus, vm.disk_gib,
+    return spec_hash("template", RECIPE, image_sha256, vm.memory_mib, vm.vcpus, vm.disk_gib,
                      vm.firmware, vm.user, nic_kinds(plan), domain_type, libvirt,
                      hypervisor, __version__, *warm_services(plan))

@@ -90,6 +90,24 @@ systemctl restart systemd-journald ssh
 """
 
 
+# Memory the guest freed (the unpacked initramfs, boot-time buffers) still holds
+# data, so the save stores it and every restored copy maps it: ~60 MiB of a
+# 512 MiB guest. Filled with zeros first, it is saved as zero pages, which a
+# restore leaves unmapped. The page cache stays (warm binaries for the identity
+# step). A tmpfs sized to the free memory less a margin, written full, removed.
+ZERO_FREE_MEMORY = """set -eu
+m=/run/labctl-zero
+free_mib=$(( $(sed -n 's/^MemFree: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo) / 1024 - 64 ))
+[ "$free_mib" -gt 0 ] || exit 0
+mkdir -p "$m"
+mount -t tmpfs -o "size=${free_mib}m" labctl-zero "$m"
+dd if=/dev/zero of="$m/zero" bs=1M 2>/dev/null || true  # until the tmpfs is full
+rm -f "$m/zero"
+umount "$m"
+rmdir "$m"
+"""
+
+
 @dataclass(frozen=True)
 class Template:
     key: str
@@ -333,6 +351,8 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
             for service in warm_services(plan):  # started once here, not in every copy
                 transport.run(["sudo", "-n", "systemctl", "start", f"{service}.service"],
                               timeout=300).check(f"template: starting {service}")
+            transport.run(["sudo", "-n", "sh", "-c", ZERO_FREE_MEMORY],
+                          timeout=300).check("template: zeroing its free memory")
             transport.run(["sync"], timeout=60)
         files = cold.files(name)
         login, host_key = files.login_key().private, files.pinned_host_key(domain) or ""
