@@ -37,7 +37,15 @@ SEED_FILES = ("meta-data", "user-data", "network-config", "labctl-firstboot.sh",
 
 
 def render_seed(spec: SeedSpec, templates: Path | None = None) -> dict[str, str]:
-    return {name: render(f"cloud-init/{name}.j2", templates, s=spec) for name in SEED_FILES}
+    """Every seed file; labctl-extras.sh only with something to run (without
+    one the guest neither copies nor runs it, and a restored VM's identity
+    step skips the readiness unit's second run)."""
+    return {name: render(f"cloud-init/{name}.j2", templates, s=spec) for name in SEED_FILES
+            if name != "labctl-extras.sh" or has_extras(spec)}
+
+
+def has_extras(spec: SeedSpec) -> bool:
+    return bool(spec.mirror_setup or spec.packages or spec.runcmd)
 
 
 def seed_iso(files: dict[str, str]) -> bytes:

@@ -71,8 +71,7 @@ perl -e 'open(my $f, ">", "/dev/urandom") or die "urandom: $!";
          ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!"' {seed}
 """
 
-IDENTITY = RESEED + """rm -f /run/labctl-boot-finished /var/lib/labctl/failed
-sync
+IDENTITY = RESEED + """rm -f /var/lib/labctl/failed
 # The template's seed may still sit in vdb's buffers; its files are read from a
 # fresh mount. The rest of the page cache stays warm (binaries, libraries).
 blockdev --flushbufs /dev/vdb 2>/dev/null || true
@@ -81,7 +80,13 @@ blockdev --flushbufs /dev/vdb 2>/dev/null || true
 # the running system, or the SMBIOS UUID the template's memory holds)
 tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
 sync  # the new identity on disk before it is used: a power cut keeps it
-systemctl restart --no-block labctl-ready.service
+# The readiness unit again only when it has work (every process counts under
+# TCG): this VM's extras (packages, runcmd), or NICs plugged afresh (a lab
+# network's address and resolver). Else the template's boot-finished stands.
+if [ -f /var/lib/labctl/extras.sh ] || [ {replugged} = 1 ]; then
+    rm -f /run/labctl-boot-finished
+    systemctl restart --no-block labctl-ready.service
+fi
 # journald files its journal under the machine-id: podman's journald log driver
 # found no journal for the new id ("failed to get cursor") until it restarts.
 # sshd with the VM's own host key before labctl logs in again (one systemctl:
@@ -173,7 +178,7 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             prov.create_vm(plan, image, base, from_volume=template.volume)
             began = time.monotonic()
             host.restore_into(plan.domain, SNAPSHOT)
-            if any(n.mode != "user" for n in plan.nics):
+            if on_lab_networks(plan):
                 host.replug_nics(plan.domain)
             report(Event(subject, "started", f"restored from template {template.short}",
                          time.monotonic() - began))
@@ -217,6 +222,11 @@ def _note_refused_port(prov: Provisioner, exc: LabctlError) -> int | None:
     return port
 
 
+def on_lab_networks(plan: VmPlan) -> bool:
+    """Its NICs on libvirt networks are plugged afresh after a restore."""
+    return any(n.mode != "user" for n in plan.nics)
+
+
 def own_prefix(data_dir: Path) -> str:
     """Template volumes of this data dir: libvirt's pool is shared by every
     data dir on the host, each with its own records (and keys)."""
@@ -257,13 +267,16 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
             time.sleep(0.5)
     with transport:  # once: the script changes the keys this login used
         set_clock_running(transport, IDENTITY,
-                          f"VM '{plan.vm.name}': giving the restored VM its identity")
+                          f"VM '{plan.vm.name}': giving the restored VM its identity",
+                          replugged=int(on_lab_networks(plan)))
 
 
-def set_clock_running(transport: SSHTransport, script: str, what: str) -> None:
+def set_clock_running(transport: SSHTransport, script: str, what: str,
+                      **values: object) -> None:
     """Set the guest's clock from labctl's (the dialogue), then run `script`
-    as root with `{seed}` filled in from this machine's randomness."""
-    script = CLOCK_DIALOGUE + script.format(seed=os.urandom(512).hex())
+    as root with `{seed}` filled in from this machine's randomness (and any
+    other `values`)."""
+    script = CLOCK_DIALOGUE + script.format(seed=os.urandom(512).hex(), **values)
     transport.converse(["sudo", "-n", "bash", "-c", script], ClockTalk(),
                        timeout=120).check(what)
 

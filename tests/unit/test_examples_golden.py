@@ -64,6 +64,9 @@ def test_what_labctl_makes_of_each_example(path: Path, golden):
         seed = render_seed(seed_spec(plan, LOGIN, HOST_PRIVATE, HOST_PUBLIC))
         for part, text in seed.items():
             golden(out / f"{name}.seed" / part, text)
+        # a seed file labctl no longer makes must not linger as a golden one
+        assert {p.name for p in (out / f"{name}.seed").iterdir()} == set(seed), \
+            f"stale golden files in {out / f'{name}.seed'}"
         if plan.vm.containers:
             lines = []
             for c in plan.vm.containers:

@@ -250,3 +250,34 @@ def test_the_guest_side_of_the_clock_dialogue_shifts_its_clock_by_what_labctl_sa
     assert shifted.startswith("@")
     assert abs(float(shifted[1:]) - (time.time() - 2.5)) < 1.0
     assert abs(said - time.time()) < 1.0
+
+
+def test_the_identity_script_restarts_the_readiness_unit_only_when_it_has_work(
+        tmp_path: Path):
+    """The script in the real bash, its commands shims that log: the unit runs
+    again for a VM's extras or NICs plugged afresh, never for nothing."""
+    import subprocess
+
+    from labctl.usecases.templates import IDENTITY
+
+    logged = tmp_path / "log"
+    for name in ("perl", "blockdev", "sync", "tr", "systemctl", "rm", "firstboot"):
+        (tmp_path / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {logged}\n')
+        (tmp_path / name).chmod(0o755)
+    extras = tmp_path / "extras.sh"
+
+    def restarts(replugged: int) -> bool:
+        logged.write_text("")
+        script = IDENTITY.format(seed="00", replugged=replugged).replace(
+            "/usr/local/lib/labctl/firstboot", "firstboot").replace(
+            "/var/lib/labctl/extras.sh", str(extras)).replace("> /etc/machine-id", "")
+        subprocess.run(["bash", "-euc", script], check=True,
+                       env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+        said = logged.read_text()
+        assert "firstboot" in said and "restart systemd-journald ssh" in said
+        return "restart --no-block labctl-ready.service" in said
+
+    assert not restarts(0)
+    assert restarts(1)
+    extras.write_text("apt-get install -y nginx\n")
+    assert restarts(0)

@@ -8,13 +8,30 @@ echo "$hostname" > /etc/hostname
 echo "$hostname" > /proc/sys/kernel/hostname  # what hostname(1) does
 printf '127.0.1.1 %s\n127.0.0.1 localhost\n' "$hostname" > /etc/hosts
 
-getent group labctl-admin >/dev/null || groupadd --system labctl-admin
-id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
-usermod --lock -a -G labctl-admin,docker "$user"  # no password: keys only
-home=
-while IFS=: read -r name _ _ _ _ dir _; do
-    if [ "$name" = "$user" ]; then home=$dir; fi
-done < /etc/passwd
+# What a template's own first boot (or an earlier run) made is not made again:
+# a restored VM runs this too. Membership of labctl-admin only ever comes from
+# the usermod below, which locks the password at the same time.
+group=no
+member=no
+while IFS=: read -r name _ _ members; do
+    if [ "$name" = labctl-admin ]; then
+        group=yes
+        case ",$members," in *",$user,"*) member=yes ;; esac
+    fi
+done < /etc/group
+[ "$group" = yes ] || groupadd --system labctl-admin
+find_home() {
+    home=
+    while IFS=: read -r name _ _ _ _ dir _; do
+        if [ "$name" = "$user" ]; then home=$dir; fi
+    done < /etc/passwd
+}
+find_home
+if [ -z "$home" ]; then
+    useradd --create-home --shell /bin/bash "$user"
+    find_home
+fi
+[ "$member" = yes ] || usermod --lock -a -G labctl-admin,docker "$user"  # no password: keys only
 install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
 echo 'ssh-ed25519 AAAALOGINKEY labctl-LAB' |
     install -m 0600 -o "$user" -g "$user" /dev/stdin "$home/.ssh/authorized_keys"
