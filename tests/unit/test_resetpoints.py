@@ -127,3 +127,15 @@ def test_a_reset_leaves_the_vms_it_does_not_name_alone(tmp_path: Path):
     assert reach.waited == ["multi.db"]  # the others were neither logged into nor redeployed
     assert {v.name: v.verb for v in result.vms if v.name != "db"} == {
         v.name: "keep" for v in MULTI.vms if v.name != "db"}
+
+
+def test_a_stopped_vm_with_a_reset_point_is_returned_to_it_running(tmp_path: Path):
+    events: list = []
+    session = session_on(tmp_path, FakeReach(), events)
+    lab_cases.up(session, MULTI)
+    reset(session, MULTI, ["db"])
+    session.host().conn.lookupByName("multi.db").destroy()
+    events.clear()
+    reset(session, MULTI, ["db"])
+    assert of(events, "db", "started") == ["returned to its reset point"]
+    assert session.host().is_running("multi.db")
