@@ -181,8 +181,8 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
             began = time.monotonic()
             if verb == "revert":
                 try:
-                    began = resetpoints.return_to_point(host, vm_plan.domain, vm_plan.vm.name,
-                                                        report)
+                    began = resetpoints.return_to_point(host, files.dir, vm_plan.domain,
+                                                        vm_plan.vm.name, report)
                 except LabctlError as exc:
                     report(Event(f"vm {vm_plan.vm.name}", "reset-point",
                                  f"cannot return to it ({exc.message}): recreating the VM"))
@@ -199,7 +199,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                                                             settings.budgets)
             with transport:  # the readiness connection carries the deployment too
                 if verb == "revert":
-                    resetpoints.refresh(transport, vm_plan.vm.name)
+                    resetpoints.refresh(transport, files.dir, vm_plan.domain, vm_plan.vm.name)
                 elif vm_plan.vm.name in reset and verb != "start" and not settings.cold:
                     resetpoints.keep_point(host, vm_plan.domain, vm_plan.vm.name, report)
                 if lab.mirrors.registry or lab.mirrors.apt:

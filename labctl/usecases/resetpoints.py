@@ -5,19 +5,23 @@ returns to it instead of recreating it: a revert (~2 s) and a fresh clock and
 randomness, no boot and no new identity -- the point is the VM's own, with
 its own host key, hostname and machine-id.
 
-Kept by a VM's first reset, not by `up`: it pauses the VM about a second and
+Kept by a VM's first reset, not by `up`: it pauses the VM (~0.3 s here) and
 keeps the guest's memory on disk (~200 MiB a VM), worth paying for a VM
 that has been reset once, not for every VM of every class. It goes with the
-VM's volume (`down`, a recreate); `--cold` neither uses nor keeps one."""
+VM's volume (`down`, a recreate); `--cold` neither uses nor keeps one. A run
+killed between the revert and the refresh leaves the `restoring` mark (as a
+restore from a template does), and the next `up` recreates the VM."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.ssh.transport import SSHTransport
-from labctl.usecases.templates import RESEED, set_clock_running
+from labctl.usecases.templates import RESEED, restoring, set_clock_running
 from labctl.virt.host import Host
 
 RESET_POINT = "labctl-reset"
@@ -42,10 +46,14 @@ def keep_point(host: Host, domain: str, vm: str, report: Report) -> None:
                  time.monotonic() - began))
 
 
-def return_to_point(host: Host, domain: str, vm: str, report: Report) -> float:
+def return_to_point(host: Host, lab_dir: Path, domain: str, vm: str,
+                    report: Report) -> float:
     """Revert the VM to its reset point (running); the time it started from.
     Students' snapshots go, as they would with a recreated VM."""
     began = time.monotonic()
+    mark = restoring(lab_dir, domain)
+    ensure(mark.parent)
+    mark.touch()
     host.revert_snapshot(domain, RESET_POINT)
     for snapshot in host.snapshots(domain):
         if snapshot.name != RESET_POINT:
@@ -55,7 +63,8 @@ def return_to_point(host: Host, domain: str, vm: str, report: Report) -> float:
     return began
 
 
-def refresh(transport: SSHTransport, vm: str) -> None:
+def refresh(transport: SSHTransport, lab_dir: Path, domain: str, vm: str) -> None:
     """The reverted VM resumes its old clock and the CRNG it had then."""
     set_clock_running(transport, RESEED, f"VM '{vm}': setting the clock and randomness "
                                          "after its reset point")
+    restoring(lab_dir, domain).unlink(missing_ok=True)

@@ -96,10 +96,12 @@ systemctl restart systemd-journald ssh
 
 
 # Memory the guest freed (the unpacked initramfs, boot-time buffers) still holds
-# data, so the save stores it and every restored copy maps it: ~60 MiB of a
-# 512 MiB guest. Filled with zeros first, it is saved as zero pages, which a
-# restore leaves unmapped. The page cache stays (warm binaries for the identity
-# step). A tmpfs sized to the free memory less a margin, written full, removed.
+# data, so the save stores it and every restored copy maps it. Filled with
+# zeros first, it is saved as zero pages, which a restore leaves unmapped
+# (measured: 10-17 MiB less a 512 MiB VM; qemu maps guest RAM in 2 MiB huge
+# pages, so only free runs that long count). The page cache stays (warm
+# binaries for the identity step). A tmpfs sized to the free memory less a
+# margin, written full, removed.
 ZERO_FREE_MEMORY = """set -eu
 m=/run/labctl-zero
 free_mib=$(( $(sed -n 's/^MemFree: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo) / 1024 - 64 ))
@@ -245,7 +247,9 @@ def is_own_volume(data_dir: Path, volume: str) -> bool:
 
 
 def restoring(lab_dir: Path, domain: str) -> Path:
-    """The mark of a VM restored from a template that has no identity yet."""
+    """The mark of a VM restored from a template that has no identity yet (or
+    returned to its reset point and not yet given its clock and randomness):
+    the next `up` recreates a VM that has it."""
     return lab_dir / "restoring" / domain
 
 

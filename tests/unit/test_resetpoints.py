@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from labctl.errors import LabctlError
 from labctl.lab.loader import load_lab
 from labctl.usecases import classes, snapshots
@@ -139,3 +141,22 @@ def test_a_stopped_vm_with_a_reset_point_is_returned_to_it_running(tmp_path: Pat
     reset(session, MULTI, ["db"])
     assert of(events, "db", "started") == ["returned to its reset point"]
     assert session.host().is_running("multi.db")
+
+
+def test_a_reset_that_dies_before_the_refresh_leaves_a_vm_the_next_up_recreates(
+        tmp_path: Path):
+    class DiesAfterRevert(FakeReach):
+        def wait_ready(self, host, files, plan, *args, **kwargs):
+            raise LabctlError(f"VM '{plan.vm.name}' is not ready (killed)")
+
+    session = session_on(tmp_path, FakeReach())
+    lab_cases.up(session, MULTI)
+    reset(session, MULTI, ["db"])
+    dying = Session(session.settings, lambda _e: None, open_host=lambda _uri: session.host(),
+                    reach=DiesAfterRevert())
+    with pytest.raises(LabctlError, match="not ready"):
+        reset(dying, MULTI, ["db"])
+    planned = {a.name: a.verb for a in lab_cases.plan(session, MULTI) if a.kind == "vm"}
+    assert planned["db"] == "recreate"  # its clock and randomness were never refreshed
+    lab_cases.up(session, MULTI)
+    assert {a.verb for a in lab_cases.plan(session, MULTI) if a.kind == "vm"} == {"keep"}
