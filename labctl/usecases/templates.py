@@ -89,9 +89,15 @@ if [ -f /var/lib/labctl/extras.sh ] || [ {replugged} = 1 ]; then
 fi
 # journald files its journal under the machine-id: podman's journald log driver
 # found no journal for the new id ("failed to get cursor") until it restarts.
-# sshd with the VM's own host key before labctl logs in again (one systemctl:
-# both restart at once)
-systemctl restart systemd-journald ssh
+# sshd needs no restart for the VM's own host key: OpenSSH 9.2 re-executes
+# itself for every connection and reads the key then (checked: the next
+# connection is offered the new key). From 9.8 on the listener holds the keys
+# and hands them to sshd-session: there sshd restarts too (one systemctl).
+if [ -e /usr/lib/openssh/sshd-session ]; then
+    systemctl restart systemd-journald ssh
+else
+    systemctl restart systemd-journald
+fi
 """
 
 

@@ -274,7 +274,7 @@ def test_the_identity_script_restarts_the_readiness_unit_only_when_it_has_work(
         subprocess.run(["bash", "-euc", script], check=True,
                        env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
         said = logged.read_text()
-        assert "firstboot" in said and "restart systemd-journald ssh" in said
+        assert "firstboot" in said and "restart systemd-journald" in said
         return "restart --no-block labctl-ready.service" in said
 
     assert not restarts(0)
