@@ -26,6 +26,11 @@ fi
 exit 0
 """
 
+# Both in one command (one process less per VM and start, under TCG ~0.2 s):
+# NOT_FINISHED while the first boot runs, then BOOT_FAILURE's answer.
+NOT_FINISHED = 3
+BOOT_STATE = f"if ! {{ {BOOT_FINISHED}; }}; then exit {NOT_FINISHED}; fi\n{BOOT_FAILURE}"
+
 
 @dataclass(frozen=True)
 class BootFailure:

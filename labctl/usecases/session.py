@@ -17,12 +17,12 @@ from labctl import interrupt
 from labctl.errors import LabctlError
 from labctl.events import Event, Report, ignore
 from labctl.images.cache import ImageCache
-from labctl.images.guest import BOOT_FAILURE, BOOT_FINISHED, parse_failure
+from labctl.images.guest import BOOT_FAILURE, BOOT_STATE, parse_failure
 from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
 from labctl.ssh import transport as ssh
-from labctl.ssh.transport import SSHTransport
+from labctl.ssh.transport import CommandResult, SSHTransport
 from labctl.ssh.wait import Probes, Readiness, wait_ready
 from labctl.virt.connection import DEFAULT_URI
 from labctl.virt.host import Host
@@ -71,16 +71,17 @@ class SshReach:
         label = f"VM '{plan.vm.name}'"
         private = files.login_key().private
         pinned = files.pinned_host_key(plan.domain) or ""
+        answers: list[CommandResult] = []
         probes = Probes(
             is_running=lambda: host.is_running(plan.domain),
             address=lambda: host.endpoint(plan.domain),
             login=lambda sock: ssh.login(sock, label, plan.vm.user, private, pinned),
-            boot_finished=lambda t: t.run(BOOT_FINISHED, timeout=30).ok,
+            boot_finished=lambda t: boot_state(t, answers),
             serial_tail=lambda n: host.serial_tail(plan.domain, n),
         )
         transport, readiness = wait_ready(plan.vm.name, probes, report, start=began,
                                           budgets=budgets)
-        check_first_boot(transport, plan.vm.name)
+        check_first_boot(transport, plan.vm.name, answers[-1] if answers else None)
         return transport, readiness
 
     def connect(self, host: Host, files: LabFiles, domain: str, vm: str,
@@ -103,10 +104,22 @@ class SshReach:
         return ssh.login(endpoint, label, user, private, pinned)
 
 
-def check_first_boot(transport: SSHTransport, vm: str) -> None:
+def boot_state(transport: SSHTransport, answers: list[CommandResult]) -> bool:
+    """Has the first boot finished? Its BOOT_FAILURE answer is kept in
+    `answers` for check_first_boot (asked in the same command)."""
+    result = transport.run(["sh", "-c", BOOT_STATE], timeout=60)
+    if result.exit_status not in (0, 1):  # NOT_FINISHED, or no answer yet
+        return False
+    answers.append(result)
+    return True
+
+
+def check_first_boot(transport: SSHTransport, vm: str,
+                     result: CommandResult | None = None) -> None:
     """Fail loudly if the VM's first boot did not do what the lab file asked
-    (packages, runcmd, cloud-init modules): the step and the guest's words."""
-    result = transport.run(["sh", "-c", BOOT_FAILURE], timeout=60)
+    (packages, runcmd, cloud-init modules): the step and the guest's words.
+    `result`: BOOT_FAILURE's answer if it was already asked (boot_state)."""
+    result = result or transport.run(["sh", "-c", BOOT_FAILURE], timeout=60)
     if result.ok:
         return
     transport.close()

@@ -144,3 +144,45 @@ def test_a_vm_that_stops_is_reported_at_once_not_waited_out():
         wait_ready("web-1", fake, lambda e: None, clock=clock, sleep=clock.sleep)
     assert info.value.message == "VM 'web-1' stopped during stage 'banner' (3 s since start)"
     assert "| reboot: Power down" in info.value.hint
+
+
+def test_the_boot_state_command_says_running_finished_or_failed(tmp_path):
+    """BOOT_STATE in the real sh, its paths moved into tmp_path: exit 3 while
+    the first boot runs, 0 once it finished, 1 with the guest's words if it
+    failed -- one command where there were two."""
+    import subprocess
+
+    from labctl.images.guest import BOOT_STATE, NOT_FINISHED
+
+    marker, failed = tmp_path / "boot-finished", tmp_path / "failed"
+    script = BOOT_STATE.replace("/run/labctl-boot-finished", str(marker)).replace(
+        "/var/lib/cloud/instance/boot-finished", str(tmp_path / "none")).replace(
+        "/var/lib/labctl/failed", str(failed)).replace(
+        "/run/cloud-init/result.json", str(tmp_path / "none"))
+
+    def run():
+        done = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+        return done.returncode, done.stdout
+
+    assert run() == (NOT_FINISHED, "")
+    marker.touch()
+    assert run() == (0, "")
+    failed.write_text("packages: nginx\nE: Unable to locate package nginx\n")
+    assert run() == (1, "packages: nginx\nE: Unable to locate package nginx\n")
+
+
+def test_the_first_boot_is_checked_from_the_answer_readiness_already_got():
+    import pytest
+
+    from labctl.usecases.session import FirstBootFailed, boot_state, check_first_boot
+
+    from .fakes import FakeTransport
+
+    answers: list = []
+    running = FakeTransport({"labctl/failed": (3, "", "")})
+    assert not boot_state(running, answers) and answers == []
+    failed = FakeTransport({"labctl/failed": (1, "runcmd 1: false\nboom\n", "")})
+    assert boot_state(failed, answers)
+    with pytest.raises(FirstBootFailed, match="runcmd 1"):
+        check_first_boot(failed, "node", answers[-1])
+    assert len(failed.commands) == 1  # asked once, not twice
