@@ -7,8 +7,10 @@ falls back to a cold boot: a template can make a VM faster, never broken.
 After a restore the VM is still the template: labctl logs in with the
 template's own key (which it generated), gives the VM its identity -- clock,
 fresh randomness, its seed (host key, hostname, user and login key, files),
-a new machine-id -- restarts sshd and the readiness unit, and from then on the
-VM is reached with its own pinned key only, as after a cold boot."""
+a new machine-id -- restarts journald (and the readiness unit when it has
+work; sshd offers the new host key at the next connection), and from then on
+the VM is reached with its own pinned key only, as after a cold boot. A VM's
+later resets return to its own reset point instead (resetpoints.py)."""
 
 from __future__ import annotations
 
