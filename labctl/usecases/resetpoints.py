@@ -21,7 +21,8 @@ from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.ssh.transport import SSHTransport
-from labctl.usecases.templates import RESEED, restoring, set_clock_running
+from labctl.usecases.identity import RESEED, set_clock_running
+from labctl.usecases.templates import restoring
 from labctl.virt.host import Host
 
 RESET_POINT = "labctl-reset"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import threading
 import time
@@ -36,7 +35,8 @@ from labctl.lab.loader import load_lab
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
-from labctl.ssh.transport import HostKeyMismatch, SSHTransport
+from labctl.ssh.transport import HostKeyMismatch
+from labctl.usecases.identity import IDENTITY, set_clock_running
 from labctl.usecases.session import Session
 from labctl.virt import ports
 from labctl.virt.host import Host
@@ -46,62 +46,6 @@ from labctl.virt.storage import BaseVolumes
 SNAPSHOT = "labctl-template"
 VOLUME_PREFIX = "labctl-template-"
 _building = threading.Lock()  # one template build at a time in this process
-
-CLOCK_DIALOGUE = """set -eu
-export LC_ALL=C  # EPOCHREALTIME with a dot
-# The clock first, from labctl's own, in a dialogue on this command's stdin
-# (ClockTalk): each round trip is two bash builtins, no process started, so
-# it measures the link, not the guest's load. labctl answers "shift US" until
-# the guest is within CLOCK_SLACK, then "ok".
-while :; do
-    echo 'clock?'
-    read -r _now
-    echo "clock $EPOCHREALTIME"
-    read -r verb us
-    [ "$verb" = shift ] || break
-    t=$(( ${EPOCHREALTIME/./} + us ))
-    date -u -s "@${t%??????}.${t: -6}" >/dev/null
-done
-"""
-
-RESEED = """# Fresh randomness: every copy of a saved state resumes the same CRNG, and
-# writing to urandom only mixes the pool, so make the kernel reseed from it
-# now (RNDRESEEDCRNG), before anything random is drawn.
-# (perl-base is essential in Debian and starts in half python's time)
-perl -e 'open(my $f, ">", "/dev/urandom") or die "urandom: $!";
-         syswrite($f, pack("H*", $ARGV[0])) or die "urandom: $!";
-         ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!"' {seed}
-"""
-
-IDENTITY = RESEED + """rm -f /var/lib/labctl/failed
-# The template's seed may still sit in vdb's buffers; its files are read from a
-# fresh mount. The rest of the page cache stays warm (binaries, libraries).
-blockdev --flushbufs /dev/vdb 2>/dev/null || true
-/usr/local/lib/labctl/firstboot
-# a new random one: systemd-machine-id-setup would reuse the template's (from
-# the running system, or the SMBIOS UUID the template's memory holds)
-tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
-sync  # the new identity on disk before it is used: a power cut keeps it
-# The readiness unit again only when it has work (every process counts under
-# TCG): this VM's extras (packages, runcmd), or NICs plugged afresh (a lab
-# network's address and resolver). Else the template's boot-finished stands.
-if [ -f /var/lib/labctl/extras.sh ] || [ {replugged} = 1 ]; then
-    rm -f /run/labctl-boot-finished
-    systemctl restart --no-block labctl-ready.service
-fi
-# journald files its journal under the machine-id: podman's journald log driver
-# found no journal for the new id ("failed to get cursor") until it restarts.
-# sshd needs no restart for the VM's own host key: OpenSSH 9.2 re-executes
-# itself for every connection and reads the key then (checked: the next
-# connection is offered the new key). From 9.8 on the listener holds the keys
-# and hands them to sshd-session: there sshd restarts too (one systemctl).
-if [ -e /usr/lib/openssh/sshd-session ]; then
-    systemctl restart systemd-journald ssh
-else
-    systemctl restart systemd-journald
-fi
-"""
-
 
 # Memory the guest freed (the unpacked initramfs, boot-time buffers) still holds
 # data, so the save stores it and every restored copy maps it. Filled with
@@ -281,51 +225,6 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
         set_clock_running(transport, IDENTITY,
                           f"VM '{plan.vm.name}': giving the restored VM its identity",
                           replugged=int(on_lab_networks(plan)))
-
-
-def set_clock_running(transport: SSHTransport, script: str, what: str,
-                      **values: object) -> None:
-    """Set the guest's clock from labctl's (the dialogue), then run `script`
-    as root with `{seed}` filled in from this machine's randomness (and any
-    other `values`)."""
-    script = CLOCK_DIALOGUE + script.format(seed=os.urandom(512).hex(), **values)
-    transport.converse(["sudo", "-n", "bash", "-c", script], ClockTalk(),
-                       timeout=120).check(what)
-
-
-CLOCK_SLACK = 0.2  # seconds the guest's clock may differ from the host's
-CLOCK_ROUNDS = 4  # shifts at most: the first is off by its own latency only
-
-
-class ClockTalk:
-    """labctl's side of the identity script's clock dialogue. Each round: the
-    guest says `clock?`, labctl says `now` and notes when; the guest answers
-    with its clock at once (`clock SECONDS`). The guest read its clock between
-    that `now` and the answer's arrival, so the host's clock then was their
-    midpoint: labctl answers `shift MICROSECONDS` (the guest sets its clock
-    relative to itself, so the shift's own latency does not count), or `ok`
-    once the difference is within CLOCK_SLACK or what the round trip can
-    tell."""
-
-    def __init__(self, clock=time.time):
-        self.clock, self.asked, self.rounds = clock, 0.0, 0
-
-    def __call__(self, line: str) -> str | None:
-        if line == "clock?":
-            self.asked = self.clock()
-            return "now"
-        if not line.startswith("clock "):
-            return None
-        arrived = self.clock()
-        try:
-            delta = (self.asked + arrived) / 2 - float(line.split()[1])
-        except (IndexError, ValueError):
-            return "ok"  # not a number: leave the clock as it is
-        self.rounds += 1
-        if abs(delta) <= max(CLOCK_SLACK, (arrived - self.asked) / 2) \
-                or self.rounds > CLOCK_ROUNDS:
-            return "ok"
-        return f"shift {round(delta * 1e6)}"
 
 
 def key_for(host: Host, image: Image, plan: VmPlan) -> str:

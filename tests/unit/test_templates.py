@@ -203,7 +203,7 @@ def test_students_snapshots_save_list_restore_remove(tmp_path: Path):
 
 
 def test_a_restored_clock_is_shifted_by_what_one_round_trip_measures():
-    from labctl.usecases.templates import ClockTalk
+    from labctl.usecases.identity import ClockTalk
 
     host = [1000.0]
     guest = {"offset": -3600.0}  # the template's clock: an hour behind
@@ -231,7 +231,7 @@ def test_the_guest_side_of_the_clock_dialogue_shifts_its_clock_by_what_labctl_sa
     import subprocess
     import time
 
-    from labctl.usecases.templates import CLOCK_DIALOGUE
+    from labctl.usecases.identity import CLOCK_DIALOGUE
 
     (tmp_path / "date").write_text(f'#!/bin/sh\necho "$3" >> {tmp_path}/set\n')
     (tmp_path / "date").chmod(0o755)
@@ -258,7 +258,7 @@ def test_the_identity_script_restarts_the_readiness_unit_only_when_it_has_work(
     again for a VM's extras or NICs plugged afresh, never for nothing."""
     import subprocess
 
-    from labctl.usecases.templates import IDENTITY
+    from labctl.usecases.identity import IDENTITY
 
     logged = tmp_path / "log"
     for name in ("perl", "blockdev", "sync", "tr", "systemctl", "rm", "firstboot"):
