@@ -213,8 +213,9 @@ def reset(
     uri: str = URI_OPTION,
     cold: bool = COLD_OPTION,
 ) -> None:
-    """Return VMs (default: all of the lab or copy) to their post-'up' state: restored
-    from their template (or booted cold), containers deployed again. Says how long."""
+    """Return VMs (default: all of the lab or copy) to their post-'up' state, containers
+    deployed again: a VM's first reset restores its template (or boots cold) and keeps a
+    reset point, later ones return to it in seconds. Says how long."""
     from labctl.usecases import classes
 
     lab = load(lab_file, var)
