@@ -21,9 +21,7 @@ import time
 from pathlib import Path
 
 from labctl.datadir import default_data_dir
-from labctl.images.cache import ImageCache
 from labctl.lab.loader import load_lab
-from labctl.plan.layout import lab_layout
 from labctl.usecases import classes as class_run
 from labctl.usecases import templates
 from labctl.usecases.session import Session, Settings
@@ -86,10 +84,7 @@ def main() -> None:
     # The template is built once, before the restored runs, and timed alone
     # (this shape's cached one removed first: a very first restored up).
     session = Session(settings)
-    image = ImageCache(settings.data_dir / "images").get(lab.vms[0].image)
-    plan = lab_layout(lab, {image.name: image.sha256}).vms[0]
-    templates.remove_template(session, session.host(),
-                              templates.key_for(session.host(), image, plan))
+    templates.remove_template(session, session.host(), templates.first_vm_key(session, lab))
     began = time.monotonic()
     class_run.up_class(Session(settings), lab, QUIET, copies=1)
     template = time.monotonic() - began

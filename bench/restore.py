@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 
 from labctl.datadir import default_data_dir
-from labctl.images.cache import ImageCache
 from labctl.lab.loader import load_lab
-from labctl.plan.layout import lab_layout
 from labctl.usecases import lab as lab_cases
 from labctl.usecases import templates
 from labctl.usecases.session import Session, Settings
@@ -117,18 +115,15 @@ def main() -> None:
     reset_cold = timed(lab_cases.up, Session(cold_settings), lab, reset=frozenset(vms[:1]))
     lab_cases.down(session, lab.name)
 
-    image = ImageCache(settings.data_dir / "images").get(lab.vms[0].image)
-    plan = lab_layout(lab, {image.name: image.sha256}).vms[0]
-    templates.remove_template(session, session.host(),  # this shape's: a very first up
-                              templates.key_for(session.host(), image, plan))
+    key = templates.first_vm_key(session, lab)
+    templates.remove_template(session, session.host(), key)  # this shape's: a very first up
     first = timed(lab_cases.up, session, lab)
-    built = templates.TemplateStore(settings.data_dir).get(
-        templates.key_for(session.host(), image, plan))
+    built = templates.TemplateStore(settings.data_dir).get(key)
     lab_cases.down(session, lab.name)
     cached = timed(lab_cases.up, session, lab)
     time.sleep(5)  # let the restored guests settle before reading RSS
     ram_restored = qemu_rss_mib(lab.name) / len(vms)
-    guest_restored = guest_ram_mib(lab.name, plan.vm.memory_mib) / len(vms)
+    guest_restored = guest_ram_mib(lab.name, lab.vms[0].memory_mib) / len(vms)
     reset_restored = timed(lab_cases.up, session, lab, reset=frozenset(vms[:1]))
     reset_to_point = timed(lab_cases.up, session, lab, reset=frozenset(vms[:1]))
     ksm = None if args.no_ksm or not (KSM / "run").exists() else ksm_saving_mib()

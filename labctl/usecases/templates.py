@@ -32,8 +32,9 @@ from labctl.fileio import write_atomic
 from labctl.images.cache import Image
 from labctl.interrupt import Interrupted
 from labctl.lab.loader import load_lab
+from labctl.lab.model import Lab
 from labctl.lock import lab_lock
-from labctl.plan.layout import VmPlan
+from labctl.plan.layout import VmPlan, lab_layout
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
 from labctl.ssh.transport import HostKeyMismatch
 from labctl.usecases.identity import IDENTITY, set_clock_running
@@ -232,6 +233,14 @@ def key_for(host: Host, image: Image, plan: VmPlan) -> str:
     facts = host.facts()
     return template_key(plan, image.manifest.get("sha256", ""), host.accel.domain_type,
                         facts.libvirt, facts.hypervisor)
+
+
+def first_vm_key(session: Session, lab: Lab) -> str:
+    """The template key of the lab's first VM on the session's host: the
+    benchmarks' "this shape" (to remove its template for a very first up)."""
+    image = session.settings.images.get(lab.vms[0].image)
+    plan = lab_layout(lab, {image.name: image.sha256}).vms[0]
+    return key_for(session.host(), image, plan)
 
 
 def ensure_template(session: Session, host: Host, image: Image, plan: VmPlan) -> Template:

@@ -52,6 +52,8 @@ def test_a_template_is_built_once_and_restored_with_the_vms_identity(tmp_path: P
     assert [e.detail for e in events if e.subject == "vm node" and e.stage == "started"] == [
         f"restored from template {template.short}"]
     assert len(TemplateStore(session.data_dir).all()) == 1
+    from labctl.usecases.templates import first_vm_key
+    assert first_vm_key(session, HELLO) == template.key  # the benchmarks' "this shape"
 
 
 def test_vms_on_lab_networks_restore_with_their_nics_plugged_afresh(tmp_path: Path):
