@@ -1,5 +1,5 @@
-"""The dashboard's HTTP side. Every request is checked against the token
-when one is set (any address but loopback requires it); the page and its
+"""The dashboard's HTTP side. Every request, loopback included, passes the
+guard (dashboard/guard.py: token, Host, Origin, JSON bodies); the page and its
 script ship in the package (no CDN). State reaches the page as server-sent
 events whenever it changes (polled once a second: `up`, `reset`, `check` or
 `down` in another terminal show up live). Actions run in a worker thread
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import hmac
 import json
 import shutil
 import tempfile
@@ -21,12 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
+from labctl.dashboard.guard import COOKIE, Guard
 from labctl.errors import LabctlError, UsageError
 from labctl.events import Event
 from labctl.plan import classroom
@@ -38,11 +45,13 @@ TICK = 1.0  # seconds between looks at the state
 
 
 class Dashboard:
-    def __init__(self, settings: Settings, token: str | None, only: str | None = None,
-                 make_session: Callable[[Settings, Callable[[Event], None]], Session] = Session):
+    def __init__(self, settings: Settings, token: str, only: str | None = None,
+                 make_session: Callable[[Settings, Callable[[Event], None]], Session] = Session,
+                 names: frozenset[str] = frozenset()):
         # Actions never wait for a lab another labctl holds: they say so.
         self.settings = dataclasses.replace(settings, lock_wait=False)
-        self.token, self.only = token, only
+        self.guard = Guard(token, names)
+        self.only = only
         self._make_session = make_session  # unit tests: a test:/// host and a fake reach
         self.containers: dict[str, list[dict]] = {}
         self.activity: list[dict[str, Any]] = []  # progress of the actions started here
@@ -67,13 +76,6 @@ class Dashboard:
             self.activity.append({"what": what, "stage": stage, "detail": detail[:200]})
 
     # -- HTTP -----------------------------------------------------------------
-    def allowed(self, request: Request) -> bool:
-        if self.token is None:
-            return True
-        given = request.query_params.get("token") or request.headers.get("x-labctl-token") \
-            or request.cookies.get("labctl_token") or ""
-        return hmac.compare_digest(given.encode(), self.token.encode())
-
     def app(self) -> Starlette:
         routes = [
             Route("/", self.page), Route("/static/{name}", self.static),
@@ -84,15 +86,23 @@ class Dashboard:
             Route("/api/handout.zip", self.handout), Route("/api/checks.csv", self.checks_csv),
         ]
         async def guard(request: Request, call_next):
-            if not self.allowed(request):
-                return JSONResponse({"error": "a valid token is required",
-                                     "hint": "open the address 'labctl dashboard' printed"},
-                                    status_code=403)
-            response = await call_next(request)
-            if self.token and request.query_params.get("token"):
-                response.set_cookie("labctl_token", self.token, httponly=True,
+            given = self.guard.given_token(request.query_params, request.headers,
+                                           request.cookies)
+            refused = self.guard.refuse(request.method, request.headers.get("host", ""),
+                                        request.headers, given,
+                                        request.headers.get("content-type", ""))
+            if refused is not None:
+                return JSONResponse({"error": refused.error, "hint": refused.hint},
+                                    status_code=refused.status)
+            if request.query_params.get("token") and request.method == "GET" \
+                    and request.url.path == "/":
+                # the printed address carries the token once: from here on a cookie
+                # (not in the address bar, history or a Referer)
+                response = RedirectResponse("/", status_code=303)
+                response.set_cookie(COOKIE, self.guard.token, httponly=True,
                                     samesite="strict")
-            return response
+                return response
+            return await call_next(request)
 
         return Starlette(routes=routes,
                          middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
@@ -128,13 +138,20 @@ class Dashboard:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    async def _action(self, request: Request, run: Callable[[dict], dict]) -> Response:
+    async def _action(self, request: Request, run: Callable[[dict], dict],
+                      fields: frozenset[str] = frozenset({"lab", "copy"})) -> Response:
         try:
             body = await request.json()
         except ValueError:
             return JSONResponse({"error": "the request body must be JSON"}, status_code=400)
         if not isinstance(body, dict) or not isinstance(body.get("lab"), str):
             return JSONResponse({"error": "say which lab: {\"lab\": NAME}"}, status_code=400)
+        wrong = sorted(k for k, v in body.items()
+                       if k not in fields or not isinstance(v, str | None))
+        if wrong:
+            return JSONResponse({"error": f"unexpected field '{wrong[0]}'",
+                                 "hint": "fields: " + ", ".join(sorted(fields))
+                                 + " (strings)"}, status_code=400)
         try:
             return JSONResponse(await asyncio.to_thread(run, body))
         except UsageError as exc:
@@ -181,7 +198,7 @@ class Dashboard:
             session.close()
             return {"reset": sorted(names), "target": target}
 
-        return await self._action(request, run)
+        return await self._action(request, run, frozenset({"lab", "copy", "vm"}))
 
     async def api_containers(self, request: Request) -> Response:
         def run(body: dict) -> dict:
@@ -201,11 +218,17 @@ class Dashboard:
             # one zip of every student's folder: the folders themselves, not zipped twice
             made = await asyncio.to_thread(handout.write, self.session(), group, folder / group,
                                            None, None, False, lab.checks)
+            if not made:
+                raise LabctlError(f"class '{group}' has no copies to hand out")
+            archive = shutil.make_archive(str(folder / f"{group}-handouts"), "zip",
+                                          folder / group)
         except LabctlError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
             return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=404)
-        archive = shutil.make_archive(str(folder / f"{group}-handouts"), "zip", folder / group)
+        # every student's private key is in there: gone once the answer is sent
         return FileResponse(archive, filename=f"{group}-handouts.zip",
-                            media_type="application/zip") if made else Response(status_code=404)
+                            media_type="application/zip",
+                            background=BackgroundTask(shutil.rmtree, folder, True))
 
     async def checks_csv(self, request: Request) -> Response:
         from labctl.checks.store import CheckHistory

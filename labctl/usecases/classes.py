@@ -282,6 +282,10 @@ def reset(session: Session, lab: Lab, vms: list[str] | None, copy: str | None,
         if not copy:
             raise UsageError(f"lab '{lab.name}' is a class: say which copy to reset",
                              "--copy ID (a student's name or 1..N)")
+        existing = sorted(set(existing_copies(session, lab.name).values()))
+        if copy not in existing:  # a reset never makes a copy that is not there
+            raise UsageError(f"class '{lab.name}' has no copy '{copy}'",
+                             f"its copies: {', '.join(existing) or 'none (labctl up first)'}")
         _checked(up_class(session, lab, report, None, copy, 1, reset=names))
         return names, f"copy '{copy}' of '{lab.name}'"
     lab_cases.up(session, lab, reset=names)

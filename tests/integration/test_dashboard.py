@@ -35,12 +35,17 @@ def page(settings):
     server = subprocess.Popen([sys.executable, "-m", "labctl", "dashboard", "itboard",
                                "--port", str(port)], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
+    printed = server.stdout.readline()  # "dashboard: http://127.0.0.1:PORT/?token=..."
+    address = printed.split()[1]
+    assert address.startswith(f"http://127.0.0.1:{port}/?token="), printed
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
         except OSError:
             time.sleep(0.2)
+    else:
+        raise AssertionError(f"the dashboard never listened on {port}")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
@@ -48,7 +53,7 @@ def page(settings):
         options.add_argument(flag)
     service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
     browser = webdriver.Chrome(options=options, service=service)
-    browser.get(f"http://127.0.0.1:{port}/")
+    browser.get(address)  # the token once, then its cookie
     yield browser
     browser.quit()
     server.terminate()

@@ -42,8 +42,16 @@ def board(tmp_path: Path):
         made.close = lambda: None  # the test driver's state lives in this one connection
         return made
 
-    return session, lambda token=None: TestClient(
-        Dashboard(session.settings, token, make_session=make).app())
+    def client(token: str = TOKEN, send: str | None = TOKEN) -> TestClient:
+        """A client of a dashboard with `token`, sending `send` (None: nothing)."""
+        return TestClient(Dashboard(session.settings, token, make_session=make).app(),
+                          base_url="http://127.0.0.1:8800",
+                          headers={"x-labctl-token": send} if send else {})
+
+    return session, client
+
+
+TOKEN = "s3cret-token"
 
 
 def test_the_state_shows_the_class_copy_by_copy(board):
@@ -78,11 +86,12 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(board, tmp_path):
     answer = client().post("/api/check", json={"lab": "nope"})
     assert answer.status_code == 400 and "no lab or class 'nope'" in answer.json()["error"]
     assert client().post("/api/reset", json={"lab": "room"}).status_code == 400
-    assert client().post("/api/check", content=b"not json").status_code == 400
-    guarded = client(token="s3cret")
+    assert client().post("/api/check", content=b"not json",
+                         headers={"content-type": "application/json"}).status_code == 400
+    guarded = client(send=None)
     assert guarded.get("/api/state").status_code == 403
     assert guarded.get("/api/state?token=forged").status_code == 403
-    assert guarded.get("/api/state?token=s3cret").status_code == 200
+    assert guarded.get(f"/api/state?token={TOKEN}").status_code == 200
     before = session.host().domain("room-1", "node").meta.spec_hash
     with lab_lock(session.data_dir, "room-1", "up"):  # another labctl holds the copy
         busy = client().post("/api/reset", json={"lab": "room", "copy": "1", "vm": "node"})
@@ -113,3 +122,100 @@ def test_thirty_copies_at_a_glance(tmp_path: Path):
                               "checked": 30, "full_marks": 29, "could_not_run": 1}
     script = (Path(__file__).parents[2] / "labctl/dashboard/static/app.js").read_text()
     assert "lab.summary" in script and 'addEventListener("input", filter)' in script
+
+
+# -- the guard: nothing a student controls reaches the instructor's side -------------
+
+def test_loopback_needs_the_token_too(board):
+    """A lab VM reaches this machine's 127.0.0.1 as 10.0.2.2 (user-mode): no
+    request without the token is served, whatever address it came to."""
+    _session, client = board
+    bare = client(send=None)
+    for path in ("/", "/api/state", "/api/events", "/api/checks.csv?lab=room",
+                 "/api/handout.zip?lab=room", "/static/app.js"):
+        answer = bare.get(path, headers={"host": "10.0.2.2:8800"})
+        assert answer.status_code == 403, path
+        assert "room" not in answer.text
+    for path in ("/api/check", "/api/reset", "/api/containers"):
+        assert bare.post(path, json={"lab": "room", "copy": "1", "vm": "node"}
+                         ).status_code == 403, path
+
+
+def test_the_printed_address_sets_a_cookie_once(board):
+    _session, client = board
+    browser = client(send=None)
+    first = browser.get(f"/?token={TOKEN}", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/"
+    cookie = first.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert browser.get("/api/state").status_code == 200  # the cookie from here on
+    assert client(send=None).get("/api/state").status_code == 403
+
+
+def test_foreign_origins_and_hosts_are_refused(board):
+    session, client = board
+    before = session.host().domain("room-2", "node").meta.spec_hash
+    c = client()
+    form = c.post("/api/reset", content=b"lab=room&copy=2&vm=node",
+                  headers={"content-type": "application/x-www-form-urlencoded",
+                           "origin": "http://evil.example"})
+    assert form.status_code == 403
+    plain = c.post("/api/reset", content=b'{"lab": "room", "copy": "2", "vm": "node"}',
+                   headers={"content-type": "text/plain"})
+    assert plain.status_code == 415  # a cross-site form can send text/plain, never JSON
+    neighbour = c.post("/api/reset", json={"lab": "room", "copy": "2", "vm": "node"},
+                       headers={"origin": "http://127.0.0.1:9999"})
+    assert neighbour.status_code == 403  # another port of loopback is another origin
+    sneaky = c.post("/api/reset", json={"lab": "room", "copy": "2", "vm": "node"},
+                    headers={"sec-fetch-site": "same-site"})
+    assert sneaky.status_code == 403
+    rebound = c.get("/api/state", headers={"host": "attacker.example:8800"})
+    assert rebound.status_code == 403 and "Host" in rebound.json()["error"]
+    assert c.get("/api/state", headers={"host": "localhost:8800"}).status_code == 200
+    assert c.get("/api/state", headers={"origin": "http://127.0.0.1:8800"}).status_code == 200
+    assert session.host().domain("room-2", "node").meta.spec_hash == before
+
+
+def test_a_reset_never_makes_a_copy_and_bad_bodies_are_4xx(board):
+    session, client = board
+    c = client()
+    ghost = c.post("/api/reset", json={"lab": "room", "copy": "99", "vm": "node"})
+    assert ghost.status_code == 400 and "no copy '99'" in ghost.json()["error"]
+    assert session.host().domain("room-99", "node") is None
+    for body in ({"lab": "room", "copy": 2, "vm": "node"}, {"lab": "room", "vm": ["node"]},
+                 {"lab": "room", "copy": "2", "vm": "node", "extra": "x"}, ["room"],
+                 {"lab": 1}, "room"):
+        answer = c.post("/api/reset", json=body)
+        assert 400 <= answer.status_code < 500, (body, answer.status_code)
+
+
+def test_the_handout_zip_leaves_no_keys_behind(board, tmp_path, monkeypatch):
+    import tempfile
+    _session, client = board
+    made = tmp_path / "tmp"
+    made.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(made))
+    answer = client().get("/api/handout.zip?lab=room")
+    assert answer.status_code == 200 and answer.content[:2] == b"PK"
+    assert list(made.iterdir()) == []
+    assert client().get("/api/handout.zip?lab=nope").status_code == 404
+    assert list(made.iterdir()) == []
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1", "0.0.0.0"])
+def test_labctl_dashboard_always_has_a_token(listen, tmp_path, monkeypatch, capsys):
+    """`labctl dashboard` on loopback made no token: a guest's 10.0.2.2 was let in."""
+    import uvicorn
+
+    from labctl.cli import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    with pytest.raises(SystemExit):
+        main([f"--data-dir={tmp_path}", "dashboard", "--listen", listen, "--port", "8801"])
+    printed = capsys.readouterr().out
+    token = printed.split("?token=")[1].split()[0]
+    assert len(token) >= 32 and served["host"] == listen
+    client = TestClient(served["app"], base_url="http://127.0.0.1:8801")
+    assert client.get("/api/state").status_code == 403
+    assert client.get("/api/state", headers={"x-labctl-token": token}).status_code == 200
