@@ -28,12 +28,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from labctl.checks.probes import NO_CONTAINER, VmProbe
+from labctl.checks.probes import MAX_BYTES, NO_CONTAINER, VmProbe
 from labctl.shell import quote
 
 RECORD = "@@labctl-check"
 KILL_AFTER = 2  # seconds timeout(1) waits after TERM before KILL
 TIMED_OUT = 124  # timeout(1)'s exit status
+TOO_MUCH = 128 + 25  # killed by SIGXFSZ: the probe wrote past the file size limit
 
 # Who the student is (sudo says), how to become them, and each container
 # looked up once per VM: its runtime, inspect output, and the pid to enter
@@ -49,15 +50,33 @@ if [ "$(id -u)" = 0 ] && [ "$U" != root ]; then
   else ASUSER=(runuser -u "$U" --); fi
 fi
 NSENTER=$(command -v nsenter 2>/dev/null || true)
-O=/run/labctl-check.$$  # root's own directory: nobody else can plant a link there
-[ -w /run ] || O=$(mktemp)
-trap 'rm -f "$O"' EXIT
+# Each probe's output in a file of its own, in a directory only root opens: a
+# process a probe leaves behind can only ever write to its own (removed) file.
+D=$(mktemp -d /run/labctl-check.XXXXXX 2>/dev/null || mktemp -d)
+trap 'rm -rf "$D"' EXIT
+O=$D/prelude
+# No probe writes more than this into its file (SIGXFSZ stops it): output
+# without end never fills the VM's /run nor reaches labctl.
+ulimit -f @KIB@
+# probe INDEX TIMEOUT COMMAND...: run in a process group of its own (timeout's),
+# and whatever it left running in that group is stopped when it ends.
+probe() {
+  O=$D/$1
+  local limit=$2
+  shift 2
+  timeout -k @KILL@ "$limit" "$@" >"$O" 2>/dev/null </dev/null &
+  local p=$!
+  wait "$p"; s=$?
+  kill -KILL -- "-$p" 2>/dev/null
+  return 0
+}
 # rec INDEX STATUS STARTED: the probe's output is in $O
 rec() {
   local LC_ALL=C out
   IFS= read -r -d '' out < "$O"
   printf '\\n%s %s %s %s %s %s\\n%s' '""" + RECORD + """' "$1" "$2" "$3" "$EPOCHREALTIME" \\
     "${#out}" "$out"
+  rm -f "$O"
 }
 resolve() {
   [ -n "${ST[$1]+x}" ] && return 0
@@ -99,15 +118,16 @@ def command(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> lis
 
 def script(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> str:
     """bash for a VM: each (probe, timeout) in order, a record each."""
-    lines = [f"RUNTIMES={quote(' '.join(runtimes))}", PRELUDE.replace("@KILL@", str(KILL_AFTER))
-             .replace("@TIMED_OUT@", str(TIMED_OUT))]
+    lines = [f"RUNTIMES={quote(' '.join(runtimes))}",
+             PRELUDE.replace("@KILL@", str(KILL_AFTER)).replace("@TIMED_OUT@", str(TIMED_OUT))
+             .replace("@KIB@", str(MAX_BYTES // 1024 + 1))]
     for index, (probe, timeout) in enumerate(probes):
-        lines.append("t0=$EPOCHREALTIME")
-        limit = f"timeout -k {KILL_AFTER} {timeout}"
-        shell = f"sh -c {quote(probe.command or '')} >\"$O\" 2>/dev/null; s=$?"
+        lines.append(f"t0=$EPOCHREALTIME; O=$D/{index}")
+        run = f"probe {index} {timeout}"
+        shell = f"sh -c {quote(probe.command or '')}"
         if probe.container is None:
             user = '"${ASUSER[@]}" ' if probe.as_user else ""
-            lines.append(f"{limit} {user}{shell}")
+            lines.append(f"{run} {user}{shell}")
             lines.append(f"rec {index} \"$s\" \"$t0\"")
             continue
         name = quote(probe.container)
@@ -116,11 +136,11 @@ def script(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> str:
         elif probe.inside:
             found = (f"if [ -n \"${{PID[{name}]}}\" ]; then "
                      f"mapfile -d '' -t CENV < \"/proc/${{PID[{name}]}}/environ\"; "
-                     f"{limit} env -i \"${{CENV[@]}}\" \"$NSENTER\" -t \"${{PID[{name}]}}\" "
+                     f"{run} env -i \"${{CENV[@]}}\" \"$NSENTER\" -t \"${{PID[{name}]}}\" "
                      f"-a -r -w -- {shell}; "
-                     f"else {limit} \"${{RT[{name}]}}\" exec {name} {shell}; fi")
+                     f"else {run} \"${{RT[{name}]}}\" exec {name} {shell}; fi")
         else:
-            found = f"{limit} {shell}"
+            found = f"{run} {shell}"
         lines += [f"resolve {name} {timeout}",
                   f"if [ \"${{ST[{name}]}}\" = {TIMED_OUT} ]; then s={TIMED_OUT}; : > \"$O\"; "
                   f"elif [ -z \"${{RT[{name}]}}\" ]; then s=0; "
@@ -135,6 +155,12 @@ def budget(probes: list[tuple[VmProbe, int]]) -> int:
     lookup per runtime, and slack for the shell."""
     return sum(timeout * (3 if probe.container else 1) + KILL_AFTER + 2
                for probe, timeout in probes) + 10
+
+
+def max_output(probes: list[tuple[VmProbe, int]]) -> int:
+    """What the script may print: each probe's capped output and its record
+    (a container's inspect output comes back whole, so a margin for it)."""
+    return len(probes) * (MAX_BYTES + (256 << 10)) + (64 << 10)
 
 
 def parse(output: str | bytes, count: int) -> list[Answer | None]:

@@ -140,11 +140,17 @@ def tcp_from_vm(address: str, port: int) -> str:
 
 def http_from_vm(address: str, port: int, path: str) -> str:
     """Shell for a VM that GETs http://address:port/path (HTTP/1.0 over bash's
-    /dev/tcp) and prints the raw response."""
-    request = f"GET {path} HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n"
-    script = (f"exec 3<>/dev/tcp/{address}/{port} && printf '{request}' >&3 && "
-              f"head -c {MAX_BYTES} <&3")
+    /dev/tcp) and prints the raw response. The path is an argument of printf,
+    never part of its format (a '%' or a quote in it stays what it is)."""
+    script = (f"exec 3<>/dev/tcp/{address}/{port} && "
+              f"printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' {quote(path)} "
+              f"{quote(address)} >&3 && head -c {MAX_BYTES} <&3")
     return f"bash -c {quote(script)}"
+
+
+def http_request(address: str, path: str) -> bytes:
+    """The same request, sent from the host."""
+    return f"GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n".encode()
 
 
 def judge_http(check: Check, status: int | None, body: str, error: str = "") -> Verdict:

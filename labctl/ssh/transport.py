@@ -90,6 +90,20 @@ class HostKeyMismatch(LabctlError):
     pass
 
 
+class TimedOut(LabctlError):
+    """A command's whole time ran out (not a quiet spell: a VM that prints
+    without end is timed out too)."""
+
+
+class TooMuchOutput(LabctlError):
+    """A command printed more than its caller keeps."""
+
+
+# What a captured command may print before it is cut off: a guest is someone
+# else's machine, and what it prints is held in labctl's memory.
+MAX_OUTPUT = 64 << 20
+
+
 class SSHTransport:
     """An authenticated connection; a context manager that closes it."""
 
@@ -132,12 +146,16 @@ class SSHTransport:
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
             input_data: bytes | None = None, errors: str = "replace",
-            answer: Callable[[str], str | None] | None = None) -> CommandResult:
+            answer: Callable[[str], str | None] | None = None,
+            max_output: int = MAX_OUTPUT) -> CommandResult:
         """`errors="surrogateescape"` keeps stdout's exact bytes (str.encode gives
-        them back) where a caller counts them; `answer`: see converse."""
+        them back) where a caller counts them; `answer`: see converse. Past
+        `timeout` seconds in all, TimedOut; past `max_output` bytes of stdout
+        and stderr together, TooMuchOutput (the command is closed either way)."""
         text = command if isinstance(command, str) else join(command)
         start = time.monotonic()
-        out, err = io.BytesIO(), io.BytesIO()
+        out = _Capped(max_output, self.label, text)
+        err = _Capped(max_output, self.label, text, out)
         status = self._exec(text, out, err, timeout, input_data, answer)
         return CommandResult(text, status, out.getvalue().decode(errors=errors),
                              err.getvalue().decode(errors="replace"), time.monotonic() - start)
@@ -167,6 +185,12 @@ class SSHTransport:
                 channel.shutdown_write()
             lines = b""  # what `answer` has not seen yet
             while True:
+                # checked on every turn: a guest that never stops printing must
+                # not keep labctl waiting past its budget
+                if deadline is not None and time.monotonic() > deadline:
+                    channel.close()
+                    raise TimedOut(f"{self.label}: command timed out after "
+                                   f"{timeout:.0f} s: {text[:80]}")
                 busy = False
                 if channel.recv_ready():
                     data = channel.recv(65536)
@@ -186,14 +210,13 @@ class SSHTransport:
                     if channel.eof_received and channel.exit_status_ready() \
                             and not channel.recv_ready() and not channel.recv_stderr_ready():
                         break
-                    if deadline is not None and time.monotonic() > deadline:
-                        channel.close()
-                        raise LabctlError(f"{self.label}: command timed out after "
-                                          f"{timeout:.0f} s: {text[:80]}")
                     time.sleep(0.005)
                 stdout.flush()
                 stderr.flush()
             return channel.recv_exit_status()
+        except TooMuchOutput:
+            channel.close()
+            raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise LabctlError(f"{self.label}: SSH connection lost: {exc}",
                               "check the VM with 'labctl status'") from None
@@ -210,6 +233,21 @@ class SSHTransport:
 
     def close(self) -> None:
         self._transport.close()
+
+
+class _Capped(io.BytesIO):
+    """A buffer that refuses to grow past `limit` bytes (its own and `shared`'s)."""
+
+    def __init__(self, limit: int, label: str, command: str, shared: _Capped | None = None):
+        super().__init__()
+        self.limit, self.label, self.command, self.shared = limit, label, command, shared
+
+    def write(self, data) -> int:
+        held = self.tell() + len(data) + (self.shared.tell() if self.shared else 0)
+        if held > self.limit:
+            raise TooMuchOutput(f"{self.label}: command printed more than "
+                                f"{self.limit >> 10} KiB: {self.command[:80]}")
+        return super().write(data)
 
 
 def login(target: Endpoint | socket.socket, label: str, user: str, private_key: str,

@@ -5,7 +5,6 @@ an "error" (could not run), never a pass. Checks only read."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from labctl.lab.model import Check, Lab
 from labctl.plan import capacity, classroom
 from labctl.runtime.oci import RUNTIMES
 from labctl.shell import quote
-from labctl.ssh.transport import Endpoint, SSHTransport, open_socket
+from labctl.ssh.transport import Endpoint, SSHTransport, TimedOut, TooMuchOutput, open_socket
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
@@ -128,10 +127,15 @@ def _in_vm(connections: _Connections, vm: str, mine: list[tuple[int, Check, prob
     plan = [(probe, check.timeout) for _, check, probe in mine]
     try:
         result = connections.get(vm).run(batch.command(plan, runtimes),
-                                         timeout=batch.budget(plan), errors="surrogateescape")
+                                         timeout=batch.budget(plan), errors="surrogateescape",
+                                         max_output=batch.max_output(plan))
         answers = batch.parse(result.stdout, len(mine))
         lost = "the checks' script ended early" + (f": {result.stderr.strip()[-80:]}"
                                                    if result.stderr.strip() else "")
+    except TimedOut:  # the VM held the script past every check's time together
+        answers, lost = [None] * len(mine), f"timed out after {batch.budget(plan)} s"
+    except TooMuchOutput:
+        answers, lost = [None] * len(mine), "the VM printed more than the checks ask for"
     except LabctlError as exc:
         answers, lost = [None] * len(mine), exc.message
     found = {}
@@ -140,6 +144,10 @@ def _in_vm(connections: _Connections, vm: str, mine: list[tuple[int, Check, prob
             verdict, seconds = Verdict(ERROR, f"could not run: {lost}"), 0.0
         elif answer.status == TIMED_OUT:
             verdict = Verdict(ERROR, f"could not run: timed out after {check.timeout} s")
+            seconds = answer.seconds
+        elif answer.status == batch.TOO_MUCH:
+            verdict = Verdict(ERROR, "could not run: it printed more than "
+                              f"{probes.MAX_BYTES >> 10} KiB and was stopped")
             seconds = answer.seconds
         else:
             verdict, seconds = probes.judge_vm(check, answer.status, answer.stdout), answer.seconds
@@ -188,7 +196,11 @@ def _run(transport: SSHTransport, command: str, timeout: int,
     of time means "could not run", except for a probe of the network, where
     silence is the answer (timeout_is_an_answer: TIMED_OUT is returned)."""
     wrapped = f"timeout -k 2 {timeout} sh -c {quote(command)}"
-    result = transport.run(wrapped, timeout=timeout + 10)
+    try:
+        result = transport.run(wrapped, timeout=timeout + 10,
+                               max_output=probes.MAX_BYTES + (64 << 10))
+    except TimedOut:
+        raise LabctlError(f"timed out after {timeout} s") from None
     if result.exit_status == TIMED_OUT and not timeout_is_an_answer:
         raise LabctlError(f"timed out after {timeout} s")
     return result.exit_status, result.stdout
@@ -254,15 +266,34 @@ def _tcp_on_host(host: Host, endpoint: Endpoint, timeout: int) -> Verdict:
 
 
 def _http_from_host(check: Check, endpoint: Endpoint) -> Verdict:
-    host, port = endpoint.host, endpoint.port
-    connection = http.client.HTTPConnection(host, port, timeout=check.timeout)
+    """GET the path within the check's time in all: a server that sends a
+    byte now and then is timed out too (a per-read timeout would wait on)."""
+    deadline = time.monotonic() + check.timeout
+    raw = bytearray()
     try:
-        connection.sock = open_socket(endpoint, check.timeout)  # straight or through a jump
-        connection.request("GET", check.get("path", "/"))
-        response = connection.getresponse()
-        body = response.read(probes.MAX_BYTES).decode(errors="replace")
-    except (OSError, http.client.HTTPException) as exc:
-        return probes.judge_http(check, None, "", f"no HTTP answer on {host}:{port} ({exc})")
+        sock = open_socket(endpoint, check.timeout)  # straight or through a jump
+    except OSError as exc:
+        return probes.judge_http(check, None, "", f"no HTTP answer on {endpoint.describe()} "
+                                 f"({exc.strerror or exc})")
+    try:
+        sock.sendall(probes.http_request(endpoint.host, check.get("path", "/")))
+        while len(raw) < probes.MAX_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+            data = sock.recv(65536)
+            if not data:
+                break
+            raw += data
+    except TimeoutError:
+        raise LabctlError(f"timed out after {check.timeout} s") from None
+    except OSError as exc:
+        return probes.judge_http(check, None, "", f"no HTTP answer on {endpoint.describe()} "
+                                 f"({exc.strerror or exc})")
     finally:
-        connection.close()
-    return probes.judge_http(check, response.status, body)
+        sock.close()
+    status, body = probes.parse_http(bytes(raw[:probes.MAX_BYTES]).decode(errors="replace"))
+    if status is None:
+        return probes.judge_http(check, None, "", f"no HTTP answer on {endpoint.describe()}")
+    return probes.judge_http(check, status, body)

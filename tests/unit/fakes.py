@@ -22,7 +22,7 @@ from labctl.images.cache import ImageCache
 from labctl.labfiles import LabFiles
 from labctl.plan.layout import VmPlan
 from labctl.shell import join
-from labctl.ssh.transport import CommandResult
+from labctl.ssh.transport import CommandResult, TimedOut, TooMuchOutput
 from labctl.ssh.wait import Readiness
 from labctl.usecases.session import Session, Settings, check_first_boot
 from labctl.virt.host import Host
@@ -52,7 +52,7 @@ class FakeTransport:
         self.answers, self.commands, self.execute = answers or {}, [], execute
         self.closed = False
 
-    def run(self, command, timeout=None, input_data=None, errors="replace"):
+    def run(self, command, timeout=None, input_data=None, errors="replace", max_output=None):
         text = command if isinstance(command, str) else join(command)
         self.commands.append(text)
         if batch.RECORD in text and not self.execute:
@@ -67,8 +67,11 @@ class FakeTransport:
             done = subprocess.run(["sh", "-c", text], input=input_data, capture_output=True,
                                   timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise LabctlError(f"{self.label}: command timed out after {timeout:.0f} s: "
-                              f"{text[:80]}") from None
+            raise TimedOut(f"{self.label}: command timed out after {timeout:.0f} s: "
+                           f"{text[:80]}") from None
+        if max_output is not None and len(done.stdout) + len(done.stderr) > max_output:
+            raise TooMuchOutput(f"{self.label}: command printed more than "
+                                f"{max_output >> 10} KiB: {text[:80]}")
         return CommandResult(text, done.returncode, done.stdout.decode(errors="replace"),
                              done.stderr.decode(errors="replace"), time.monotonic() - began)
 

@@ -362,10 +362,101 @@ def test_network_probes_from_a_vm_run_as_shell_and_silence_is_a_fail():
                           stderr=subprocess.DEVNULL).returncode != 0  # closed now
 
     class Silent:  # the VM's timeout(1) ran out: a probe's answer, a command's failure
-        def run(self, command, timeout):
+        def run(self, command, timeout, max_output=None):
             assert command.startswith("timeout -k 2 7 sh -c ") and timeout == 17
             return CommandResult(command, TIMED_OUT, "", "", 7.0)
 
     assert _run(Silent(), "true", 7, timeout_is_an_answer=True) == (TIMED_OUT, "")
     with pytest.raises(LabctlError, match="timed out after 7 s"):
         _run(Silent(), "true", 7)
+
+
+def test_output_without_end_is_stopped_and_said(tmp_path: Path):
+    """`yes` in a command check filled the VM's /run and came back "fail:
+    exit 1": a probe's output is capped where it is written, and the probe
+    after it still runs."""
+    flood = Check("flood", "node", "command", (("run", "yes"),), timeout=5)
+    began = time.monotonic()
+    answers = run_locally(flood, check("command", run="echo after"), bin_dir=tmp_path)
+    assert time.monotonic() - began < 5
+    assert answers[0].status == batch.TOO_MUCH
+    assert len(answers[0].stdout.encode()) <= probes.MAX_BYTES + 1024
+    assert answers[1].stdout == "\nafter\n"
+
+
+def test_a_leftover_process_cannot_change_another_probes_answer(tmp_path: Path):
+    """A command check that leaves a writer behind (in its group, or escaped
+    with setsid) must not overwrite what later probes print."""
+    target = tmp_path / "greeting"
+    target.write_text("hello\n")
+    stay = ("(sleep 0.3; while :; do echo FORGED; sleep 0.05; done) & "
+            "setsid sh -c 'sleep 0.3; while :; do echo FORGED; sleep 0.05; done' & echo started")
+    slow_read = f"sleep 1; cat {target}"
+    answers = run_locally(check("command", run=stay), check("command", run=slow_read),
+                          check("file", path=str(target), contains="hello"), bin_dir=tmp_path)
+    assert answers[0].stdout == "\nstarted\n"
+    assert answers[1].stdout == "\nhello\n"
+    assert "FORGED" not in answers[2].stdout and "hello" in answers[2].stdout
+    subprocess.run(["pkill", "-f", "echo FORGED"], check=False)
+
+
+def test_a_slow_http_server_is_timed_out_within_the_checks_time():
+    """A byte every half second kept a per-read timeout waiting for ever."""
+    import socket
+    import threading
+
+    from labctl.ssh.transport import Endpoint
+    from labctl.usecases import checks as use
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def drip():
+        conn, _ = server.accept()
+        conn.recv(1024)
+        try:
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+            for _ in range(40):  # bounded: 20 s at most
+                conn.sendall(b"x")
+                time.sleep(0.5)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    slow = Check("page", "node", "http", (("port", 80), ("path", "/")), timeout=2)
+    began = time.monotonic()
+    outcome = use._timed(slow, lambda: use._http_from_host(
+        slow, Endpoint("127.0.0.1", server.getsockname()[1])))
+    assert time.monotonic() - began < 4
+    assert (outcome.status, outcome.reason) == ("error", "could not run: timed out after 2 s")
+    server.close()
+
+
+def test_an_http_path_stays_a_path_in_the_vms_shell(tmp_path: Path):
+    """The path was pasted into printf's format: '%20' vanished and a quote ran shell."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    seen = []
+
+    def answer():
+        conn, _ = server.accept()
+        seen.append(conn.recv(4096))
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nok")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    marker = tmp_path / "ran"
+    path = f"/a%20b%s'$(touch {marker})'"
+    done = subprocess.run(["sh", "-c", probes.http_from_vm("127.0.0.1",
+                                                           server.getsockname()[1], path)],
+                          capture_output=True, timeout=10)
+    assert seen and seen[0].startswith(f"GET {path} HTTP/1.0\r\n".encode())
+    assert not marker.exists() and probes.parse_http(done.stdout.decode()) == (200, "ok")
+    server.close()

@@ -112,6 +112,21 @@ def test_a_command_that_takes_too_long_times_out(transport):
     assert time.monotonic() - began < 10
 
 
+def test_a_command_that_prints_without_end_times_out_all_the_same(transport):
+    """The timeout is the command's whole time, not a quiet spell: a guest
+    that never stops printing cannot hold labctl past it."""
+    began = time.monotonic()
+    with pytest.raises(ssh.TimedOut, match="command timed out after 2 s"):
+        transport.run("while :; do echo more; sleep 0.01; done", timeout=2)
+    assert time.monotonic() - began < 8
+
+
+def test_output_past_the_cap_is_refused(transport):
+    with pytest.raises(ssh.TooMuchOutput, match="printed more than 1024 KiB"):
+        transport.run("head -c 3000000 /dev/zero", timeout=30, max_output=1 << 20)
+    assert transport.run("echo still here").stdout == "still here\n"
+
+
 def test_stream_passes_output_and_the_exit_code(transport):
     out, err = io.BytesIO(), io.BytesIO()
     assert transport.stream("echo streamed; echo warn >&2; exit 4", out, err) == 4
