@@ -6,6 +6,7 @@ debug log and prints one line pointing there.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ class LabctlError(Exception):
     exit_code = EXIT_FAILED
 
     def __init__(self, message: str, hint: str | None = None):
+        # one line, whatever a lab file or a guest put in it ("web\n", escapes)
+        message, hint = one_line(message), one_line(hint) if hint is not None else None
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -29,6 +32,15 @@ class LabctlError(Exception):
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return out
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Control characters shown as escapes: a message stays one line and a
+    terminal never takes anything in it as a command."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class UsageError(LabctlError):

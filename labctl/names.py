@@ -11,7 +11,7 @@ NAME_HINT = "use lowercase letters, digits and '-', starting and ending with a l
 
 def name_problem(value: str, max_len: int) -> tuple[str, str] | None:
     """(message, hint) if `value` is not a valid name, else None."""
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         return f"'{value}' is not a valid name", NAME_HINT
     if len(value) > max_len:
         return f"'{value}' is longer than {max_len} characters", "use a shorter name"

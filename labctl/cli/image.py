@@ -102,7 +102,7 @@ def pull(
         url, checksum, algorithm, default = (resolved.url, resolved.checksum,
                                              resolved.algorithm, source)
     name = name or default
-    if not IMAGE_NAME_RE.match(name):
+    if not IMAGE_NAME_RE.fullmatch(name):
         raise UsageError(f"'{name}' is not a valid image name", "pass --name NAME")
     with TransferBar() as bar:
         image = pull_image(url, checksum, name, _cache(), bar, algorithm=algorithm)

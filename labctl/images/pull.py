@@ -86,7 +86,27 @@ def pull_image(url: str, checksum: str, name: str, cache: ImageCache, report: Re
 
 
 def _check_disk(url: str, head: bytes) -> None:
-    if head.startswith(QCOW2_MAGIC) or head[510:512] == MBR_SIGNATURE:
+    if head.startswith(QCOW2_MAGIC):
+        _check_self_contained(url, head)
+        return
+    if head[510:512] == MBR_SIGNATURE:
         return
     raise LabctlError(f"{url} is not a qcow2 image or a raw disk",
                       "labctl pulls cloud disk images (*.qcow2, or raw *.img/*.raw)")
+
+
+EXTERNAL_DATA_FILE = 1 << 2  # qcow2 v3 incompatible feature bit
+
+
+def _check_self_contained(url: str, head: bytes) -> None:
+    """A downloaded qcow2 must hold its own data: a backing file or an
+    external data file names a path on this machine, which qemu would open
+    (and libvirt chown) for whoever wrote the image."""
+    backing = int.from_bytes(head[8:16], "big")
+    version = int.from_bytes(head[4:8], "big")
+    incompatible = int.from_bytes(head[72:80], "big") if version >= 3 else 0
+    if backing or incompatible & EXTERNAL_DATA_FILE:
+        what = "a backing file" if backing else "an external data file"
+        raise LabctlError(f"{url} is a qcow2 image with {what}: refused",
+                          "a cloud image must be self-contained (qemu-img convert "
+                          "-O qcow2 makes one)")

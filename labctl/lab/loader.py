@@ -8,12 +8,15 @@ marks -> schema (labschema.LAB) -> cross checks (checks.py) -> model.build_lab.
 from __future__ import annotations
 
 import re
+import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from labctl.errors import LabFileError, Mark, UsageError
@@ -34,7 +37,7 @@ def parse_var_overrides(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not _VAR_NAME.match(key):
+        if not sep or not _VAR_NAME.fullmatch(key):
             raise UsageError(f"--var '{pair}' is not KEY=VALUE", "e.g. --var students=4")
         try:
             value = yaml.safe_load(raw) if raw else ""
@@ -120,7 +123,7 @@ def _file_variables(path: Path, text: str) -> dict[str, Any]:
     if not isinstance(variables, dict):
         raise LabFileError(path, Mark(start + 1, 1), "variables must be a mapping of name: value")
     for name in variables:
-        if not _VAR_NAME.match(name):
+        if not _VAR_NAME.fullmatch(name):
             mark = marks.key(("variables", name))
             raise LabFileError(path, Mark(mark.line + start, mark.column),
                                f"'{name}' is not a valid variable name",
@@ -128,17 +131,75 @@ def _file_variables(path: Path, text: str) -> dict[str, Any]:
     return variables
 
 
+# A lab file is someone else's code: its jinja2 gets a time and a size.
+RENDER_SECONDS = 5.0
+RENDER_BYTES = 4 << 20
+
+
+class _Bounded(SandboxedEnvironment):
+    """The sandbox, with `*` and `**` refused where the result would be huge
+    ('x' * 10**9 is one expression, long before any output is counted)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) \
+                        and len(seq) * times > RENDER_BYTES:
+                    raise SecurityError(f"a result of {len(seq) * times} items is too large")
+        if operator == "**" and isinstance(right, int) and right > 64:
+            raise SecurityError(f"an exponent of {right} is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def _deadline_tracer(name: str, deadline: float):
+    """A trace function for the template's own frames only: past the
+    deadline, the next line of template code raises (loops that print
+    nothing are stopped too)."""
+    def local(frame, event, _arg):
+        if event == "line" and time.monotonic() > deadline:
+            raise _OutOfTime
+        return local
+
+    def on_call(frame, event, _arg):
+        return local if frame.f_code.co_filename == name else None
+
+    return on_call
+
+
 def _render(path: Path, text: str, variables: dict[str, Any]) -> str:
     name = str(path)
-    env = SandboxedEnvironment(
+    env = _Bounded(
         # A filename (unlike DictLoader) makes jinja2 tag traceback frames with it.
         loader=jinja2.FunctionLoader(lambda _: (text, name, lambda: True)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+    previous = sys.gettrace()
     try:
-        return env.get_template(name).render(**variables)
+        template = env.get_template(name)
+        sys.settrace(_deadline_tracer(name, time.monotonic() + RENDER_SECONDS))
+        chunks, size = [], 0
+        for chunk in template.generate(**variables):
+            size += len(chunk)
+            if size > RENDER_BYTES:
+                raise LabFileError(path, None, f"the file's jinja2 makes more than "
+                                   f"{RENDER_BYTES >> 20} MiB of text",
+                                   "a lab file is short: look for a loop that runs too long")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except _OutOfTime:
+        raise LabFileError(path, None, f"the file's jinja2 ran for more than "
+                           f"{RENDER_SECONDS:.0f} s", "look for nested loops over large ranges"
+                           ) from None
+    except LabFileError:
+        raise
     except jinja2.TemplateSyntaxError as exc:
         raise LabFileError(path, Mark(exc.lineno or 1, 1), f"jinja2 syntax error: {exc.message}",
                            "check the {{ }} and {% %} around here") from None
@@ -154,10 +215,19 @@ def _render(path: Path, text: str, variables: dict[str, Any]) -> str:
                                f"undefined variable '{var}'", hint) from None
         raise LabFileError(path, Mark(line, 1) if line else None,
                            f"jinja2 error: {exc.message}") from None
+    except RecursionError:
+        raise LabFileError(path, None, "the file's jinja2 nests too deep",
+                           "look for a macro that calls itself") from None
     except Exception as exc:  # an expression that fails: 1/0, 'a' + 1, sandbox refusals
         line = _template_line(exc, name)
+        hint = "a lab file's jinja2 is sandboxed and bounded" \
+            if isinstance(exc, SecurityError) else None
         raise LabFileError(path, Mark(line, 1) if line else None,
-                           f"jinja2 error: {type(exc).__name__}: {exc}") from None
+                           f"jinja2 error: {type(exc).__name__}: {exc}", hint) from None
+
+
+    finally:
+        sys.settrace(previous)
 
 
 def _template_line(exc: BaseException, name: str) -> int:

@@ -8,6 +8,7 @@ import posixpath
 import re
 import shlex
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from labctl.lab.model import Port, Volume
 from labctl.lab.schema import Invalid
@@ -39,21 +40,33 @@ def name(max_len: int) -> Any:
     return parse
 
 
-# A query string is part of many remote URIs (?keyfile=...&no_verify=1); no
-# quotes, backticks, $, ;, | or redirections (URIs are never put in a shell,
-# but a lab file is untrusted input).
+# A lab file is someone else's code: its hosts are the transports labctl
+# drives and nothing more. libvirt runs a program for some URI options
+# (`command=`, `netcat=`, `proxy=`, the ext transport), so only these pass.
+URI_SCHEMES = ("qemu", "qemu+ssh")
+URI_OPTIONS = ("keyfile", "no_verify", "no_tty", "known_hosts", "labctl_jump")
 URI_RE = re.compile(r"^[a-z][a-z0-9+]*://[^\s'\"`$;|<>]*$")
 
 
 def libvirt_uri(value: str) -> str:
-    if not URI_RE.match(value) or len(value) > 255:
-        raise Invalid(f"'{value}' is not a libvirt URI",
-                      "e.g. qemu:///system or qemu+ssh://user@host/system")
+    hint = "e.g. qemu:///system or qemu+ssh://user@host/system"
+    if not URI_RE.fullmatch(value) or len(value) > 255:
+        raise Invalid(f"'{value}' is not a libvirt URI", hint)
+    parts = urlsplit(value)
+    if parts.scheme not in URI_SCHEMES:
+        raise Invalid(f"'{value}': labctl drives only {' and '.join(URI_SCHEMES)} hosts", hint)
+    if parts.path not in ("/system", "/session") or parts.fragment \
+            or bool(parts.netloc) != (parts.scheme == "qemu+ssh"):
+        raise Invalid(f"'{value}' is not a libvirt URI", hint)
+    for key, _ in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in URI_OPTIONS:
+            raise Invalid(f"'{value}': the URI option '{key}' is not allowed in a lab file",
+                          f"allowed: {', '.join(URI_OPTIONS)}")
     return value
 
 
 def image_url(value: str) -> str:
-    if not re.match(r"^(https?|file)://[^\s'\"`]+$", value) or len(value) > 2048:
+    if not re.fullmatch(r"^(https?|file)://[^\s'\"`]+$", value) or len(value) > 2048:
         raise Invalid(f"'{value}' is not an http(s) or file URL",
                       "e.g. https://cloud.debian.org/images/cloud/bookworm/latest/"
                       "debian-12-genericcloud-amd64.qcow2")
@@ -61,7 +74,7 @@ def image_url(value: str) -> str:
 
 
 def mirror_address(value: str) -> str:
-    if not re.match(r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$", value):
+    if not re.fullmatch(r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$", value):
         raise Invalid(f"'{value}' is not a registry address",
                       "host:port or http://host:port, e.g. 10.213.1.1:5000")
     return value.rstrip("/")
@@ -69,20 +82,20 @@ def mirror_address(value: str) -> str:
 
 def sha256_hex(value: str) -> str:
     digest = value.lower().removeprefix("sha256:")
-    if not re.match(r"^[0-9a-f]{64}$", digest):
+    if not re.fullmatch(r"^[0-9a-f]{64}$", digest):
         raise Invalid(f"'{value}' is not a sha256 checksum", "64 hex digits (sha256sum FILE)")
     return digest
 
 
 def image_name(value: str) -> str:
-    if not IMAGE_NAME_RE.match(value):
+    if not IMAGE_NAME_RE.fullmatch(value):
         raise Invalid(f"'{value}' is not a valid image name",
                       "image names use lowercase letters, digits, '.', '_' and '-'")
     return value
 
 
 def image_ref(value: str) -> str:
-    if not IMAGE_REF_RE.match(value):
+    if not IMAGE_REF_RE.fullmatch(value):
         raise Invalid(f"'{value}' is not a valid container image reference",
                       "write it as in 'docker pull', e.g. 'busybox' or 'registry:5000/web:1.0'")
     return value
@@ -95,7 +108,7 @@ def size(unit: str, low: int, high: int) -> Any:
     def parse(value: str | int) -> int:
         if isinstance(value, int):
             raise Invalid(f"{value} has no unit", f"write it with a unit, e.g. '{value}{unit[0]}'")
-        m = SIZE_RE.match(value.strip())
+        m = SIZE_RE.fullmatch(value.strip())
         if not m:
             raise Invalid(f"'{value}' is not a size",
                           "write a number and a unit, e.g. '512M' or '2G'")
@@ -124,7 +137,7 @@ def port(value: str | int) -> Port:
     if isinstance(value, int):
         raise Invalid(f"port {value} has no host side",
                       f"write 'HOST:CONTAINER', e.g. '{value}:{value}'")
-    m = PORT_RE.match(value.strip())
+    m = PORT_RE.fullmatch(value.strip())
     if not m:
         raise Invalid(f"'{value}' is not a port mapping",
                       "write 'HOST:CONTAINER[/tcp|udp]', e.g. '8080:80'")
@@ -167,7 +180,7 @@ def volume(value: str) -> Volume:
         raise Invalid(f"volume target '{target}' must be an absolute path in the container")
     if source.startswith((".", "/", "~")):
         return Volume(relative_path(source), target, "bind", mode == "ro")
-    if not VOLUME_NAME_RE.match(source):
+    if not VOLUME_NAME_RE.fullmatch(source):
         raise Invalid(f"'{source}' is not a valid volume name",
                       "named volumes use letters, digits, '_', '.' and '-'; "
                       "bind mounts start with './'")
@@ -216,7 +229,7 @@ def env_pair(value: str) -> tuple[str, str]:
 
 
 def env_key(value: str) -> str:
-    if not ENV_KEY_RE.match(value):
+    if not ENV_KEY_RE.fullmatch(value):
         raise Invalid(f"'{value}' is not a valid environment variable name",
                       "use letters, digits and '_', not starting with a digit")
     return value
@@ -224,7 +237,7 @@ def env_key(value: str) -> str:
 
 def pattern(regex: re.Pattern[str], what: str, hint: str | None = None) -> Any:
     def parse(value: str) -> str:
-        if not regex.match(value):
+        if not regex.fullmatch(value):
             raise Invalid(f"'{value}' is not {what}", hint)
         return value
 
@@ -235,7 +248,7 @@ def file_mode(value: str | int) -> str:
     if isinstance(value, int):
         raise Invalid(f"permissions must be a quoted string (YAML read the number {value})",
                       "write it quoted, like '0644'")
-    if not MODE_RE.match(value):
+    if not MODE_RE.fullmatch(value):
         raise Invalid(f"'{value}' is not a file mode", "write an octal mode like '0644'")
     return value.rjust(4, "0")
 

@@ -59,9 +59,28 @@ def _mark(node_or_mark: Any) -> Mark:
     return Mark(m.line + 1, m.column + 1)
 
 
+MAX_DEPTH = 64  # a lab file is a few levels deep; PyYAML's composer recurses
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting from the parser's events (a loop, not recursion)
+    before the composer recurses into it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlError(_mark(event.start_mark),
+                                f"nested more than {MAX_DEPTH} levels deep",
+                                "a lab file is a few levels deep: look for unclosed brackets")
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+
+
 def parse(text: str) -> tuple[Any, Marks]:
     """Parse one YAML document into (value, marks). Raises YamlError."""
     try:
+        _check_depth(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc) from None

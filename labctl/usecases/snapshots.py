@@ -29,7 +29,7 @@ def _domain(session: Session, lab: str, vm: str) -> str:
 
 
 def _checked(name: str) -> str:
-    if not NAME.match(name) or name.startswith(RESERVED):
+    if not NAME.fullmatch(name) or name.startswith(RESERVED):
         raise UsageError(f"'{name}' is not a snapshot name",
                          "lowercase letters, digits, '.', '_' and '-' (max 40), e.g. before-nginx")
     return name

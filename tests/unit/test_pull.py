@@ -108,3 +108,24 @@ def test_the_catalogue_resolves_from_the_distributions_checksum_file(server):
     (www / "SHA512SUMS").write_text("nothing here\n")
     with pytest.raises(LabctlError, match="lists no file like"):
         resolve("debian-12-cloud", mirror=server)
+
+
+@pytest.mark.parametrize("options", [["-b", "/etc/shadow", "-F", "raw"],
+                                     ["-o", "data_file=/etc/shadow,data_file_raw=on"]])
+def test_a_qcow2_that_points_at_a_host_path_is_refused(server, tmp_path: Path, options):
+    """A backing file or external data file names a path on the instructor's
+    machine: qemu would read it into the student's VM (and libvirt chown it)."""
+    import subprocess
+
+    made = server.www / "sneaky.qcow2"
+    target = tmp_path / "stand-in"
+    target.write_bytes(b"\0" * 65536)
+    options = [o.replace("/etc/shadow", str(target)) for o in options]
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", *options, str(made), "64K"],
+                   check=True, capture_output=True)
+    data = made.read_bytes()
+    cache = ImageCache(tmp_path / "images")
+    with pytest.raises(LabctlError, match="is a qcow2 image with an? (backing|external)"):
+        pull_image(f"{server}/sneaky.qcow2", hashlib.sha256(data).hexdigest(), "sneaky",
+                   cache, lambda e: None)
+    assert cache.list() == []
