@@ -83,6 +83,16 @@ class LabFiles:
         ensure(self.dir)
         return keys.load_or_create(self.login_key_path, f"labctl-{self.lab}")
 
+    @property
+    def admin_key_path(self) -> Path:
+        return self.dir / "labctl_ed25519"
+
+    def admin_key(self) -> KeyPair:
+        """labctl's own account's key (checks, readiness, deploys): never in a
+        hand-out, so a student cannot log in as labctl nor lock it out."""
+        ensure(self.dir)
+        return keys.load_or_create(self.admin_key_path, f"labctl-admin-{self.lab}")
+
     def host_key(self, alias: str) -> KeyPair:
         ensure(self.dir / "hostkeys")
         return keys.load_or_create(self.dir / "hostkeys" / alias, f"root@{alias}")

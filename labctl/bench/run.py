@@ -74,6 +74,7 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
     try:
         if any(c in spec.compare for c in VM_COMPARISONS):
             files.login_key()
+            files.admin_key()
             base = host.ensure_base(image)
             if not measure_boot:  # a VM to start containers in: restored when it can be
                 report(Event("bench", "vm-boot", "a VM to run containers in (not measured)"))

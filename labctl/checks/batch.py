@@ -36,13 +36,13 @@ KILL_AFTER = 2  # seconds timeout(1) waits after TERM before KILL
 TIMED_OUT = 124  # timeout(1)'s exit status
 TOO_MUCH = 128 + 25  # killed by SIGXFSZ: the probe wrote past the file size limit
 
-# Who the student is (sudo says), how to become them, and each container
+# Who the student is (the lab user, named by labctl: the script runs from
+# labctl's own account), how to become them, and each container
 # looked up once per VM: its runtime, inspect output, and the pid to enter
 # when it runs as root. A timeout while looking is remembered as status 124
 # for every probe of it.
 PRELUDE = """\
 declare -A RT INSP ST PID
-U=${SUDO_USER:-$(id -un)}
 ASUSER=()
 if [ "$(id -u)" = 0 ] && [ "$U" != root ]; then
   if command -v setpriv >/dev/null 2>&1; then
@@ -111,14 +111,17 @@ class Answer:
     seconds: float
 
 
-def command(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> list[str]:
-    """The one SSH command that runs a VM's probes: the script as root."""
-    return ["sudo", "-n", "bash", "-c", script(probes, runtimes)]
+def command(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...],
+            student: str = "root") -> list[str]:
+    """The one SSH command that runs a VM's probes: the script as root
+    (`student`: the lab user a student's own command runs as)."""
+    return ["sudo", "-n", "bash", "-c", script(probes, runtimes, student)]
 
 
-def script(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...]) -> str:
+def script(probes: list[tuple[VmProbe, int]], runtimes: tuple[str, ...],
+           student: str = "root") -> str:
     """bash for a VM: each (probe, timeout) in order, a record each."""
-    lines = [f"RUNTIMES={quote(' '.join(runtimes))}",
+    lines = [f"RUNTIMES={quote(' '.join(runtimes))}", f"U={quote(student)}",
              PRELUDE.replace("@KILL@", str(KILL_AFTER)).replace("@TIMED_OUT@", str(TIMED_OUT))
              .replace("@KIB@", str(MAX_BYTES // 1024 + 1))]
     for index, (probe, timeout) in enumerate(probes):

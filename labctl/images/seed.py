@@ -30,6 +30,8 @@ class SeedSpec:
     macs: tuple[str, ...] = ()  # the VM's NICs, in order: cloud-init's network config
     apt_mirror: str | None = None  # set: cloud-init keeps the sources bootcmd rewrote
     mirror_setup: str = ""  # shell (as root) pointing apt/docker/podman at the lab's mirrors
+    admin_key: str = ""  # labctl's own account (lab.model.ADMIN_USER): its public key
+    sudo: bool = True  # the lab user may use sudo and the docker group
 
 
 SEED_FILES = ("meta-data", "user-data", "network-config", "labctl-firstboot.sh",

@@ -64,9 +64,7 @@ IMAGE = Either("an image name or {url, sha256}", {
 MEMORY = _parsed(values.size("MiB", 128, 1 << 20), "a size", "RAM, e.g. '512M' or '2G'", (str, int))
 DISK = _parsed(values.size("GiB", 1, 2048), "a size", "disk size, e.g. '10G'", (str, int))
 VCPUS = Int(1, 64, "virtual CPUs")
-USER = _parsed(values.pattern(values.USER_RE, "a valid user name",
-                              "use lowercase letters, digits, '_' and '-'"),
-               "a user name", "the lab user created in every VM (SSH login)")
+USER = _parsed(values.lab_user, "a user name", "the lab user created in every VM (SSH login)")
 RUNTIME = Enum(*RUNTIMES, doc="container runtime inside the VM")
 STR_LIST = ListOf(Str(), "list of strings")
 COMMAND = Either("a command (string or list of strings)", {
@@ -132,6 +130,8 @@ VM_FIELDS = {
     "memory": Field(MEMORY),
     "disk": Field(DISK),
     "user": Field(USER),
+    "sudo": Field(Bool("true (default): the lab user may use sudo and the docker group; "
+                       "false: a plain account (an exam)")),
     "runtime": Field(RUNTIME),
 }
 

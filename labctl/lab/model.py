@@ -17,6 +17,10 @@ DEFAULT_VCPUS = 1
 DEFAULT_MEMORY_MIB = 512
 DEFAULT_DISK_GIB = 4
 DEFAULT_USER = "lab"
+# labctl's own account in every VM: its own key (never in a hand-out), sudo; checks
+# and labctl's work log in with it, so nothing a student does to the lab user's
+# account stops or steers them, and the lab user can be left without root.
+ADMIN_USER = "labctl"
 DEFAULT_RUNTIME = "podman"
 DEFAULT_NETWORK = "default"  # the implicit network of a lab that declares none
 DEFAULT_NETWORK_MODE = "user"  # works without a bridge: SSH forwarded to 127.0.0.1
@@ -115,6 +119,7 @@ class VM:
     image_url: str | None = None  # a stock cloud image to download (cached as `image`)
     image_sha256: str | None = None
     firmware: str = "bios"  # bios | efi: how a disk-booted image starts
+    sudo: bool = True  # false: the lab user gets no sudo and no docker group (an exam)
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,7 @@ def _build_vms(spec: dict[str, Any], defaults: dict[str, Any], first_network: st
             memory_mib=pick("memory", DEFAULT_MEMORY_MIB),
             disk_gib=pick("disk", DEFAULT_DISK_GIB),
             user=pick("user", DEFAULT_USER),
+            sudo=pick("sudo", True),
             runtime=runtime,
             networks=attachments,
             packages=tuple(spec.get("packages", [])),

@@ -244,6 +244,19 @@ def pattern(regex: re.Pattern[str], what: str, hint: str | None = None) -> Any:
     return parse
 
 
+RESERVED_USERS = ("root", "labctl")  # root, and labctl's own account (lab/model.ADMIN_USER)
+
+
+def lab_user(value: str) -> str:
+    if not USER_RE.fullmatch(value):
+        raise Invalid(f"'{value}' is not a valid user name",
+                      "use lowercase letters, digits, '_' and '-'")
+    if value in RESERVED_USERS:
+        raise Invalid(f"'{value}' cannot be the lab user",
+                      "labctl keeps that account for itself; e.g. user: student")
+    return value
+
+
 def file_mode(value: str | int) -> str:
     if isinstance(value, int):
         raise Invalid(f"permissions must be a quoted string (YAML read the number {value})",

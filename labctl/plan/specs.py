@@ -34,11 +34,12 @@ class VmFacts:
 
 
 def seed_spec(plan: VmPlan, login_public: str, host_private: str,
-              host_public: str) -> SeedSpec:
+              host_public: str, admin_public: str) -> SeedSpec:
     vm = plan.vm
     return SeedSpec(
         instance_id=f"{plan.domain}-{plan.spec_hash}", hostname=vm.name, user=vm.user,
         authorized_key=login_public, host_key_private=host_private, host_key_public=host_public,
+        admin_key=admin_public, sudo=vm.sudo,
         packages=vm.packages, runcmd=vm.runcmd, write_files=vm.write_files,
         macs=tuple(nic.mac for nic in plan.nics),
         apt_mirror=plan.mirrors.apt,

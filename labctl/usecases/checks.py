@@ -126,7 +126,7 @@ def _in_vm(connections: _Connections, vm: str, mine: list[tuple[int, Check, prob
     reached, or a script cut short, leaves its checks "could not run"."""
     plan = [(probe, check.timeout) for _, check, probe in mine]
     try:
-        result = connections.get(vm).run(batch.command(plan, runtimes),
+        result = connections.get(vm).run(batch.command(plan, runtimes, connections.user(vm)),
                                          timeout=batch.budget(plan), errors="surrogateescape",
                                          max_output=batch.max_output(plan))
         answers = batch.parse(result.stdout, len(mine))
@@ -173,6 +173,11 @@ class _Connections:
         self.session, self.lab = session, lab
         self.open: dict[str, SSHTransport] = {}
         self.failed: dict[str, str] = {}
+
+    def user(self, vm: str) -> str:
+        """The lab user of a VM (a student's own command runs as them)."""
+        found = self.session.lab_host(self.lab).domain(self.lab, vm)
+        return found.meta.user if found is not None and found.meta.user else "root"
 
     def get(self, vm: str) -> SSHTransport:
         if vm in self.failed:

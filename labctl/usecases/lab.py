@@ -95,7 +95,7 @@ def observe_lab(host: Host, files: LabFiles) -> list[planner.Observed]:
     """What the host has of the lab; a VM whose keys this data dir lost (another
     data dir made it, or the files were deleted) cannot be logged into: recreate."""
     observed = [f.observed() for f in host.networks(files.lab) + host.domains(files.lab)]
-    has_login = files.login_key_path.exists()
+    has_login = files.login_key_path.exists() and files.admin_key_path.exists()
     failed = {name for name, seen in read_json(files.dir / "readiness.json").items()
               if seen.get("boot_failed")}
     return [dataclasses.replace(
@@ -141,6 +141,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
     report(Event(f"lab {lab.name}", "plan", planner.summary(actions)))
     prov = Provisioner(host, files, report, settings.templates, group=lab.group, copy=lab.copy)
     files.login_key()  # once, before VMs are created in parallel
+    files.admin_key()
     files.record_placement(host.uri, lab.group, lab.copy, str(lab.source.resolve()))
 
     def report(event: Event, _report=report) -> None:  # noqa: ANN001 - also kept for live views

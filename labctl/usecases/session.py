@@ -18,6 +18,7 @@ from labctl.errors import LabctlError
 from labctl.events import Event, Report, ignore
 from labctl.images.cache import ImageCache
 from labctl.images.guest import BOOT_FAILURE, BOOT_STATE, parse_failure
+from labctl.lab.model import ADMIN_USER
 from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan
@@ -69,13 +70,13 @@ class SshReach:
     def wait_ready(self, host: Host, files: LabFiles, plan: VmPlan, report: Report,
                    began: float, budgets: dict[str, float]) -> tuple[SSHTransport, Readiness]:
         label = f"VM '{plan.vm.name}'"
-        private = files.login_key().private
+        private = files.admin_key().private
         pinned = files.pinned_host_key(plan.domain) or ""
         answers: list[CommandResult] = []
         probes = Probes(
             is_running=lambda: host.is_running(plan.domain),
             address=lambda: host.endpoint(plan.domain),
-            login=lambda sock: ssh.login(sock, label, plan.vm.user, private, pinned),
+            login=lambda sock: ssh.login(sock, label, ADMIN_USER, private, pinned),
             boot_finished=lambda t: boot_state(t, answers),
             serial_tail=lambda n: host.serial_tail(plan.domain, n),
         )
@@ -84,13 +85,13 @@ class SshReach:
         check_first_boot(transport, plan.vm.name, answers[-1] if answers else None)
         return transport, readiness
 
-    def connect(self, host: Host, files: LabFiles, domain: str, vm: str,
-                user: str) -> SSHTransport:
+    def connect(self, host: Host, files: LabFiles, domain: str, vm: str) -> SSHTransport:
+        """labctl's own login (its account and key, not the lab user's)."""
         endpoint = host.endpoint(domain) if host.is_running(domain) else None
         if endpoint is None:
             raise LabctlError(f"VM '{vm}' of lab '{files.lab}' is not running or has no "
                               "address", "run 'labctl up' for the lab")
-        return ssh.login(endpoint, f"VM '{vm}'", user, files.login_key().private,
+        return ssh.login(endpoint, f"VM '{vm}'", ADMIN_USER, files.admin_key().private,
                          files.pinned_host_key(domain) or "")
 
 
@@ -188,7 +189,7 @@ class Session:
         if found is None:
             known = ", ".join(f.meta.name for f in host.domains(lab)) or "none"
             raise LabctlError(f"lab '{lab}' has no VM '{vm}'", f"its VMs: {known}")
-        return self.reach.connect(host, self.files(lab), found.libvirt_name, vm, found.meta.user)
+        return self.reach.connect(host, self.files(lab), found.libvirt_name, vm)
 
     def close(self) -> None:
         for host in self._hosts.values():

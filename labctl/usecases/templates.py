@@ -32,7 +32,7 @@ from labctl.fileio import write_atomic
 from labctl.images.cache import Image
 from labctl.interrupt import Interrupted
 from labctl.lab.loader import load_lab
-from labctl.lab.model import Lab
+from labctl.lab.model import ADMIN_USER, Lab
 from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan, lab_layout
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
@@ -265,7 +265,6 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
                          + "".join(f", {s} running" for s in warm_services(plan))
                          + " (once)"))
     folder = ensure(store.dir / key)
-    vm = plan.vm
     lab_file = folder / "template.yaml"
     lab_file.write_text(yaml.safe_dump(_template_lab(name, image.name, plan), sort_keys=False))
     lab = load_lab(lab_file)
@@ -288,7 +287,7 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
                           timeout=300).check("template: zeroing its free memory")
             transport.run(["sync"], timeout=60)
         files = cold.files(name)
-        login, host_key = files.login_key().private, files.pinned_host_key(domain) or ""
+        login, host_key = files.admin_key().private, files.pinned_host_key(domain) or ""
         host.take_snapshot(domain, SNAPSHOT, f"labctl template {key}")
         host.stop_domain(domain)
         volume = volume_name(session.data_dir, key)
@@ -296,7 +295,7 @@ def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
         host.storage.copy_local(f"{domain}.qcow2", volume)
     finally:
         lab_cases.down(cold, name)
-    template = Template(key, image.name, image.manifest.get("sha256", ""), volume, vm.user,
+    template = Template(key, image.name, image.manifest.get("sha256", ""), volume, ADMIN_USER,
                         login, host_key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         round(time.monotonic() - began, 1), host.storage.allocation(volume))
     store.put(template)

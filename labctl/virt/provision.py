@@ -71,7 +71,8 @@ class Provisioner:
         overlay = self.storage.copy_local(from_volume, plan.overlay) if from_volume else \
             self.storage.create_overlay(plan.overlay, base.disk, vm.disk_gib)
         host_key = self.files.host_key(plan.domain)
-        seed = seed_spec(plan, self.files.login_key().public, host_key.private, host_key.public)
+        seed = seed_spec(plan, self.files.login_key().public, host_key.private, host_key.public,
+                         self.files.admin_key().public)
         seed_path = self.storage.upload_bytes(plan.seed, seed_iso(render_seed(seed,
                                                                               self.templates)))
         ssh_port, published = None, []

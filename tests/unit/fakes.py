@@ -151,7 +151,7 @@ class FakeReach:
         self.connected.append(domain)
         return FakeTransport(self.answers)
 
-    def connect(self, host: Host, files: LabFiles, domain: str, vm: str, user: str):
+    def connect(self, host: Host, files: LabFiles, domain: str, vm: str):
         if not host.is_running(domain):  # as SshReach: no connection to a VM that is off
             raise LabctlError(f"VM '{vm}' of lab '{files.lab}' is not running or has no "
                               "address", "run 'labctl up' for the lab")

@@ -30,6 +30,7 @@ POOL = "/var/lib/libvirt/images/labctl"
 LOGIN = "ssh-ed25519 AAAALOGINKEY labctl-LAB"
 HOST_PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nHOSTKEY\n-----END OPENSSH PRIVATE KEY-----"
 HOST_PUBLIC = "ssh-ed25519 AAAAHOSTKEY root@VM"
+ADMIN = "ssh-ed25519 AAAAADMINKEY labctl-admin-LAB"
 AUTO_SUBNET = ipaddress.IPv4Network("10.213.0.0/24")  # what choose_subnet gives an empty host
 
 
@@ -61,7 +62,7 @@ def test_what_labctl_makes_of_each_example(path: Path, golden):
         vm_facts = facts(plan, index)
         meta = vm_meta(plan, lab.name, vm_facts, "DATA")
         golden(out / f"{name}.domain.xml", domain_xml(domain_spec(plan, vm_facts, meta)))
-        seed = render_seed(seed_spec(plan, LOGIN, HOST_PRIVATE, HOST_PUBLIC))
+        seed = render_seed(seed_spec(plan, LOGIN, HOST_PRIVATE, HOST_PUBLIC, ADMIN))
         for part, text in seed.items():
             golden(out / f"{name}.seed" / part, text)
         # a seed file labctl no longer makes must not linger as a golden one

@@ -25,6 +25,7 @@ SPEC = SeedSpec(
     packages=("curl",), runcmd=("echo 'quoted; $(not run)'", ("touch", "/tmp/a b")),
     write_files=(WriteFile("/etc/motd", "it's here\n", "0640", "root:adm"),),
     macs=("52:54:00:aa:bb:cc", "52:54:00:dd:ee:ff"),
+    admin_key="ssh-ed25519 AAAAadmin labctl-admin-course",
 )
 
 
@@ -90,3 +91,23 @@ def test_network_config_is_dhcp_on_each_nic_by_mac():
     assert config == {"version": 2, "ethernets": {
         "nic0": {"match": {"macaddress": "52:54:00:aa:bb:cc"}, "dhcp4": True},
         "nic1": {"match": {"macaddress": "52:54:00:dd:ee:ff"}, "dhcp4": True}}}
+
+
+def test_labctls_own_account_and_a_lab_user_without_root():
+    """Checks log in as labctl with a key no hand-out holds; `sudo: false`
+    leaves the lab user without sudo and without the docker group (an exam)."""
+    import dataclasses
+
+    import yaml
+
+    exam = render_seed(dataclasses.replace(SPEC, sudo=False))
+    assert 'usermod --lock -G "" "$user"' in exam["labctl-firstboot.sh"]
+    assert "labctl-admin,docker \"$user\"" not in exam["labctl-firstboot.sh"]
+    assert "AAAAadmin" in exam["labctl-firstboot.sh"]
+    users = {u["name"]: u for u in yaml.safe_load(exam["user-data"])["users"]}
+    assert "sudo" not in users["student"]
+    assert users["labctl"]["ssh_authorized_keys"] == ["ssh-ed25519 AAAAadmin labctl-admin-course"]
+    assert users["labctl"]["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    normal = yaml.safe_load(render_seed(SPEC)["user-data"])["users"]
+    assert normal[0]["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    assert "AAAAadmin" not in normal[0]["ssh_authorized_keys"][0]

@@ -20,7 +20,8 @@ LAB = DATA / "labs" / "valid" / "apt-mirror.yaml"
 def seed():
     lab = load_lab(LAB)
     plan = lab_layout(lab, {vm.image: DIGEST for vm in lab.vms}).vms[0]
-    return lab, render_seed(seed_spec(plan, "ssh-ed25519 AAAA", "PRIVATE", "ssh-ed25519 BBBB"))
+    return lab, render_seed(seed_spec(plan, "ssh-ed25519 AAAA", "PRIVATE", "ssh-ed25519 BBBB",
+                                           "ssh-ed25519 CCCC"))
 
 
 def test_extras_set_up_the_mirror_and_its_key_before_packages():

@@ -13,28 +13,41 @@ printf '127.0.1.1 %s\n127.0.0.1 localhost\n' "$hostname" > /etc/hosts
 # the usermod below, which locks the password at the same time.
 group=no
 member=no
+admin_member=no
 while IFS=: read -r name _ _ members; do
     if [ "$name" = labctl-admin ]; then
         group=yes
         case ",$members," in *",$user,"*) member=yes ;; esac
+        case ",$members," in *",labctl,"*) admin_member=yes ;; esac
     fi
 done < /etc/group
 [ "$group" = yes ] || groupadd --system labctl-admin
-find_home() {
+home_of() {
     home=
     while IFS=: read -r name _ _ _ _ dir _; do
-        if [ "$name" = "$user" ]; then home=$dir; fi
+        if [ "$name" = "$1" ]; then home=$dir; fi
     done < /etc/passwd
 }
-find_home
+home_of "$user"
 if [ -z "$home" ]; then
     useradd --create-home --shell /bin/bash "$user"
-    find_home
+    home_of "$user"
 fi
 [ "$member" = yes ] || usermod --lock -a -G labctl-admin,docker "$user"  # no password: keys only
 install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
 echo 'ssh-ed25519 AAAALOGINKEY labctl-LAB' |
     install -m 0600 -o "$user" -g "$user" /dev/stdin "$home/.ssh/authorized_keys"
+
+# labctl's own account (checks, readiness, deploys) with a key of its own that
+# no hand-out holds: nothing done to the lab user's account stops labctl.
+home_of labctl
+if [ -z "$home" ]; then
+    useradd --system --user-group --create-home --home-dir /var/lib/labctl --shell /bin/sh labctl
+    home_of labctl
+fi
+[ "$admin_member" = yes ] || usermod --lock -a -G labctl-admin labctl
+install -d -m 0700 -o labctl -g labctl "$home/.ssh"
+echo 'ssh-ed25519 AAAAADMINKEY labctl-admin-LAB' | install -m 0600 -o labctl -g labctl /dev/stdin "$home/.ssh/authorized_keys"
 
 # The host key labctl generated and pinned before this VM existed.
 rm -f /etc/ssh/ssh_host_*
