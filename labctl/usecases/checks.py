@@ -146,8 +146,8 @@ def _in_vm(connections: _Connections, vm: str, mine: list[tuple[int, Check, prob
             verdict = Verdict(ERROR, f"could not run: timed out after {check.timeout} s")
             seconds = answer.seconds
         elif answer.status == batch.TOO_MUCH:
-            verdict = Verdict(ERROR, "could not run: it printed more than "
-                              f"{probes.MAX_BYTES >> 10} KiB and was stopped")
+            verdict = Verdict(ERROR, "could not run: stopped, it printed without end "
+                              f"(over {probes.MAX_BYTES >> 10} KiB)")
             seconds = answer.seconds
         else:
             verdict, seconds = probes.judge_vm(check, answer.status, answer.stdout), answer.seconds

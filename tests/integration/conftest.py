@@ -4,6 +4,7 @@ dir outside the checkout, and sets LABCTL_IT=1; without it these tests skip."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -151,3 +152,64 @@ def leftovers(lab: str, settings: Settings) -> dict[str, list[str]]:
     }
     conn.close()
     return {k: v for k, v in found.items() if v}
+
+
+# -- the dashboard seen from inside a student's VM --------------------------------
+
+DASHBOARD_PATHS = ("/", "/api/state", "/api/events", "/api/handout.zip?lab=LAB",
+                   "/api/checks.csv?lab=LAB")
+
+
+def dashboard_from_inside(vm_name: str, lab: str) -> list[str]:
+    """Start `labctl dashboard` here (127.0.0.1, as an instructor does), then
+    from inside the VM -- as its lab user, who has root -- ask every endpoint
+    at each address that leads back to this machine (user-mode's 10.0.2.2,
+    the VM's default gateway on a libvirt network), GETs and a JSON POST.
+    One line per try: 'PATH@ADDR unreachable' or 'PATH@ADDR STATUS-LINE'."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "labctl", "dashboard", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "?token=" in server.stdout.readline()
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the dashboard never listened")
+        paths = " ".join(p.replace("LAB", lab) for p in DASHBOARD_PATHS)
+        body = json.dumps({"lab": lab, "vm": "node"})
+        post = (f"POST /api/reset HTTP/1.0\\r\\nHost: 127.0.0.1:{port}\\r\\n"
+                f"Content-Type: application/json\\r\\nContent-Length: {len(body)}\\r\\n\\r\\n")
+        script = f"""
+gw=$(ip -4 route show default | awk '{{print $3; exit}}')
+for h in 10.0.2.2 $gw; do
+  for p in {paths}; do
+    if exec 3<>/dev/tcp/$h/{port}; then
+      printf 'GET %s HTTP/1.0\\r\\nHost: %s:{port}\\r\\n\\r\\n' "$p" "$h" >&3
+      IFS= read -r -t 10 line <&3; echo "$p@$h ${{line%$'\\r'}}"; exec 3<&-
+    else echo "$p@$h unreachable"; fi
+  done
+  if exec 3<>/dev/tcp/$h/{port}; then
+    printf '{post}%s' '{body}' >&3
+    IFS= read -r -t 10 line <&3; echo "POST@$h ${{line%$'\\r'}}"; exec 3<&-
+  else echo "POST@$h unreachable"; fi
+done 2>/dev/null
+"""
+        done = labctl("exec", vm_name, "--", "timeout", "120", "bash", "-c", script)
+        return [line for line in done.stdout.splitlines() if "@" in line]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def assert_dashboard_sealed(lines: list[str]) -> None:
+    assert lines, "the VM asked nothing"
+    for line in lines:
+        assert line.endswith(" unreachable") or " 403 " in line, line

@@ -17,7 +17,7 @@ import pytest
 
 from labctl.virt.connection import connect
 
-from .conftest import LABS, labctl, leftovers
+from .conftest import LABS, assert_dashboard_sealed, dashboard_from_inside, labctl, leftovers
 
 LAB = LABS / "checks.yaml"
 WORK = ("echo 42 > /home/lab/answer.txt && mkdir -p /tmp/site && "
@@ -91,6 +91,54 @@ def test_ansible_playbook_runs_through_the_inventory(graded, tmp_path):
     ping = subprocess.run([str(ansible.with_name("ansible")), "-i", str(ini), "node",
                            "-m", "ping"], capture_output=True, text=True, timeout=300)
     assert ping.returncode == 0 and ping.stdout.count("SUCCESS") == 2, ping.stdout + ping.stderr
+
+
+HOSTILE = LABS / "checks-hostile.yaml"
+# an HTTP server in alice's VM that sends its answer a byte a second, for ever
+DRIP = ("sudo -n docker run -d --name drip -p 8082:8082 busybox sh -c 'while :; do "
+        "(printf \"HTTP/1.0 200 OK\\r\\n\\r\\n\"; while :; do printf x; sleep 1; done) "
+        "| nc -l -p 8082; done' >/dev/null")
+
+
+def test_what_a_student_controls_cannot_hang_or_fake_a_check(graded):
+    """Output without end, a command that never stops printing and a server
+    that drips each end within the checks' time with what happened; writers
+    a check leaves behind cannot change the next probes' answers."""
+    import time
+
+    labctl("exec", "itcheck-alice.node", "--", "sh", "-c", DRIP)
+    began = time.monotonic()
+    result = json.loads(labctl("--json", "check", str(HOSTILE), "--copy", "alice").stdout)
+    took = time.monotonic() - began
+    (alice,) = result["copies"]
+    got = {o["check"]: (o["status"], o["reason"]) for o in alice["outcomes"]}
+    assert got["flood"][0] == "error" and "printed without end" in got["flood"][1], got
+    assert got["chatter"] == ("error", "could not run: timed out after 3 s"), got
+    assert got["drip"] == ("error", "could not run: timed out after 4 s"), got
+    assert got["leave-writers"][0] == "pass", got
+    assert got["hostname-file"] == ("pass", ""), got
+    assert got["hostname-cmd"] == ("pass", ""), got
+    assert took < 5 + 3 + 4 + 30 + 60, took  # the checks' own times and slack for TCG
+    labctl("exec", "itcheck-alice.node", "--", "sudo", "-n", "docker", "rm", "-f", "drip")
+
+
+def test_checks_do_not_log_in_as_the_student(graded):
+    """A student who removes their own key, leaves the sudo group or blocks
+    their account stops nothing: checks use labctl's account and key."""
+    labctl("exec", "itcheck-bob.node", "--", "sh", "-c",
+           "sudo -n gpasswd -d lab labctl-admin >/dev/null; : > ~/.ssh/authorized_keys")
+    result = json.loads(labctl("--json", "check", str(LAB), "--copy", "bob").stdout)
+    (bob,) = result["copies"]
+    assert bob["could_not_run"] == 0, bob
+    assert {o["check"]: o["status"] for o in bob["outcomes"]}["false-cmd"] == "fail"
+    # the student's own hand-out key opens nothing of labctl's
+    done = labctl("exec", "itcheck-alice.node", "--", "ls", "/var/lib/labctl/.ssh", check=False)
+    assert done.returncode != 0  # labctl's home is its own
+
+
+def test_the_dashboard_is_sealed_from_a_vm_on_a_nat_network(graded):
+    lines = dashboard_from_inside("itcheck-alice.node", "itcheck")
+    assert_dashboard_sealed(lines)
 
 
 def test_a_vm_that_is_down_could_not_run(graded):

@@ -16,7 +16,7 @@ from labctl.usecases.session import Session
 from labctl.virt.connection import connect
 from labctl.virt.storage import Storage
 
-from .conftest import ROOT, labctl, leftovers
+from .conftest import ROOT, assert_dashboard_sealed, dashboard_from_inside, labctl, leftovers
 
 HELLO = ROOT / "examples" / "hello.yaml"
 COPIES = [f"hello-{n}" for n in range(1, 5)]
@@ -109,3 +109,11 @@ def test_reset_returns_one_copys_vm_to_its_post_up_state(klass, settings):
     finally:
         two.close()
         one.close()
+
+
+def test_the_dashboard_is_sealed_from_a_user_mode_vm(klass):
+    """qemu's user-mode network maps the guest's 10.0.2.2 to this machine's
+    127.0.0.1, where the dashboard listens: every endpoint asks for a token."""
+    lines = dashboard_from_inside("hello-3.node", "hello")
+    assert any("@10.0.2.2 HTTP" in line for line in lines), lines  # reached, and refused
+    assert_dashboard_sealed(lines)
