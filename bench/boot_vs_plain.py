@@ -33,6 +33,7 @@ from labctl.usecases.lab import down, up
 from labctl.usecases.session import Session, Settings
 from labctl.virt.connection import DEFAULT_URI, probe_local_kvm
 from labctl.virt.domain import TB_CACHE_MIB
+from labctl.virt.ports import free_local_port
 
 LAB = """name: benchboot
 vms:
@@ -54,11 +55,6 @@ def labctl_boot(settings: Settings, lab_file: Path) -> tuple[float, float]:
         down(Session(settings), lab.name)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def plain_boot(image, accel: str, workdir: Path) -> float:
     """qemu-system-x86_64 by hand; ready = an authenticated `true` over SSH."""
@@ -68,7 +64,7 @@ def plain_boot(image, accel: str, workdir: Path) -> float:
                     str(image.disk), str(overlay), "4G"], check=True)
     seed.write_bytes(seed_iso(render_seed(SeedSpec(
         f"plain-{time.time()}", "node", "lab", login.public, host.private, host.public))))
-    port = free_port()
+    port = free_local_port()
     accel_arg = "kvm" if accel == "kvm" else f"tcg,tb-size={TB_CACHE_MIB}"
     argv = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel_arg, "-m", "512",
             "-smp", "1", "-nodefaults", "-display", "none", "-serial", f"file:{serial}",

@@ -21,14 +21,10 @@ from labctl.images.seed import SeedSpec, render_seed, seed_iso
 from labctl.ssh.keys import KeyPair, generate
 from labctl.virt.connection import DEFAULT_URI, probe_local_kvm
 from labctl.virt.domain import TB_CACHE_MIB
+from labctl.virt.ports import free_local_port
 
 USER = "lab"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def accel_arg() -> str:
@@ -118,7 +114,7 @@ class _DiskPeer:
         for i in range(1, n + 1):
             overlay(self.dir / f"node{i}.qcow2", self.image)
             write_seed(self.dir / f"seed{i}.iso", f"node{i}", self.login)
-            ports.append(free_port())
+            ports.append(free_local_port())
             self.launch(i, ports[-1])
         wait_all([("127.0.0.1", p) for p in ports], self.login.private)
 

@@ -81,3 +81,11 @@ def refused_port(message: str) -> int | None:
     """The host port qemu could not bind, from libvirt's start error."""
     found = _FORWARD_FAILED.search(message)
     return int(found.group(1)) if found else None
+
+
+def free_local_port(address: str = "127.0.0.1") -> int:
+    """A port free on this machine right now, chosen by the kernel (servers
+    the tests and benchmarks start themselves; VMs' forwards use `pick`)."""
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]

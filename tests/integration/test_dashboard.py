@@ -15,23 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from labctl.virt.ports import free_local_port
+
 from .conftest import LABS, Running, labctl, leftovers
 
 LAB = LABS / "board.yaml"
 ARTIFACTS = Path(os.environ.get("LABCTL_ARTIFACTS", "/tmp/labctl-artifacts"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def page(settings):
     webdriver = pytest.importorskip("selenium.webdriver")
     labctl("down", "itboard", "--all-copies", check=False)
-    port = free_port()
+    port = free_local_port()
     server = subprocess.Popen([sys.executable, "-m", "labctl", "dashboard", "itboard",
                                "--port", str(port)], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)

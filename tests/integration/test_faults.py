@@ -59,6 +59,8 @@ def test_libvirtd_stopped_mid_run(fault_lab, settings):
             if not os.path.exists(f"/proc/{daemon}"):
                 break
             time.sleep(0.1)
+        else:
+            raise AssertionError(f"libvirtd (pid {daemon}) did not stop within 30 s")
         subprocess.run([str(ROOT / "scripts" / "libvirtd-netns"), "start"], check=True)
     # The VM kept running under qemu; libvirtd found it again: up finishes the lab.
     labctl("up", str(FAULT))

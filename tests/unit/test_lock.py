@@ -50,8 +50,13 @@ def test_second_process_is_refused_or_waits(tmp_path: Path):
 def test_other_labs_proceed_in_parallel(tmp_path: Path):
     holder = hold(tmp_path, 5.0)
     try:
-        with lab_lock(tmp_path, "other", "up", wait=False):
-            pass
+        entered = False
+        with lab_lock(tmp_path, "other", "up", wait=False):  # raises if it had to wait
+            entered = True
+        assert entered and holder.poll() is None  # while "course" is still held
+        with pytest.raises(LabctlError):
+            with lab_lock(tmp_path, "course", "up", wait=False):
+                pass
     finally:
         holder.kill()
         holder.wait()

@@ -20,16 +20,12 @@ from labctl.errors import LabctlError
 from labctl.ssh import transport as ssh
 from labctl.ssh.keys import generate
 from labctl.ssh.transport import Endpoint
+from labctl.virt.ports import free_local_port
 
 from .fakes import FakeTransport
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +41,7 @@ def sshd(tmp_path_factory):
     (home / "host_key").chmod(0o600)
     (home / "authorized_keys").write_text(login.public + "\n")
     (home / "authorized_keys").chmod(0o600)
-    port = _free_port()
+    port = free_local_port()
     (home / "sshd_config").write_text(
         f"ListenAddress 127.0.0.1:{port}\nHostKey {home / 'host_key'}\n"
         f"AuthorizedKeysFile {home / 'authorized_keys'}\nPidFile {home / 'sshd.pid'}\n"
@@ -147,7 +143,7 @@ def test_a_wrong_host_key_is_refused(sshd):
 
 
 def test_an_unreachable_vm_is_one_line():
-    port = _free_port()  # nothing listens there
+    port = free_local_port()  # nothing listens there
     with pytest.raises(LabctlError, match=f"cannot reach VM 'x' at 127.0.0.1:{port}"):
         ssh.login(Endpoint("127.0.0.1", port), "VM 'x'", "root", generate("k").private, "")
 
