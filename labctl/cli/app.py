@@ -3,6 +3,7 @@ and register themselves; they parse, call the core, and print."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,27 @@ class InPanelOrder(TyperGroup):
         return sorted(super().list_commands(ctx), key=rank)
 
 
-app = typer.Typer(
+class Typer(typer.Typer):
+    """Docstrings are written wrapped at the source's width; help shows them
+    wrapped at the terminal's: each paragraph becomes one line before typer
+    sees it (typer keeps single line breaks, so --help broke mid-sentence)."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def reflowed(func):
+            if func.__doc__:
+                func.__doc__ = reflow(func.__doc__)
+            return register(func)
+
+        return reflowed
+
+
+def reflow(doc: str) -> str:
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n"))
+
+
+app = Typer(
     cls=InPanelOrder,
     name="labctl",
     help="Declarative labs of libvirt VMs and the OCI containers inside them.",

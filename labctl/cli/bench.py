@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from labctl.cli.app import STATE, app
+from labctl.cli.app import STATE, Typer, app
 from labctl.cli.common import (
     BENCH,
     LAB_ARG,
@@ -21,7 +21,7 @@ from labctl.cli.common import (
 )
 from labctl.cli.output import out, print_json
 
-bench_app = typer.Typer(help="VM boot versus container start, measured here.",
+bench_app = Typer(help="VM boot versus container start, measured here.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench", rich_help_panel=BENCH)
 

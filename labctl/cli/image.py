@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from labctl.cli.app import STATE, app
+from labctl.cli.app import STATE, Typer, app
 from labctl.cli.common import IMAGES, URI_OPTION, ProgressPrinter, session
 from labctl.cli.output import err, out, print_json
 from labctl.errors import UsageError
 from labctl.events import Event
 
-image_app = typer.Typer(help="Build, download, list and remove guest images.",
+image_app = Typer(help="Build, download, list and remove guest images.",
                         no_args_is_help=True)
 app.add_typer(image_app, name="image", rich_help_panel=IMAGES)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from labctl.cli.app import STATE, app
+from labctl.cli.app import STATE, Typer, app
 from labctl.cli.common import LAB_OPTION, REGISTRY, URI_OPTION, lab_name, session
 from labctl.cli.containers import split_container
 from labctl.cli.output import out, print_json
 
-registry_app = typer.Typer(help="The lab's own OCI registry (CNCF distribution).",
+registry_app = Typer(help="The lab's own OCI registry (CNCF distribution).",
                            no_args_is_help=True)
 app.add_typer(registry_app, name="registry", rich_help_panel=REGISTRY)
 LAB_ARG = typer.Argument(None, metavar="[LAB.yaml|NAME]")

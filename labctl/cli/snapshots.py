@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from labctl.cli.app import LIFECYCLE, STATE, app
+from labctl.cli.app import LIFECYCLE, STATE, Typer, app
 from labctl.cli.common import COPY_OPTION, LAB_OPTION, URI_OPTION, session, split_target
 from labctl.cli.output import out, print_json
 
-snapshot_app = typer.Typer(help="A VM's running state saved under a name, restored, "
+snapshot_app = Typer(help="A VM's running state saved under a name, restored, "
                                 "listed, removed (before a risky step; a roll-back).",
                            no_args_is_help=True)
 app.add_typer(snapshot_app, name="snapshot", rich_help_panel=LIFECYCLE)

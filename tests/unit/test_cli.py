@@ -109,3 +109,16 @@ def test_bench_quick_is_two_repetitions_no_warmup_one_runtime(capsys, monkeypatc
     run(capsys, "bench", "run", str(ROOT / "examples" / "compare.yaml"), "--quick",
         "--repeat", "4", "--runtime", "docker", data_dir=tmp_path)
     assert seen == {"repeat": 4, "warmup": 0, "runtimes": ("docker",)}
+
+
+def test_help_wraps_at_the_terminal_not_at_the_source(tmp_path):
+    """Docstrings are wrapped at the source's width: --help broke them there."""
+    import os
+
+    env = {**os.environ, "COLUMNS": "200", "XDG_CACHE_HOME": str(tmp_path)}
+    shown = subprocess.run([sys.executable, "-m", "labctl", "--help"], capture_output=True,
+                           text=True, env=env, check=True).stdout
+    line = next(line for line in shown.splitlines() if "│ handout" in line)
+    assert "and roster.csv for the instructor." in line, line
+    line = next(line for line in shown.splitlines() if "│ port " in line)
+    assert "reach it with ssh -L)" in line, line
