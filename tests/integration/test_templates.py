@@ -61,6 +61,11 @@ def test_every_copy_is_itself_and_none_is_the_template(restored, settings):
         assert run(copy, "hostname").strip() == "node"
         keys = run(copy, "cat", "/home/lab/.ssh/authorized_keys")
         assert template_key not in keys and len(keys.strip().splitlines()) == 1
+        # the template's login is labctl's own account: its key is gone there too
+        admin = run(copy, "sudo", "-n", "cat", "/var/lib/labctl/.ssh/authorized_keys")
+        assert template_key not in admin and len(admin.strip().splitlines()) == 1
+        mine = (files / "labctl_ed25519.pub").read_text().split()[1]
+        assert mine in admin and mine not in keys  # labctl's key is not the student's
         assert run(copy, "cat", "/etc/labctl-restored") == "written by the VM's own first boot\n"
         assert run(copy, "cat", "/var/tmp/runcmd-done") == "runcmd ran\n"
         before = time.time()
