@@ -21,8 +21,10 @@ class LabctlError(Exception):
     exit_code = EXIT_FAILED
 
     def __init__(self, message: str, hint: str | None = None):
-        # one line, whatever a lab file or a guest put in it ("web\n", escapes)
-        message, hint = one_line(message), one_line(hint) if hint is not None else None
+        # one line, whatever a lab file or a guest put in it ("web\n", escapes);
+        # a hint may run over lines (a guest's last lines), each one escaped
+        message = one_line(message)
+        hint = "\n".join(map(one_line, hint.split("\n"))) if hint is not None else None
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BOOT_FINISHED = "test -e /run/labctl-boot-finished || test -e /var/lib/cloud/instance/boot-finished"
+# cloud-init writes boot-finished during its final stage and result.json (its
+# errors) only when that stage ends: both, or a failure read in between is missed.
+BOOT_FINISHED = ("test -e /run/labctl-boot-finished || { test -e /var/lib/cloud/instance/"
+                 "boot-finished && test -e /run/cloud-init/result.json; }")
 
 # Prints the failed step and the guest's last lines, and exits 1, if the first
 # boot failed; prints nothing and exits 0 if it went well.

@@ -122,3 +122,11 @@ def test_help_wraps_at_the_terminal_not_at_the_source(tmp_path):
     assert "and roster.csv for the instructor." in line, line
     line = next(line for line in shown.splitlines() if "│ port " in line)
     assert "reach it with ssh -L)" in line, line
+
+
+def test_an_error_stays_one_line_and_a_hint_keeps_its_lines():
+    from labctl.errors import LabctlError
+
+    error = LabctlError("VM 'x': bad\nname\x1b[2J", "the guest said:\n    | a\x07b")
+    assert error.lines() == ["error: VM 'x': bad\\nname\\x1b[2J",
+                             "  hint: the guest said:\n    | a\\x07b"]

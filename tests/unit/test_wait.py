@@ -171,6 +171,30 @@ def test_the_boot_state_command_says_running_finished_or_failed(tmp_path):
     assert run() == (1, "packages: nginx\nE: Unable to locate package nginx\n")
 
 
+def test_cloud_init_is_finished_only_once_its_result_is_written(tmp_path):
+    """cloud-init writes boot-finished during its final stage and result.json
+    (its errors) when the stage ends: between the two, a failed runcmd was
+    read as a finished, good boot."""
+    import json
+    import subprocess
+
+    from labctl.images.guest import BOOT_STATE, NOT_FINISHED
+
+    finished, result = tmp_path / "boot-finished", tmp_path / "result.json"
+    script = BOOT_STATE.replace("/run/labctl-boot-finished", str(tmp_path / "none")).replace(
+        "/var/lib/cloud/instance/boot-finished", str(finished)).replace(
+        "/var/lib/labctl/failed", str(tmp_path / "none")).replace(
+        "/run/cloud-init/result.json", str(result))
+
+    def run():
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True).returncode
+
+    finished.touch()
+    assert run() == NOT_FINISHED  # the final stage has not ended: no verdict yet
+    result.write_text(json.dumps({"v1": {"errors": ["('scripts-user', 'runcmd failed')"]}}))
+    assert run() == 1
+
+
 def test_the_first_boot_is_checked_from_the_answer_readiness_already_got():
     import pytest
 
