@@ -26,13 +26,13 @@ import paramiko
 
 from labctl.datadir import default_data_dir
 from labctl.images.cache import ImageCache
-from labctl.images.seed import SeedSpec, render_seed, seed_iso
+from labctl.images.seed import render_seed, seed_iso
 from labctl.lab.loader import load_lab
+from labctl.plan.records import TB_CACHE_MIB, SeedSpec
 from labctl.ssh.keys import generate
 from labctl.usecases.lab import down, up
 from labctl.usecases.session import Session, Settings
 from labctl.virt.connection import DEFAULT_URI, probe_local_kvm
-from labctl.virt.domain import TB_CACHE_MIB
 from labctl.virt.ports import free_local_port
 
 LAB = """name: benchboot

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import paramiko
 
-from labctl.images.seed import SeedSpec, render_seed, seed_iso
+from labctl.images.seed import render_seed, seed_iso
+from labctl.plan.records import TB_CACHE_MIB, SeedSpec
 from labctl.ssh.keys import KeyPair, generate
 from labctl.virt.connection import DEFAULT_URI, probe_local_kvm
-from labctl.virt.domain import TB_CACHE_MIB
 from labctl.virt.ports import free_local_port
 
 USER = "lab"

@@ -4,6 +4,7 @@ its bootstrap interval, and which measurements are too noisy to call clean."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from labctl.bench.measure import CONTAINER_METRICS, PROCESS_METRICS, VM_PHASES
@@ -92,3 +93,19 @@ def headline_text(runtime: str, h: dict[str, float], where: str = "inside the VM
 
 def host_headline_text(runtime: str, h: dict[str, float]) -> str:
     return headline_text(runtime, h, "on this machine")
+
+
+def recent_headlines(data_dir: Path, count: int = 10) -> list[dict[str, Any]]:
+    """The latest bench runs with their headline (runtime -> how many times a
+    VM boot a container start is), for the dashboard."""
+    from labctl.bench.store import Results
+
+    return [{"run_id": run_id, "created": created, "lab": lab, "headline": _headline(data)}
+            for run_id, created, lab, data in Results(data_dir).history()[-count:]]
+
+
+def _headline(data: dict[str, Any]) -> dict[str, float]:
+    try:
+        return {rt: round(h["ratio"], 1) for rt, h in analyse(data).get("headline", {}).items()}
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return {}

@@ -67,12 +67,6 @@ cgroup_manager = "cgroupfs"
 }
 
 
-def installed_runtimes(wanted: Sequence[str]) -> list[str]:
-    """The OCI runtimes of `wanted` installed here whose engine answers."""
-    return [binary for binary in wanted if shutil.which(binary) and subprocess.run(
-        [binary, "info"], capture_output=True, timeout=60).returncode == 0]
-
-
 def working_runtime(binary: str, local: LocalTransport, ref: str
                     ) -> tuple[OciRuntime | None, str]:
     """A runtime that starts `ref` here, and how: "defaults", "compat (...)",

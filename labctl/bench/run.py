@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import __version__
-from labctl.bench.local import LocalTransport, installed_runtimes, working_runtime
+from labctl.bench.local import LocalTransport, working_runtime
 from labctl.bench.measure import (
     boot_vm,
     container_sample,
@@ -26,7 +26,7 @@ from labctl.errors import LabctlError
 from labctl.events import Event
 from labctl.lab.model import VM_COMPARISONS, Attachment, Bench, Lab, Network
 from labctl.plan.layout import lab_layout
-from labctl.runtime.oci import OciRuntime
+from labctl.runtime.oci import OciRuntime, installed_runtimes
 from labctl.runtime.sources import SOURCE_LABEL, ImageSources, local_image
 from labctl.usecases.session import Session
 from labctl.virt.host import Host

@@ -33,6 +33,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from labctl.bench.analysis import recent_headlines
 from labctl.dashboard.guard import COOKIE, Guard
 from labctl.errors import LabctlError, UsageError
 from labctl.events import Event
@@ -67,6 +68,7 @@ class Dashboard:
             if self._looking is None:
                 self._looking = self.session()
         data = view.state(self._looking, self.only, self.containers)
+        data["bench"] = recent_headlines(self.settings.data_dir)
         with self.lock:
             data["activity"] = self.activity[-30:]
         return data

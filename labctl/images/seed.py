@@ -5,34 +5,12 @@ and labctl-extras.sh (for images labctl built). pycdlib writes it in pure Python
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import pycdlib
 
-from labctl.lab.model import WriteFile
+from labctl.plan.records import SeedSpec
 from labctl.render import render
-
-
-@dataclass(frozen=True)
-class SeedSpec:
-    """Everything the seed templates place; decided by the caller, not the templates."""
-
-    instance_id: str
-    hostname: str
-    user: str
-    authorized_key: str
-    host_key_private: str
-    host_key_public: str
-    packages: tuple[str, ...] = ()
-    runcmd: tuple[str | tuple[str, ...], ...] = ()
-    write_files: tuple[WriteFile, ...] = ()
-    macs: tuple[str, ...] = ()  # the VM's NICs, in order: cloud-init's network config
-    apt_mirror: str | None = None  # set: cloud-init keeps the sources bootcmd rewrote
-    mirror_setup: str = ""  # shell (as root) pointing apt/docker/podman at the lab's mirrors
-    admin_key: str = ""  # labctl's own account (lab.model.ADMIN_USER): its public key
-    sudo: bool = True  # the lab user may use sudo and the docker group
-
 
 SEED_FILES = ("meta-data", "user-data", "network-config", "labctl-firstboot.sh",
               "labctl-extras.sh")

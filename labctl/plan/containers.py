@@ -1,23 +1,41 @@
 """Container plans: a VM's containers in the lab file against those its
 runtimes hold (labels say lab, VM and spec hash) -> create, recreate, start,
-keep or delete; and the `run` arguments of each. The spec hash is computed on
-the host from the container record and what its image is made from, so `plan`
-shows container changes without touching the VM."""
+keep or delete; and the `run` arguments of each. The spec hash is the
+container record and what its image is made from (its source's digest, which
+the caller reads from disk: runtime/sources.source_digests), so `plan` shows
+container changes without touching the VM."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from labctl.lab.model import VM, Container
 from labctl.plan.actions import Action
 from labctl.plan.layout import spec_hash
-from labctl.runtime.oci import DAMAGED, LABEL, ContainerInfo
-from labctl.runtime.sources import source_digest
+
+LABEL = "labctl"  # label prefix: labctl.lab, labctl.vm, labctl.name, labctl.spec
+DAMAGED = "damaged"  # the state of a container its runtime can list but not inspect
 
 
-def container_hash(container: Container, lab_dir: Path) -> str:
-    return spec_hash(dataclasses.asdict(container), source_digest(container, lab_dir))
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    runtime: str
+    image: str
+    state: str  # running | exited | created | ...
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: tuple[str, ...] = ()  # "8000->9000/tcp"
+    started_at: str = ""
+
+    @property
+    def spec_hash(self) -> str:
+        return self.labels.get(f"{LABEL}.spec", "")
+
+
+def container_hash(container: Container, source_digest: str) -> str:
+    """`source_digest`: what its image is made from (runtime/sources)."""
+    return spec_hash(dataclasses.asdict(container), source_digest)
 
 
 def run_args(lab: str, vm: str, c: Container, ref: str, digest: str, bind_root: str) -> list[str]:
@@ -36,7 +54,9 @@ def run_args(lab: str, vm: str, c: Container, ref: str, digest: str, bind_root: 
     return [*args, ref, *(c.command or ())]
 
 
-def plan_containers(vm: VM, observed: list[ContainerInfo], lab_dir: Path) -> list[Action]:
+def plan_containers(vm: VM, observed: list[ContainerInfo],
+                    digests: dict[str, str]) -> list[Action]:
+    """`digests`: each container's source digest, by name."""
     desired = {c.name: c for c in vm.containers}
     actions = []
     for info in observed:
@@ -53,7 +73,7 @@ def plan_containers(vm: VM, observed: list[ContainerInfo], lab_dir: Path) -> lis
         elif info.state == DAMAGED:
             actions.append(Action("recreate", "container", name, f"{c.runtime} lost part of "
                                   "it (the VM stopped uncleanly)"))
-        elif info.spec_hash != container_hash(c, lab_dir):
+        elif info.spec_hash != container_hash(c, digests[c.name]):
             actions.append(Action("recreate", "container", name, "its definition changed"))
         elif info.state != "running":
             actions.append(Action("start", "container", name, f"it is {info.state}"))

@@ -10,12 +10,17 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.images.seed import SeedSpec
 from labctl.plan.layout import NetworkPlan, VmPlan
-from labctl.runtime.registry import mirror_config_commands
-from labctl.virt.domain import BridgedNic, DomainSpec, user_nic
-from labctl.virt.metadata import Meta
-from labctl.virt.network import DhcpHost, NetworkSpec
+from labctl.plan.mirrors import mirror_config_commands
+from labctl.plan.records import (
+    BridgedNic,
+    DhcpHost,
+    DomainSpec,
+    Meta,
+    NetworkSpec,
+    SeedSpec,
+    user_nic,
+)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.lab.model import VM, Container, Lab
 from labctl.plan.actions import Action
-from labctl.plan.containers import container_hash, plan_containers, run_args
-from labctl.runtime.oci import LABEL, ContainerInfo, OciRuntime
-from labctl.runtime.sources import ImageSources, context_tar
+from labctl.plan.containers import LABEL, ContainerInfo, container_hash, plan_containers, run_args
+from labctl.runtime.oci import OciRuntime
+from labctl.runtime.sources import ImageSources, context_tar, source_digests
 from labctl.shell import quote
 from labctl.ssh.transport import SSHTransport
 
@@ -66,7 +66,8 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report,
                               "or an image that has it")
     observed = [] if fresh else \
         observe(transport, lab.name, vm.name, frozenset(c.runtime for c in vm.containers))
-    actions = plan_containers(vm, observed, lab.directory)
+    digests = source_digests(vm, lab.directory)
+    actions = plan_containers(vm, observed, digests)
     if not any(a.changes for a in actions):
         return actions
     sources = ImageSources(transport, lab.name, lab.directory, where)
@@ -89,7 +90,7 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report,
             ref = sources.ensure(runtime, c)
             if not fresh:
                 runtime.remove(name)
-            args = run_args(lab.name, vm.name, c, ref, container_hash(c, lab.directory),
+            args = run_args(lab.name, vm.name, c, ref, container_hash(c, digests[c.name]),
                             bind_root)
             result = runtime.run_detached(args)
             if not result.ok and _smells_of_damage(result.stderr + result.stdout):
@@ -100,7 +101,7 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report,
                 report(Event(f"vm {vm.name}", "image again", f"{ref}: the first run failed"))
                 ref = sources.ensure(runtime, c)
                 result = runtime.run_detached(run_args(lab.name, vm.name, c, ref,
-                                                       container_hash(c, lab.directory),
+                                                       container_hash(c, digests[c.name]),
                                                        bind_root))
             if not result.ok:
                 runtime.remove(name)  # docker leaves a "created" container behind

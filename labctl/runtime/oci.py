@@ -6,37 +6,20 @@ SSH connection), always through labctl.shell.join, always as root via sudo -n.""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from labctl.errors import LabctlError
+from labctl.plan.containers import DAMAGED, LABEL, ContainerInfo
 from labctl.shell import join
 from labctl.ssh.transport import CommandResult
 
 RUNTIMES = ("podman", "docker")
-LABEL = "labctl"  # label prefix: labctl.lab, labctl.vm, labctl.name, labctl.spec
-DAMAGED = "damaged"  # the state of a container its runtime can list but not inspect
-
-
 class Transport(Protocol):
     def run(self, command: str | Sequence[str], timeout: float | None = None,
             input_data: bytes | None = None) -> CommandResult: ...
-
-
-@dataclass(frozen=True)
-class ContainerInfo:
-    name: str
-    runtime: str
-    image: str
-    state: str  # running | exited | created | ...
-    labels: dict[str, str] = field(default_factory=dict)
-    ports: tuple[str, ...] = ()  # "8000->9000/tcp"
-    started_at: str = ""
-
-    @property
-    def spec_hash(self) -> str:
-        return self.labels.get(f"{LABEL}.spec", "")
 
 
 class OciRuntime:
@@ -159,3 +142,9 @@ def _last_line(result: CommandResult) -> str:
     lines = (result.stderr or result.stdout).strip().splitlines()
     errors = [line for line in lines if "rror" in line]
     return (errors or lines or [f"exit status {result.exit_status}"])[-1].strip()
+
+
+def installed_runtimes(wanted: Sequence[str]) -> list[str]:
+    """The OCI runtimes of `wanted` installed here whose engine answers."""
+    return [binary for binary in wanted if shutil.which(binary) and subprocess.run(
+        [binary, "info"], capture_output=True, timeout=60).returncode == 0]

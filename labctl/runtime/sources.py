@@ -17,7 +17,7 @@ from pathlib import Path
 
 from labctl.errors import LabctlError
 from labctl.lab import yamlmarks
-from labctl.lab.model import Container
+from labctl.lab.model import VM, Container
 from labctl.resources import data_dir
 from labctl.runtime.oci import OciRuntime
 from labctl.shell import quote as _q
@@ -117,6 +117,11 @@ def source_digest(container: Container, lab_dir: Path) -> str:
         return hashlib.sha256((lab_dir / container.archive).read_bytes()).hexdigest()
     local = local_image(container.image or "")
     return local.digest if local else f"ref:{container.image}"
+
+
+def source_digests(vm: VM, lab_dir: Path) -> dict[str, str]:
+    """Each of a VM's containers' source digest, by name (plan/containers)."""
+    return {c.name: source_digest(c, lab_dir) for c in vm.containers}
 
 
 class ImageSources:

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl.bench.analysis import analyse
-from labctl.bench.store import Results
 from labctl.checks.store import CheckHistory
 from labctl.errors import LabctlError, UsageError
 from labctl.fileio import read_json
@@ -53,9 +51,7 @@ def state(session: Session, only: str | None = None,
         runs = CheckHistory(session.data_dir).runs(group, limit=1)
         entry["checks"] = runs[-1].to_dict() if runs else None
         entry["summary"] = summary(entry)
-    bench = [{"run_id": run_id, "created": created, "lab": lab, "headline": _headline(data)}
-             for run_id, created, lab, data in Results(session.data_dir).history()[-10:]]
-    return {"labs": list(groups.values()), "bench": bench, "at": time.time()}
+    return {"labs": list(groups.values()), "at": time.time()}
 
 
 def summary(entry: dict[str, Any]) -> dict[str, int]:
@@ -72,14 +68,6 @@ def summary(entry: dict[str, Any]) -> dict[str, int]:
             "checked": len(checks["copies"]),
             "full_marks": sum(c["earned"] == checks["total_points"] for c in checks["copies"]),
             "could_not_run": sum(c["could_not_run"] > 0 for c in checks["copies"])}
-
-
-def _headline(data: dict[str, Any]) -> dict[str, float]:
-    """runtime -> how many times a VM boot a container start is (the bench's headline)."""
-    try:
-        return {rt: round(h["ratio"], 1) for rt, h in analyse(data).get("headline", {}).items()}
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return {}
 
 
 def _copy(session: Session, name: str, placement: dict, files, rows) -> dict[str, Any]:

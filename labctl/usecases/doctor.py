@@ -8,13 +8,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.bench.local import installed_runtimes
 from labctl.errors import LabctlError
 from labctl.images.cache import ImageCache
 from labctl.lab.model import Lab
 from labctl.plan.capacity import DISK_PER_VM_MIB, QEMU_OVERHEAD_MIB
 from labctl.plan.hosts import Accel
-from labctl.runtime.oci import RUNTIMES
+from labctl.runtime.oci import RUNTIMES, installed_runtimes
 from labctl.virt.host import Host
 from labctl.virt.storage import SYSTEM_POOL_DIR
 

@@ -22,8 +22,9 @@ from labctl.plan import actions as planner
 from labctl.plan import capacity
 from labctl.plan.containers import plan_containers
 from labctl.plan.layout import Layout, VmPlan, lab_layout, object_name
+from labctl.plan.mirrors import mirror_config_commands
 from labctl.runtime.deploy import deploy_vm, observe
-from labctl.runtime.registry import mirror_config_commands
+from labctl.runtime.sources import source_digests
 from labctl.ssh.wait import Readiness
 from labctl.usecases import resetpoints, snapshots, templates
 from labctl.usecases.registry import lab_registry
@@ -87,7 +88,7 @@ def plan(session: Session, lab: Lab) -> list[planner.Action]:
             with session.connect_vm(lab.name, vm.name) as transport:
                 observed = observe(transport, lab.name, vm.name,
                                    frozenset(c.runtime for c in vm.containers))
-        actions += plan_containers(vm, observed, lab.directory)
+        actions += plan_containers(vm, observed, source_digests(vm, lab.directory))
     return actions
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import libvirt
 
 from labctl.plan.actions import Observed
+from labctl.plan.records import Meta
 from labctl.virt import metadata
-from labctl.virt.metadata import Meta
 
 
 @dataclass(frozen=True)

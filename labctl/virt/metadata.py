@@ -8,40 +8,8 @@ version, so `labctl down --name LAB` finds everything without the lab file.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 
-from labctl import __version__
-
-NS = "https://labctl.dev/xmlns/libvirt/1"
-PREFIX = "labctl"
-
-
-@dataclass(frozen=True)
-class Meta:
-    lab: str
-    kind: str  # "vm" | "network"
-    name: str  # the VM or network name inside the lab
-    spec_hash: str = ""
-    version: str = __version__
-    user: str = ""  # the login user of a VM
-    ssh_port: int | None = None  # user-mode networking: host port forwarded to 22
-    forwards: tuple[tuple[int, int], ...] = field(default=())  # (host port, guest port)
-    data_dir: str = ""  # the data dir holding its keys: `gc` leaves other data dirs' labs alone
-    group: str = ""  # a copy of a class: the lab file's name (lab is then GROUP-COPY)
-    copy: str = ""  # a copy of a class: its id (a student's name or 1..N)
-
-    def to_xml(self) -> str:
-        root = ET.Element(f"{PREFIX}:labctl", {f"xmlns:{PREFIX}": NS})
-        for tag in ("lab", "kind", "name", "spec_hash", "version", "user", "data_dir",
-                    "group", "copy"):
-            if getattr(self, tag):
-                ET.SubElement(root, f"{PREFIX}:{tag.replace('_', '-')}").text = getattr(self, tag)
-        if self.ssh_port is not None:
-            ET.SubElement(root, f"{PREFIX}:ssh-port").text = str(self.ssh_port)
-        for host, guest in self.forwards:
-            ET.SubElement(root, f"{PREFIX}:forward", host=str(host), guest=str(guest))
-        ET.indent(root)
-        return ET.tostring(root, encoding="unicode")
+from labctl.plan.records import NS, Meta
 
 
 def from_xml(object_xml: str) -> Meta | None:

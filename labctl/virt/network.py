@@ -6,48 +6,14 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.errors import LabctlError
+from labctl.plan.records import NetworkSpec
 from labctl.render import render
 
 # Auto-chosen subnets come from here, /24 each: unlikely to be a home or campus LAN.
 AUTO_POOL = ipaddress.IPv4Network("10.213.0.0/16")
-
-
-@dataclass(frozen=True)
-class DhcpHost:
-    mac: str
-    name: str
-    ip: str
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    name: str  # libvirt network name
-    mode: str  # nat | isolated
-    subnet: ipaddress.IPv4Network
-    metadata_xml: str
-    hosts: tuple[DhcpHost, ...] = ()
-    sealed: bool = False  # no forward, and dnsmasq asks no upstream server (no DNS leak)
-
-    @property
-    def gateway(self) -> str:
-        return str(self.subnet.network_address + 1)
-
-    @property
-    def netmask(self) -> str:
-        return str(self.subnet.netmask)
-
-    @property
-    def dhcp_start(self) -> str:
-        # Low addresses stay free for fixed ones (`ip:` in the lab file).
-        return str(self.subnet.network_address + max(2, min(100, self.subnet.num_addresses // 2)))
-
-    @property
-    def dhcp_end(self) -> str:
-        return str(self.subnet.broadcast_address - 1)
 
 
 def network_xml(spec: NetworkSpec, templates: Path | None = None) -> str:

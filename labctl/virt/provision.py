@@ -12,13 +12,13 @@ from labctl.images.cache import Image
 from labctl.images.seed import render_seed, seed_iso
 from labctl.labfiles import LabFiles
 from labctl.plan.layout import NetworkPlan, VmPlan
+from labctl.plan.records import Meta
 from labctl.plan.specs import VmFacts, domain_spec, network_spec, seed_spec, vm_meta
 from labctl.virt import ports
 from labctl.virt.access import forward_bind
 from labctl.virt.connection import libvirt_errors
 from labctl.virt.domain import domain_xml
 from labctl.virt.host import Host
-from labctl.virt.metadata import Meta
 from labctl.virt.network import choose_subnet, network_xml
 from labctl.virt.storage import BaseVolumes
 

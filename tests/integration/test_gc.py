@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 from labctl.lock import lab_lock
+from labctl.plan.records import Meta
 from labctl.virt.connection import connect
-from labctl.virt.metadata import Meta
 from labctl.virt.storage import Storage
 
 from .conftest import labctl, leftovers

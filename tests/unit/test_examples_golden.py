@@ -16,10 +16,11 @@ from labctl.images.seed import render_seed
 from labctl.lab.loader import load_lab
 from labctl.plan.containers import container_hash, run_args
 from labctl.plan.layout import lab_layout
+from labctl.plan.records import Meta
 from labctl.plan.specs import VmFacts, domain_spec, network_spec, seed_spec, vm_meta
 from labctl.runtime.oci import OciRuntime
+from labctl.runtime.sources import source_digest
 from labctl.virt.domain import domain_xml
-from labctl.virt.metadata import Meta
 from labctl.virt.network import network_xml
 
 from .fakes import FakeTransport
@@ -71,7 +72,7 @@ def test_what_labctl_makes_of_each_example(path: Path, golden):
         if plan.vm.containers:
             lines = []
             for c in plan.vm.containers:
-                container_hash(c, lab.directory)  # its sources exist and hash
+                container_hash(c, source_digest(c, lab.directory))  # its sources exist and hash
                 args = run_args(lab.name, name, c, "REF", "SPEC",
                                 f"/home/{plan.vm.user}/.labctl/binds/{lab.name}")
                 lines.append(OciRuntime(c.runtime, FakeTransport(), name).command(

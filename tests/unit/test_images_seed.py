@@ -11,8 +11,9 @@ import pytest
 from labctl.errors import LabctlError
 from labctl.images.builder import installed_packages, mmdebstrap_argv
 from labctl.images.recipe import available, load_recipe
-from labctl.images.seed import SEED_FILES, SeedSpec, render_seed, seed_iso
+from labctl.images.seed import SEED_FILES, render_seed, seed_iso
 from labctl.lab.model import WriteFile
+from labctl.plan.records import SeedSpec
 
 from .fixtures import GOLDEN
 

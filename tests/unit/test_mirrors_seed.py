@@ -42,6 +42,6 @@ def test_cloud_init_gets_the_mirror_in_bootcmd_and_keeps_it():
 
 
 def test_no_mirrors_no_setup():
-    from labctl.images.seed import SeedSpec
+    from labctl.plan.records import SeedSpec
     files = render_seed(SeedSpec("i", "h", "u", "k", "p", "q", packages=("x",)))
     assert "bootcmd" not in files["user-data"] and "mirrors" not in files["labctl-extras.sh"]

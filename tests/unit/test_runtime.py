@@ -13,9 +13,10 @@ import pytest
 
 from labctl.errors import LabctlError
 from labctl.lab.loader import load_lab
-from labctl.runtime.deploy import container_hash, deploy_vm, plan_containers, run_args
-from labctl.runtime.oci import ContainerInfo, OciRuntime
-from labctl.runtime.sources import context_tar, local_image, source_digest
+from labctl.plan.containers import ContainerInfo, container_hash, plan_containers, run_args
+from labctl.runtime.deploy import deploy_vm
+from labctl.runtime.oci import OciRuntime
+from labctl.runtime.sources import context_tar, local_image, source_digest, source_digests
 from labctl.ssh.transport import CommandResult
 
 from .fakes import FakeTransport
@@ -23,6 +24,11 @@ from .fixtures import GOLDEN, ROOT
 
 COURSE = load_lab(ROOT / "examples" / "course.yaml")
 
+
+
+def spec(container) -> str:
+    """The spec hash a container of the course lab is labelled with."""
+    return container_hash(container, source_digest(container, COURSE.directory))
 
 
 @pytest.mark.parametrize("binary", ["docker", "podman"])
@@ -68,13 +74,14 @@ def test_container_plan_covers_every_verb():
     chat, writer, reader = vm.containers
     observed = [
         ContainerInfo("chatserver", "docker", "x", "running",
-                      {"labctl.spec": container_hash(chat, COURSE.directory)}),
+                      {"labctl.spec": spec(chat)}),
         ContainerInfo("writer-1", "docker", "x", "exited",
-                      {"labctl.spec": container_hash(writer, COURSE.directory)}),
+                      {"labctl.spec": spec(writer)}),
         ContainerInfo("reader-2", "docker", "x", "running", {"labctl.spec": "old"}),
         ContainerInfo("leftover", "podman", "x", "running", {}),
     ]
-    verbs = [(a.verb, a.name) for a in plan_containers(vm, observed, COURSE.directory)]
+    digests = source_digests(vm, COURSE.directory)
+    verbs = [(a.verb, a.name) for a in plan_containers(vm, observed, digests)]
     assert verbs == [("delete", "docker-host/leftover"), ("keep", "docker-host/chatserver"),
                      ("start", "docker-host/writer-1"), ("recreate", "docker-host/reader-2")]
 
@@ -84,9 +91,10 @@ def test_runtime_switch_deletes_and_creates():
     podman_vm = dataclasses.replace(vm, containers=tuple(
         dataclasses.replace(c, runtime="podman") for c in vm.containers))
     observed = [ContainerInfo(c.name, "docker", "x", "running",
-                              {"labctl.spec": container_hash(c, COURSE.directory)})
+                              {"labctl.spec": spec(c)})
                 for c in vm.containers]
-    verbs = sorted({a.verb for a in plan_containers(podman_vm, observed, COURSE.directory)})
+    digests = source_digests(podman_vm, COURSE.directory)
+    verbs = sorted({a.verb for a in plan_containers(podman_vm, observed, digests)})
     assert verbs == ["create", "delete"]
 
 
@@ -151,7 +159,7 @@ def test_a_container_its_runtime_cannot_inspect_is_damaged_and_recreated():
     assert (damaged.name, damaged.state, damaged.labels["labctl.vm"]) == (
         "sleeper", "damaged", "node")
     vm = load_lab(ROOT / "tests" / "data" / "labs" / "integration" / "fault.yaml").vm("node")
-    (action,) = plan_containers(vm, [damaged], ROOT)
+    (action,) = plan_containers(vm, [damaged], source_digests(vm, ROOT))
     assert (action.verb, action.reason) == (
         "recreate", "podman lost part of it (the VM stopped uncleanly)")
 
@@ -162,7 +170,7 @@ def test_mirror_configuration_commands_run_in_a_real_shell(tmp_path):
     sources move to the mirror."""
     import subprocess
 
-    from labctl.runtime.registry import mirror_config_commands
+    from labctl.plan.mirrors import mirror_config_commands
 
     root = tmp_path
     (root / "etc/apt").mkdir(parents=True)

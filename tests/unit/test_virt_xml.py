@@ -11,10 +11,10 @@ import libvirt
 import pytest
 
 from labctl.plan.layout import mac_address
+from labctl.plan.records import BridgedNic, DhcpHost, DomainSpec, Meta, NetworkSpec, user_nic
 from labctl.virt import metadata
-from labctl.virt.domain import BridgedNic, DomainSpec, domain_xml, user_nic
-from labctl.virt.metadata import Meta
-from labctl.virt.network import DhcpHost, NetworkSpec, choose_subnet, network_xml
+from labctl.virt.domain import domain_xml
+from labctl.virt.network import choose_subnet, network_xml
 
 from .fixtures import DATA, GOLDEN
 
