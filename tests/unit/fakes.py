@@ -5,6 +5,7 @@ tests/unit/test_transport_contract.py holds FakeTransport to the real one."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shlex
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,13 +33,36 @@ from labctl.virt.storage import Storage
 from .fixtures import DATA
 
 # timeout(1) in a fake VM: the command after `-k N SECONDS` answered from the table
-TIMEOUT_SHIM = """import json, sys
+TIMEOUT_SHIM = """import json, os, sys
 text = " ".join(sys.argv[4:])
-for needle, (status, out, err) in json.load(open({table!r})).items():
+for needle, (status, out, err) in json.load(open(os.environ["FAKE_TABLE"])).items():
     if needle in text:
         sys.stdout.write(out)
         sys.exit(status)
 """
+
+
+_SHIMS: list[str] = []
+_SHIMS_MADE = threading.Lock()
+
+
+def _shims() -> str:
+    """The fake VM's commands, written once per test process: writing them per
+    call raced with other threads' forks (a child holding the file open for
+    writing makes exec fail with ETXTBSY, and the real timeout(1) ran)."""
+    with _SHIMS_MADE:
+        if not _SHIMS:
+            shims = Path(tempfile.mkdtemp(prefix="labctl-fake-vm-"))
+            atexit.register(shutil.rmtree, shims, True)
+            for name, body in (("podman", "exit 0"), ("docker", "exit 0"),  # timeout answers
+                               ("systemctl", "exit 0"),  # docker's daemon is up
+                               ("sudo", '[ "$1" = -n ] && shift\nexec "$@"')):  # keeps PATH
+                (shims / name).write_text(f"#!/bin/sh\n{body}\n")
+                (shims / name).chmod(0o755)
+            (shims / "timeout").write_text(f"#!{sys.executable}\n" + TIMEOUT_SHIM)
+            (shims / "timeout").chmod(0o755)
+            _SHIMS.append(str(shims))
+        return _SHIMS[0]
 
 
 class FakeTransport:
@@ -78,20 +103,12 @@ class FakeTransport:
     def _batch(self, text: str, argv: list[str], timeout, errors: str) -> CommandResult:
         """A check batch (checks/batch.py) run by the real bash, each probe's
         timeout(1) a shim answering from the table, as one command would be."""
-        with tempfile.TemporaryDirectory() as shims:
-            table = Path(shims, "answers.json")
-            table.write_text(json.dumps(self.answers))
-            for name, body in (("podman", "exit 0"), ("docker", "exit 0"),  # timeout answers
-                               ("systemctl", "exit 0"),  # docker's daemon is up
-                               ("sudo", '[ "$1" = -n ] && shift\nexec "$@"')):  # keeps PATH
-                shim = Path(shims, name)
-                shim.write_text(f"#!/bin/sh\n{body}\n")
-                shim.chmod(0o755)
-            shim = Path(shims, "timeout")
-            shim.write_text(f"#!{sys.executable}\n" + TIMEOUT_SHIM.format(table=str(table)))
-            shim.chmod(0o755)
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as table:
+            json.dump(self.answers, table)
+            table.flush()
             done = subprocess.run(argv, capture_output=True, timeout=timeout,
-                                  env={**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"})
+                                  env={**os.environ, "PATH": f"{_shims()}:{os.environ['PATH']}",
+                                       "FAKE_TABLE": table.name})
         return CommandResult(text, done.returncode, done.stdout.decode(errors=errors),
                              done.stderr.decode(errors="replace"), 0.0)
 
