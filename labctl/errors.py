@@ -45,6 +45,11 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
+class BackendError(LabctlError):
+    """The place VMs run (a libvirt host) failed or went away. Backends raise
+    it at their boundary: nothing above them knows their own error types."""
+
+
 class UsageError(LabctlError):
     """Bad arguments on the command line."""
 

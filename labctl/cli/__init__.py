@@ -56,12 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         print_error_lines([f"error: {exc.strerror.lower()}: {where}",
                            f"  hint: {USER_OS_ERRORS[exc.errno]}"])
         sys.exit(EXIT_FAILED)
-    except Exception as exc:
-        if type(exc).__name__ == "libvirtError":  # outside the wrapped calls: libvirtd left
-            print_error_lines([f"error: libvirt failed: {exc.get_error_message()}",
-                               "  hint: is libvirtd running? 'labctl doctor' checks; then "
-                               "run the command again"])
-            sys.exit(EXIT_FAILED)
+    except Exception:
         _internal_error()  # a bug: keep the traceback for the report, not the screen
 
 

@@ -71,7 +71,9 @@ def _qemu_check(host: Host) -> Check:
     accel = host.accel
     try:
         caps = host.domain_capabilities("q35")
-    except Exception as exc:  # libvirtError, or no q35 machine type
+    except LabctlError as exc:  # libvirt failed, or no q35 machine type
+        return Check("qemu", "fail", f"no usable qemu-system-x86_64 for q35: {exc.message}")
+    except ValueError as exc:  # its answer is not what libvirt documents
         return Check("qemu", "fail", f"no usable qemu-system-x86_64 for q35: {exc}")
     path = caps.split("<path>", 1)[1].split("</path>", 1)[0] if "<path>" in caps else "?"
     return Check("qemu", "ok", f"{path} (q35, {accel.domain_type})")

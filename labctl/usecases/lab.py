@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from labctl import interrupt, shell
-from labctl.errors import LabctlError
+from labctl.errors import BackendError, LabctlError
 from labctl.events import Event
 from labctl.fileio import read_json, write_atomic
 from labctl.images.pull import pull_image
@@ -30,7 +30,7 @@ from labctl.usecases import resetpoints, snapshots, templates
 from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import FirstBootFailed, Session
 from labctl.virt.connection import Accel
-from labctl.virt.host import Host, LibvirtError
+from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
 
 
@@ -214,15 +214,12 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                                        fresh=verb in ("create", "recreate", "revert"))
             return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, readiness,
                              containers=tuple(containers))
-        except LabctlError as exc:
-            return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, error=exc.message
+        except LabctlError as exc:  # a BackendError too: libvirtd went away mid-readiness
+            said = f"VM '{vm_plan.vm.name}': {exc.message}" \
+                if isinstance(exc, BackendError) else exc.message
+            return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb, error=said
                              + (f"\n  hint: {exc.hint}" if exc.hint else ""),
                              boot_failed=isinstance(exc, FirstBootFailed))
-        except LibvirtError as exc:  # e.g. libvirtd went away mid-readiness
-            return VmOutcome(vm_plan.vm.name, vm_plan.domain, verb,
-                             error=f"VM '{vm_plan.vm.name}': libvirt failed: "
-                             f"{exc.get_error_message()}\n  hint: is libvirtd running? "
-                             "('labctl doctor' checks)")
 
     workers = settings.workers or capacity.vms_at_once(host.accel, host.cpus)
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import inspect
 import os
 import socket
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ from urllib.parse import urlparse
 
 import libvirt
 
-from labctl.errors import LabctlError
+from labctl.errors import BackendError, LabctlError
 from labctl.plan.hosts import Accel
 from labctl.virt.remote import CONNECT_SECONDS, libvirt_uri
 
@@ -80,6 +82,57 @@ def _ssh_target(host: str, port: int | None) -> tuple[str, int] | None:
     if config.get("proxyjump", "none") != "none" or config.get("proxycommand", "none") != "none":
         return None
     return config.get("hostname", host), int(config.get("port", port or 22))
+
+
+class LibvirtFailed(BackendError, libvirt.libvirtError):
+    """A libvirtError as labctl's one line. Still a libvirtError, so code in
+    virt/ that expects one from a call it makes (not found, already gone)
+    keeps working through the translated boundary."""
+
+    def __init__(self, original: libvirt.libvirtError):
+        BackendError.__init__(self, f"libvirt failed: {original.get_error_message()}",
+                              "is libvirtd running? 'labctl doctor' checks; then run the "
+                              "command again")
+        self.original = original
+
+    def get_error_code(self):
+        return self.original.get_error_code()
+
+    def get_error_domain(self):
+        return self.original.get_error_domain()
+
+    def get_error_message(self):
+        return self.original.get_error_message()
+
+
+def speaks_labctl(cls):
+    """Class decorator for virt/'s public classes: a libvirtError leaving any
+    public method or property becomes LibvirtFailed (a BackendError)."""
+    for name, attr in list(vars(cls).items()):
+        if name.startswith("__"):
+            continue
+        if isinstance(attr, property):
+            setattr(cls, name, property(_translated(attr.fget), attr.fset, attr.fdel, attr.__doc__))
+        elif isinstance(attr, functools.cached_property):
+            wrapped = functools.cached_property(_translated(attr.func))
+            wrapped.__set_name__(cls, name)
+            setattr(cls, name, wrapped)
+        elif inspect.isfunction(attr):
+            setattr(cls, name, _translated(attr))
+    return cls
+
+
+def _translated(func):
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LibvirtFailed:
+            raise
+        except libvirt.libvirtError as exc:
+            raise LibvirtFailed(exc) from None
+
+    return call
 
 
 @contextlib.contextmanager

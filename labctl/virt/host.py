@@ -29,7 +29,13 @@ from labctl.images.cache import Image
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.ssh.transport import Endpoint
 from labctl.virt import access, inventory, ports, remote, snapshots
-from labctl.virt.connection import connect, is_local, libvirt_errors, probe_accel
+from labctl.virt.connection import (
+    connect,
+    is_local,
+    libvirt_errors,
+    probe_accel,
+    speaks_labctl,
+)
 from labctl.virt.inventory import Found
 from labctl.virt.network import host_routes
 from labctl.virt.storage import BaseVolumes, Storage
@@ -40,7 +46,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
           libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed",
           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down"}
-LibvirtError = libvirt.libvirtError  # for callers that must tell libvirt's failures apart
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class HostFacts:
     cpus: int
 
 
+@speaks_labctl
 class Host:
     def __init__(self, uri: str):
         self.uri = uri

@@ -16,13 +16,14 @@ from labctl.plan.records import Meta
 from labctl.plan.specs import VmFacts, domain_spec, network_spec, seed_spec, vm_meta
 from labctl.virt import ports
 from labctl.virt.access import forward_bind
-from labctl.virt.connection import libvirt_errors
+from labctl.virt.connection import libvirt_errors, speaks_labctl
 from labctl.virt.domain import domain_xml
 from labctl.virt.host import Host
 from labctl.virt.network import choose_subnet, network_xml
 from labctl.virt.storage import BaseVolumes
 
 
+@speaks_labctl
 class Provisioner:
     """Carries out one lab's plan actions on one Host."""
 

@@ -16,6 +16,7 @@ import libvirt
 
 from labctl.errors import LabctlError
 from labctl.images.cache import Image
+from labctl.virt.connection import speaks_labctl
 
 POOL = "labctl"
 SYSTEM_POOL_DIR = "/var/lib/libvirt/images/labctl"
@@ -35,6 +36,7 @@ def base_names(image: Image) -> tuple[str, str, str]:
     return f"{stem}.qcow2", f"{stem}.vmlinuz", f"{stem}.initrd"
 
 
+@speaks_labctl
 class Storage:
     def __init__(self, conn: libvirt.virConnect):
         self.conn = conn
