@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from labctl.backend import Provisioning
 from labctl.errors import LabctlError
 from labctl.runtime.oci import OciRuntime
 from labctl.runtime.sources import ImageSources
 from labctl.ssh.transport import SSHTransport
 from labctl.usecases.session import Session
 from labctl.usecases.templates import create_and_start
-from labctl.virt.provision import Provisioner
 
 # Consecutive phases of a VM boot; their durations add up to the total.
 VM_PHASES = ("define", "start", "firmware", "kernel", "init-to-address", "address-to-banner",
@@ -59,7 +59,7 @@ class VmBoot:
     guest: dict[str, float] = field(default_factory=dict)  # systemd-analyze's own view
 
 
-def boot_vm(session: Session, prov: Provisioner, vm_plan, image, base,
+def boot_vm(session: Session, prov: Provisioning, vm_plan, image, base,
             report) -> tuple[VmBoot, SSHTransport]:
     """Create and boot one fresh VM, the way `up` does; its phase times and a
     live connection."""
@@ -85,7 +85,7 @@ def boot_vm(session: Session, prov: Provisioner, vm_plan, image, base,
     return VmBoot(phases, points[-1] - points[0], guest), transport
 
 
-def ready_vm(session: Session, prov: Provisioner, vm_plan, image, base) -> SSHTransport:
+def ready_vm(session: Session, prov: Provisioning, vm_plan, image, base) -> SSHTransport:
     """A fresh VM that is not measured, brought up as `up` would (restored
     from a template when it can be): a live connection to it."""
     prov.remove_vm(vm_plan, forget_keys=False)

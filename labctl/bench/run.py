@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import __version__
+from labctl.backend import Backend
 from labctl.bench.local import LocalTransport, working_runtime
 from labctl.bench.measure import (
     boot_vm,
@@ -29,8 +30,6 @@ from labctl.plan.layout import lab_layout
 from labctl.runtime.oci import OciRuntime, installed_runtimes
 from labctl.runtime.sources import SOURCE_LABEL, ImageSources, local_image
 from labctl.usecases.session import Session
-from labctl.virt.host import Host
-from labctl.virt.provision import Provisioner
 
 
 def bench_lab_name(lab: Lab) -> str:
@@ -64,7 +63,7 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
     report(Event("host", "accel", host.accel.reason))
     host_layer = _host_layer(session, spec, bench_lab.name, lab)
     files = session.files(bench_lab.name)
-    prov = Provisioner(host, files, report, settings.templates)
+    prov = host.provisioner(files, report, settings.templates)
     vm_plan = lab_layout(bench_lab, {vm.image: image.sha256}).vms[0]
     measure_boot = "vm-boot" in spec.compare
     runtimes_measured = spec.runtimes if "container-start" in spec.compare else ()
@@ -190,7 +189,7 @@ def _users_own(runtime: OciRuntime, image: str) -> bool:
     return labels is not None and SOURCE_LABEL not in labels
 
 
-def host_facts(host: Host, image, versions: dict[str, str]) -> dict[str, Any]:
+def host_facts(host: Backend, image, versions: dict[str, str]) -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     mem = next((int(line.split()[1]) // 1024 for line in open("/proc/meminfo")

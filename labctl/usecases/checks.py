@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from labctl.backend import Backend
 from labctl.checks import batch, probes
 from labctl.checks.batch import TIMED_OUT
 from labctl.checks.probes import ERROR, Verdict
@@ -24,7 +25,6 @@ from labctl.ssh.transport import Endpoint, SSHTransport, TimedOut, TooMuchOutput
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
-from labctl.virt.host import Host
 
 
 def targets(session: Session, lab: Lab, copy: str | None, all_copies: bool) -> dict[str, str]:
@@ -262,7 +262,7 @@ def _tcp_from_host(host: str, port: int, timeout: int) -> Verdict:
     return Verdict(probes.PASS)
 
 
-def _tcp_on_host(host: Host, endpoint: Endpoint, timeout: int) -> Verdict:
+def _tcp_on_host(host: Backend, endpoint: Endpoint, timeout: int) -> Verdict:
     done = host.run(f"timeout {timeout} {probes.tcp_from_vm(endpoint.host, endpoint.port)}",
                     timeout=timeout + 15)
     if done.returncode != 0:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from labctl import interrupt
+from labctl.backend import Backend
 from labctl.errors import LabctlError, UsageError
 from labctl.events import Event
 from labctl.lab.model import Lab
@@ -21,7 +22,6 @@ from labctl.labfiles import LabFiles
 from labctl.plan import capacity, classroom
 from labctl.usecases import lab as lab_cases
 from labctl.usecases.session import Session
-from labctl.virt.host import Host
 
 ClassReport = Callable[[str, Event], None]  # (copy id, event)
 
@@ -80,7 +80,7 @@ def up_class(session: Session, lab: Lab, report: ClassReport, copies: int | None
 
 
 def _open_hosts(session: Session, lab: Lab, report: ClassReport, uris: list[str],
-                replace_lost: bool) -> dict[str, Host]:
+                replace_lost: bool) -> dict[str, Backend]:
     opened, lost = {}, {}
     for uri in uris:
         try:

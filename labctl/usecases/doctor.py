@@ -8,13 +8,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.backend import Backend
 from labctl.errors import LabctlError
 from labctl.images.cache import ImageCache
 from labctl.lab.model import Lab
 from labctl.plan.capacity import DISK_PER_VM_MIB, QEMU_OVERHEAD_MIB
 from labctl.plan.hosts import Accel
 from labctl.runtime.oci import RUNTIMES, installed_runtimes
-from labctl.virt.host import Host
+from labctl.usecases.session import open_backend
 from labctl.virt.storage import SYSTEM_POOL_DIR
 
 
@@ -28,7 +29,7 @@ class Check:
 def run_checks(uri: str, data_dir: Path, lab: Lab | None = None) -> list[Check]:
     checks = [_tools()]
     try:
-        host = Host(uri)
+        host = open_backend(uri)
     except LabctlError as exc:
         return [*checks, Check("libvirt", "fail", f"{exc.message} ({exc.hint})")]
     facts = host.facts()
@@ -57,7 +58,7 @@ def _tools() -> Check:
     return Check("tools", "ok", "ssh, qemu-img, mmdebstrap, mke2fs, dnsmasq")
 
 
-def _accel_check(accel: Accel, host: Host) -> Check:
+def _accel_check(accel: Accel, host: Backend) -> Check:
     if accel.is_kvm:
         return Check("acceleration", "ok", "KVM works: guests boot in seconds")
     detail = f"{accel.reason}; expect ~20 s to SSH per VM"
@@ -67,7 +68,7 @@ def _accel_check(accel: Accel, host: Host) -> Check:
     return Check("acceleration", "warn", detail)
 
 
-def _qemu_check(host: Host) -> Check:
+def _qemu_check(host: Backend) -> Check:
     accel = host.accel
     try:
         caps = host.domain_capabilities("q35")

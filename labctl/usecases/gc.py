@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from labctl.backend import Backend
 from labctl.errors import LabctlError
 from labctl.events import Event
 from labctl.images.cache import ImageCache
@@ -34,8 +35,6 @@ from labctl.lock import lab_lock
 from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import Session
 from labctl.usecases.templates import VOLUME_PREFIX, TemplateStore, is_own_volume, remove_template
-from labctl.virt.host import Host
-from labctl.virt.provision import Provisioner
 from labctl.virt.storage import DONE, base_names
 
 
@@ -136,7 +135,7 @@ def find_on_hosts(session: Session, uris: list[str]) -> dict[str, list[Garbage] 
     return found
 
 
-def gather(host: Host, data_dir: Path, images: ImageCache) -> Facts:
+def gather(host: Backend, data_dir: Path, images: ImageCache) -> Facts:
     volume_paths, backing = host.storage.volumes_with_backing()
     used = set(backing.values())
     domains, networks = {}, {}
@@ -194,7 +193,7 @@ def collect(session: Session, garbage: list[Garbage],
                     busy(lab)
                     continue
             files = LabFiles(data_dir, lab or "_")
-            prov = Provisioner(host, files, report)
+            prov = host.provisioner(files, report)
             for g in sorted(items, key=lambda g: order[g.kind]):
                 report(Event(f"{g.kind} {g.name}", "remove", g.reason))
                 if g.kind == "domain":

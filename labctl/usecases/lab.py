@@ -1,5 +1,5 @@
 """The use cases of one lab: plan, up (and reset), down, status. They wire the
-plan, a Host and the VMs' SSH together on a Session, take the lab's lock when
+plan, a Backend and the VMs' SSH together on a Session, take the lab's lock when
 they change it, report progress as Events and return results; never print."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from labctl import interrupt, shell
+from labctl.backend import Backend, Provisioning
 from labctl.errors import BackendError, LabctlError
 from labctl.events import Event
 from labctl.fileio import read_json, write_atomic
@@ -21,6 +22,7 @@ from labctl.labfiles import LabFiles, SshEntry
 from labctl.plan import actions as planner
 from labctl.plan import capacity
 from labctl.plan.containers import plan_containers
+from labctl.plan.hosts import Accel
 from labctl.plan.layout import Layout, VmPlan, lab_layout, object_name
 from labctl.plan.mirrors import mirror_config_commands
 from labctl.runtime.deploy import deploy_vm, observe
@@ -29,9 +31,6 @@ from labctl.ssh.wait import Readiness
 from labctl.usecases import resetpoints, snapshots, templates
 from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import FirstBootFailed, Session
-from labctl.virt.connection import Accel
-from labctl.virt.host import Host
-from labctl.virt.provision import Provisioner
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def plan(session: Session, lab: Lab) -> list[planner.Action]:
     return actions
 
 
-def observe_lab(host: Host, files: LabFiles) -> list[planner.Observed]:
+def observe_lab(host: Backend, files: LabFiles) -> list[planner.Observed]:
     """What the host has of the lab; a VM whose keys this data dir lost (another
     data dir made it, or the files were deleted) cannot be logged into: recreate."""
     observed = [f.observed() for f in host.networks(files.lab) + host.domains(files.lab)]
@@ -117,7 +116,7 @@ def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
         return _up(session, lab, reset, session.host(uri or session.placed_uri(lab.name)))
 
 
-def refuse_open_lab_off_namespace(lab: Lab, host: Host) -> None:
+def refuse_open_lab_off_namespace(lab: Lab, host: Backend) -> None:
     """Under CI or the project's scripts (LABCTL_REQUIRE_NETNS=1) an open lab
     must boot under a libvirtd in a network namespace, whose only 'internet'
     is the simulated world: never one whose guests reach the real uplink."""
@@ -130,7 +129,7 @@ def refuse_open_lab_off_namespace(lab: Lab, host: Host) -> None:
                           "(internet: false)")
 
 
-def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResult:
+def _up(session: Session, lab: Lab, reset: frozenset[str], host: Backend) -> UpResult:
     start = time.monotonic()
     report, settings = session.report, session.settings
     refuse_open_lab_off_namespace(lab, host)
@@ -140,7 +139,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
     actions = _with_resets(planner.plan(layout, observe_lab(host, files)), reset, host,
                            layout.prefix, settings.cold)
     report(Event(f"lab {lab.name}", "plan", planner.summary(actions)))
-    prov = Provisioner(host, files, report, settings.templates, group=lab.group, copy=lab.copy)
+    prov = host.provisioner(files, report, settings.templates, group=lab.group, copy=lab.copy)
     files.login_key()  # once, before VMs are created in parallel
     files.admin_key()
     files.record_placement(host.uri, lab.group, lab.copy, str(lab.source.resolve()))
@@ -245,7 +244,7 @@ def _up(session: Session, lab: Lab, reset: frozenset[str], host: Host) -> UpResu
                     time.monotonic() - start)
 
 
-def _with_resets(actions: list[planner.Action], reset: frozenset[str], host: Host,
+def _with_resets(actions: list[planner.Action], reset: frozenset[str], host: Backend,
                  prefix: str, cold: bool) -> list[planner.Action]:
     """VMs named in `reset`: back to their reset point when they have one and
     nothing else changed, else recreated (see resetpoints.py)."""
@@ -259,7 +258,7 @@ def _with_resets(actions: list[planner.Action], reset: frozenset[str], host: Hos
     return [one(a) for a in actions]
 
 
-def _remove_attached_vms(prov: Provisioner, layout: Layout, network: str,
+def _remove_attached_vms(prov: Provisioning, layout: Layout, network: str,
                          verbs: dict[tuple[str, str], str]) -> None:
     for vm_plan in layout.vms:
         if any(n.network == network for n in vm_plan.nics):
@@ -268,7 +267,7 @@ def _remove_attached_vms(prov: Provisioner, layout: Layout, network: str,
             prov.remove_vm(vm_plan, forget_keys=False)
 
 
-def ssh_entries(host: Host, layout: Layout) -> list[SshEntry]:
+def ssh_entries(host: Backend, layout: Layout) -> list[SshEntry]:
     entries = []
     for vm_plan in layout.vms:
         endpoint = host.endpoint(vm_plan.domain)
@@ -318,7 +317,7 @@ def _down(session: Session, lab_name: str) -> DownResult:
     report = session.report
     host = session.lab_host(lab_name)
     files = session.files(lab_name)
-    prov = Provisioner(host, files, report)
+    prov = host.provisioner(files, report)
     domains = [f.libvirt_name for f in host.domains(lab_name)]
     _stop_point(lab_name)
 

@@ -4,15 +4,15 @@ container's image to it."""
 
 from __future__ import annotations
 
+from labctl.backend import Backend
 from labctl.errors import LabctlError
 from labctl.runtime.deploy import observe
 from labctl.runtime.registry import LabRegistry, Registry
 from labctl.usecases.containers import find_container
 from labctl.usecases.session import Session
-from labctl.virt.host import Host
 
 
-def lab_registry(session: Session, lab: str, host: Host | None = None) -> LabRegistry:
+def lab_registry(session: Session, lab: str, host: Backend | None = None) -> LabRegistry:
     """The lab's registry, driven on the host the lab lives on."""
     host = host or session.lab_host(lab)
     if host.is_local:

@@ -18,22 +18,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from labctl.backend import Backend
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
 from labctl.ssh.transport import SSHTransport
 from labctl.usecases.identity import RESEED, set_clock_running
 from labctl.usecases.templates import restoring
-from labctl.virt.host import Host
 
 RESET_POINT = "labctl-reset"
 
 
-def has_point(host: Host, domain: str) -> bool:
+def has_point(host: Backend, domain: str) -> bool:
     return any(s.name == RESET_POINT for s in host.snapshots(domain))
 
 
-def keep_point(host: Host, domain: str, vm: str, report: Report) -> None:
+def keep_point(host: Backend, domain: str, vm: str, report: Report) -> None:
     """Take the reset point of a VM that has just become ready from a reset.
     A VM that cannot have one (e.g. libvirt refuses internal snapshots of
     UEFI guests) is reset by recreating it, as before: said, not failed."""
@@ -48,7 +48,7 @@ def keep_point(host: Host, domain: str, vm: str, report: Report) -> None:
                  time.monotonic() - began))
 
 
-def return_to_point(host: Host, lab_dir: Path, domain: str, vm: str,
+def return_to_point(host: Backend, lab_dir: Path, domain: str, vm: str,
                     report: Report) -> float:
     """Revert the VM to its reset point (running); the time it started from.
     Students' snapshots go, as they would with a recreated VM."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from labctl import interrupt
+from labctl.backend import Backend
 from labctl.errors import LabctlError
 from labctl.events import Event, Report, ignore
 from labctl.images.cache import ImageCache
@@ -26,7 +27,6 @@ from labctl.ssh import transport as ssh
 from labctl.ssh.transport import CommandResult, SSHTransport
 from labctl.ssh.wait import Probes, Readiness, wait_ready
 from labctl.virt.connection import DEFAULT_URI
-from labctl.virt.host import Host
 
 
 @dataclass(frozen=True)
@@ -54,20 +54,20 @@ class VmReach(Protocol):
     """How labctl gets a command line into a VM: wait for it after a start, or
     connect to one that runs."""
 
-    def wait_ready(self, host: Host, files: LabFiles, plan: VmPlan, report: Report,
+    def wait_ready(self, host: Backend, files: LabFiles, plan: VmPlan, report: Report,
                    began: float, budgets: dict[str, float]) -> tuple[SSHTransport, Readiness]: ...
 
-    def connect(self, host: Host, files: LabFiles, domain: str, vm: str,
+    def connect(self, host: Backend, files: LabFiles, domain: str, vm: str,
                 user: str) -> SSHTransport: ...
 
-    def login_as(self, host: Host, domain: str, label: str, user: str, private: str,
+    def login_as(self, host: Backend, domain: str, label: str, user: str, private: str,
                  pinned: str) -> SSHTransport: ...
 
 
 class SshReach:
     """The real thing: staged readiness over SSH, the lab's key, pinned host keys."""
 
-    def wait_ready(self, host: Host, files: LabFiles, plan: VmPlan, report: Report,
+    def wait_ready(self, host: Backend, files: LabFiles, plan: VmPlan, report: Report,
                    began: float, budgets: dict[str, float]) -> tuple[SSHTransport, Readiness]:
         label = f"VM '{plan.vm.name}'"
         private = files.admin_key().private
@@ -85,7 +85,7 @@ class SshReach:
         check_first_boot(transport, plan.vm.name, answers[-1] if answers else None)
         return transport, readiness
 
-    def connect(self, host: Host, files: LabFiles, domain: str, vm: str) -> SSHTransport:
+    def connect(self, host: Backend, files: LabFiles, domain: str, vm: str) -> SSHTransport:
         """labctl's own login (its account and key, not the lab user's)."""
         endpoint = host.endpoint(domain) if host.is_running(domain) else None
         if endpoint is None:
@@ -95,7 +95,7 @@ class SshReach:
                          files.pinned_host_key(domain) or "")
 
 
-    def login_as(self, host: Host, domain: str, label: str, user: str, private: str,
+    def login_as(self, host: Backend, domain: str, label: str, user: str, private: str,
                  pinned: str) -> SSHTransport:
         """One login with given keys (a restored template's, before the VM has
         its own identity)."""
@@ -132,21 +132,29 @@ class FirstBootFailed(LabctlError):
     """The VM runs, but its first boot failed: `up` recreates it next time."""
 
 
+def open_backend(uri: str) -> Backend:
+    """The backend a host URI names: a libvirt host (imported here, not at the
+    top: commands that never open a host never load libvirt)."""
+    from labctl.virt.host import Host
+
+    return Host(uri)
+
+
 class Session:
     def __init__(self, settings: Settings, report: Report = ignore,
-                 open_host: Callable[[str], Host] = Host, reach: VmReach | None = None):
+                 open_host: Callable[[str], Backend] | None = None, reach: VmReach | None = None):
         self.settings = settings
         self.report = report
         self.reach: VmReach = reach or SshReach()
-        self._open_host = open_host
-        self._hosts: dict[str, Host] = {}
+        self._open_host = open_host or open_backend
+        self._hosts: dict[str, Backend] = {}
         self._hosts_lock = threading.Lock()
 
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir
 
-    def host(self, uri: str | None = None) -> Host:
+    def host(self, uri: str | None = None) -> Backend:
         """The host at `uri` (default: the settings'), opened once per session."""
         uri = uri or self.settings.uri
         with self._hosts_lock:
@@ -158,7 +166,7 @@ class Session:
         """The host a lab was placed on (a class over several hosts), else the default."""
         return self.files(lab).placement().get("uri") or self.settings.uri
 
-    def lab_host(self, lab: str) -> Host:
+    def lab_host(self, lab: str) -> Backend:
         return self.host(self.placed_uri(lab))
 
     def files(self, lab: str) -> LabFiles:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
+from labctl.backend import Snapshot
 from labctl.errors import LabctlError, UsageError
 from labctl.usecases.session import Session
-from labctl.virt.snapshots import Snapshot
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 RESERVED = "labctl-"  # labctl's own (a template's, a VM's reset point): not listed

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from labctl.backend import Backend, BaseVolumes, Provisioning
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
@@ -39,10 +40,6 @@ from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_ser
 from labctl.ssh.transport import HostKeyMismatch
 from labctl.usecases.identity import IDENTITY, set_clock_running
 from labctl.usecases.session import Session
-from labctl.virt import ports
-from labctl.virt.host import Host
-from labctl.virt.provision import Provisioner
-from labctl.virt.storage import BaseVolumes
 
 SNAPSHOT = "labctl-template"
 VOLUME_PREFIX = "labctl-template-"
@@ -112,7 +109,7 @@ class TemplateStore:
         (self.dir / f"{key}.json").unlink(missing_ok=True)
 
 
-def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPlan,
+def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: VmPlan,
                      image: Image, base: BaseVolumes, verb: str,
                      report: Report | None = None) -> float:
     """Create the VM (recreating it) and start it; the time it started from."""
@@ -146,7 +143,7 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             remove_template(session, host, template.key)
             reason = "the template did not match its record (removed: the next up rebuilds it)"
         except LabctlError as exc:
-            _note_refused_port(prov, exc)
+            prov.note_refused_port(exc.message)
             reason = f"the template could not be used ({exc.message})"
     report(Event(subject, "cold", f"cold boot: {reason}"))
     pending.unlink(missing_ok=True)
@@ -158,7 +155,7 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
             prov.start_vm(plan.domain)
             break
         except LabctlError as exc:
-            port = _note_refused_port(prov, exc)
+            port = prov.note_refused_port(exc.message)
             if port is None or attempt == PORT_ATTEMPTS - 1:
                 raise
             report(Event(subject, "define", f"host port {port} was taken after it was "
@@ -168,13 +165,6 @@ def create_and_start(session: Session, host: Host, prov: Provisioner, plan: VmPl
 
 
 PORT_ATTEMPTS = 3  # a forwarded port taken between labctl's choice and qemu's bind
-
-
-def _note_refused_port(prov: Provisioner, exc: LabctlError) -> int | None:
-    port = ports.refused_port(exc.message)
-    if port is not None:
-        prov.refused_ports.add(port)
-    return port
 
 
 def on_lab_networks(plan: VmPlan) -> bool:
@@ -206,7 +196,7 @@ def restoring(lab_dir: Path, domain: str) -> Path:
     return lab_dir / "restoring" / domain
 
 
-def _give_identity(session: Session, host: Host, plan: VmPlan, template: Template) -> None:
+def _give_identity(session: Session, host: Backend, plan: VmPlan, template: Template) -> None:
     """Log in as the template (its key, its pinned host key) and make the VM
     itself; the template's keys are gone from it afterwards."""
     deadline = time.monotonic() + session.settings.budgets.get("restore", 120)
@@ -228,7 +218,7 @@ def _give_identity(session: Session, host: Host, plan: VmPlan, template: Templat
                           replugged=int(on_lab_networks(plan)))
 
 
-def key_for(host: Host, image: Image, plan: VmPlan) -> str:
+def key_for(host: Backend, image: Image, plan: VmPlan) -> str:
     """The template key of this VM on this host (see plan/templates.py)."""
     facts = host.facts()
     return template_key(plan, image.manifest.get("sha256", ""), host.accel.domain_type,
@@ -243,7 +233,7 @@ def first_vm_key(session: Session, lab: Lab) -> str:
     return key_for(session.host(), image, plan)
 
 
-def ensure_template(session: Session, host: Host, image: Image, plan: VmPlan) -> Template:
+def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan) -> Template:
     key = key_for(host, image, plan)
     store = TemplateStore(session.data_dir)
     with _building, lab_lock(session.data_dir, f"template-{key[:12]}", "template"):
@@ -253,7 +243,7 @@ def ensure_template(session: Session, host: Host, image: Image, plan: VmPlan) ->
         return _build(session, host, image, plan, key, store)
 
 
-def _build(session: Session, host: Host, image: Image, plan: VmPlan, key: str,
+def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str,
            store: TemplateStore) -> Template:
     from labctl.usecases import lab as lab_cases  # lab.py imports this module
 
@@ -317,7 +307,7 @@ def _template_lab(name: str, image: str, plan: VmPlan) -> dict:
                      "firmware": vm.firmware, "networks": [n["name"] for n in networks]}]}
 
 
-def remove_template(session: Session, host: Host, key: str) -> None:
+def remove_template(session: Session, host: Backend, key: str) -> None:
     """Its volume, then its record (never a record without a volume to use)."""
     store = TemplateStore(session.data_dir)
     found = store.get(key)

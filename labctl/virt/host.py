@@ -18,12 +18,13 @@ import threading
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libvirt
 
+from labctl.backend import BaseVolumes, Found, HostFacts, Snapshot
 from labctl.errors import LabctlError
 from labctl.images.cache import Image
 from labctl.plan.hosts import Accel, HostRoom
@@ -36,9 +37,13 @@ from labctl.virt.connection import (
     probe_accel,
     speaks_labctl,
 )
-from labctl.virt.inventory import Found
 from labctl.virt.network import host_routes
-from labctl.virt.storage import BaseVolumes, Storage
+from labctl.virt.storage import Storage
+
+if TYPE_CHECKING:
+    from labctl.events import Report
+    from labctl.labfiles import LabFiles
+    from labctl.virt.provision import Provisioner
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -46,13 +51,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
           libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed",
           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down"}
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    libvirt: str
-    hypervisor: str  # e.g. "QEMU 7.2.0"
-    cpus: int
 
 
 @speaks_labctl
@@ -64,6 +62,12 @@ class Host:
         # Choosing a free subnet and defining the network that takes it are one
         # step: two copies of a class creating networks at once picked the same one.
         self.defining_network = threading.Lock()
+
+    def provisioner(self, files: LabFiles, report: Report, templates: Path | None = None,
+                    group: str = "", copy: str = "") -> Provisioner:
+        from labctl.virt.provision import Provisioner  # it drives this Host
+
+        return Provisioner(self, files, report, templates, group, copy)
 
     def ensure_base(self, image: Image) -> BaseVolumes:
         """The image's base volumes in the pool, uploaded once: copies of a class
@@ -220,7 +224,7 @@ class Host:
     def delete_snapshot(self, name: str, snapshot: str, metadata_only: bool = False) -> None:
         snapshots.delete(self._dom(name), snapshot, metadata_only)
 
-    def snapshots(self, name: str) -> list[snapshots.Snapshot]:
+    def snapshots(self, name: str) -> list[Snapshot]:
         try:
             return snapshots.listed(self._dom(name))
         except libvirt.libvirtError:

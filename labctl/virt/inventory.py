@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import libvirt
 
+from labctl.backend import Found
 from labctl.plan.actions import Observed
-from labctl.plan.records import Meta
 from labctl.virt import metadata
-
-
-@dataclass(frozen=True)
-class Found:
-    meta: Meta
-    libvirt_name: str
-    active: bool
-
-    def observed(self) -> Observed:
-        return Observed(self.meta.kind, self.meta.name, self.libvirt_name,
-                        self.meta.spec_hash, self.active)
 
 
 def domains(conn: libvirt.virConnect, lab: str | None = None) -> list[Found]:

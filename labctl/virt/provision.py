@@ -34,6 +34,15 @@ class Provisioner:
         self.class_meta = {"group": group, "copy": copy}  # in every object's metadata
         self.refused_ports: set[int] = set()  # host ports qemu could not bind: never again
 
+    def note_refused_port(self, message: str) -> int | None:
+        """The host port qemu said it could not bind (another program took it
+        between labctl's choice and qemu's bind), kept from then on; None if
+        the failure was something else."""
+        port = ports.refused_port(message)
+        if port is not None:
+            self.refused_ports.add(port)
+        return port
+
     # -- networks ---------------------------------------------------------------
     def create_network(self, plan: NetworkPlan) -> None:
         with libvirt_errors(f"cannot create network '{plan.network.name}'"):

@@ -12,21 +12,13 @@ from __future__ import annotations
 import datetime
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import libvirt
 
+from labctl.backend import Snapshot
 from labctl.errors import LabctlError
 from labctl.virt.connection import libvirt_errors
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    name: str
-    created: str  # ISO 8601 UTC
-    state: str  # running | shutoff | ...
-    description: str = ""
 
 
 def take(dom: libvirt.virDomain, name: str, description: str = "") -> None:

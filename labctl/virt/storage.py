@@ -9,11 +9,11 @@ import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
 
+from labctl.backend import BaseVolumes
 from labctl.errors import LabctlError
 from labctl.images.cache import Image
 from labctl.virt.connection import speaks_labctl
@@ -22,13 +22,6 @@ POOL = "labctl"
 SYSTEM_POOL_DIR = "/var/lib/libvirt/images/labctl"
 UPLOAD_CHUNK = 1 << 20
 DONE = ".complete"  # suffix of the marker volume written after a whole upload
-
-
-@dataclass(frozen=True)
-class BaseVolumes:
-    disk: str
-    kernel: str | None
-    initrd: str | None
 
 
 def base_names(image: Image) -> tuple[str, str, str]:

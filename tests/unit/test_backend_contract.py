@@ -1,0 +1,46 @@
+"""The libvirt backend keeps the Backend protocol (labctl/backend.py): every
+operation the use cases may ask for is there, with the same parameters. A
+second backend is held to the same test."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from labctl import backend
+from labctl.virt.host import Host
+from labctl.virt.provision import Provisioner
+
+
+def members(protocol: type) -> dict[str, object]:
+    return {name: value for name, value in vars(protocol).items()
+            if not name.startswith("_") and name not in ("uri", "files")}
+
+
+def parameters(function) -> list[str]:
+    function = getattr(function, "fget", function)  # properties: their getter
+    function = getattr(function, "func", function)  # cached properties: theirs
+    return list(inspect.signature(inspect.unwrap(function)).parameters)
+
+
+@pytest.mark.parametrize(("protocol", "implementation"), [
+    (backend.Backend, Host), (backend.Provisioning, Provisioner)])
+def test_the_libvirt_backend_keeps_the_protocol(protocol, implementation):
+    for name, declared in members(protocol).items():
+        assert hasattr(implementation, name), f"{implementation.__name__} has no {name}"
+        assert parameters(getattr(implementation, name)) == parameters(declared), name
+
+
+def test_nothing_above_the_backend_imports_libvirt():
+    """Use cases, bench and the dashboard reach libvirt only through the
+    protocol (the session's opener is the one place that names Host)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "labctl"
+    for folder in ("usecases", "bench", "dashboard", "cli", "plan", "lab"):
+        for path in (root / folder).rglob("*.py"):
+            text = path.read_text()
+            assert not re.search(r"^\s*import libvirt\b|from libvirt\b", text, re.M), path
+            assert "libvirtError" not in text, path
