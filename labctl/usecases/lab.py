@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -116,14 +115,13 @@ def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
         return _up(session, lab, reset, session.host(uri or session.placed_uri(lab.name)))
 
 
-def refuse_open_lab_off_namespace(lab: Lab, host: Backend) -> None:
-    """Under CI or the project's scripts (LABCTL_REQUIRE_NETNS=1) an open lab
+def refuse_open_lab_off_namespace(lab: Lab, host: Backend, required: bool) -> None:
+    """Under the project's scripts and CI (settings.require_netns) an open lab
     must boot under a libvirtd in a network namespace, whose only 'internet'
     is the simulated world: never one whose guests reach the real uplink."""
-    required = os.environ.get("LABCTL_REQUIRE_NETNS") == "1" or os.environ.get("CI") == "true"
     if required and any(not n.sealed for n in lab.networks) and host.daemon_in_root_netns():
         raise LabctlError(f"refusing to boot the open lab '{lab.name}' under a libvirtd in "
-                          "this machine's own network namespace (CI or LABCTL_REQUIRE_NETNS)",
+                          "this machine's own network namespace (LABCTL_REQUIRE_NETNS=1)",
                           "start the namespaced one (scripts/libvirtd-netns start) and run "
                           "labctl through 'scripts/libvirtd-netns exec', or seal the lab "
                           "(internet: false)")
@@ -132,7 +130,7 @@ def refuse_open_lab_off_namespace(lab: Lab, host: Backend) -> None:
 def _up(session: Session, lab: Lab, reset: frozenset[str], host: Backend) -> UpResult:
     start = time.monotonic()
     report, settings = session.report, session.settings
-    refuse_open_lab_off_namespace(lab, host)
+    refuse_open_lab_off_namespace(lab, host, settings.require_netns)
     layout = layout_for(session, lab)
     report(Event("host", "accel", host.accel.reason))
     files = session.files(lab.name)

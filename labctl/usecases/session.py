@@ -39,6 +39,9 @@ class Settings:
     lock_wait: bool = True  # False: fail at once if another labctl holds the lab
     lock_timeout: float | None = None  # seconds to wait for it; None: as long as it takes
     cold: bool = False  # True: boot every VM, never restore a template (--cold)
+    # open labs boot only under a libvirtd in a network namespace of its own
+    # (LABCTL_REQUIRE_NETNS=1: the project's scripts and CI set it)
+    require_netns: bool = False
 
     @property
     def images(self) -> ImageCache:
@@ -46,8 +49,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, uri: str | None, data_dir: Path, **extra) -> Settings:
+        """The one place the environment is read into settings."""
         return cls(uri=uri or os.environ.get("LABCTL_URI") or DEFAULT_URI, data_dir=data_dir,
-                   **extra)
+                   require_netns=os.environ.get("LABCTL_REQUIRE_NETNS") == "1", **extra)
 
 
 class VmReach(Protocol):

@@ -208,19 +208,26 @@ def test_a_session_opens_each_host_once(tmp_path: Path):
 
 
 def test_open_labs_boot_only_under_a_namespaced_libvirtd_in_ci(tmp_path: Path, monkeypatch):
+    import dataclasses
+
+    from labctl.usecases.session import Settings
     from labctl.virt.host import Host
 
     monkeypatch.setattr(Host, "daemon_in_root_netns", lambda self: True)
-    monkeypatch.setenv("CI", "true")
-    session = session_on(tmp_path)
+    monkeypatch.setenv("LABCTL_REQUIRE_NETNS", "1")  # what scripts/test and CI set
+    base = session_on(tmp_path)
+    required = Settings.from_env(base.settings.uri, base.settings.data_dir)
+    assert required.require_netns  # the environment, read once into settings
+    session = Session(dataclasses.replace(base.settings, require_netns=True),
+                      open_host=lambda _u: base.host(), reach=FakeReach())
     with pytest.raises(LabctlError, match="refusing to boot the open lab 'hello'"):
         lab_cases.up(session, HELLO)
     assert session.host().domains() == []
     sealed = load_lab(ROOT / "examples" / "exam.yaml")
     assert not lab_cases.up(session, sealed).vms[0].error  # nothing can leave a sealed lab
-    monkeypatch.delenv("CI")
     monkeypatch.setenv("LABCTL_REQUIRE_NETNS", "0")
-    lab_cases.up(session, HELLO)  # outside CI, an open lab is the user's choice
+    assert not Settings.from_env(base.settings.uri, base.settings.data_dir).require_netns
+    lab_cases.up(base, HELLO)  # outside CI, an open lab is the user's choice
 
 
 def test_a_failed_first_boot_fails_up_loudly_and_the_next_up_recreates_the_vm(tmp_path: Path):
