@@ -245,8 +245,9 @@ def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan)
 
 def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str,
            store: TemplateStore) -> Template:
-    from labctl.usecases import lab as lab_cases  # lab.py imports this module
-
+    """Boot a VM of the plan's shape cold, ready it, save it: the backend's
+    provisioner and the session's readiness driven directly (a lab of its
+    own, under its own name, never an `up` inside an `up`)."""
     began = time.monotonic()
     name = f"tpl-{key[:12]}"
     session.report(Event(f"template {key[:12]}", "build",
@@ -257,39 +258,60 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
     folder = ensure(store.dir / key)
     lab_file = folder / "template.yaml"
     lab_file.write_text(yaml.safe_dump(_template_lab(name, image.name, plan), sort_keys=False))
-    lab = load_lab(lab_file)
+    layout = lab_layout(load_lab(lab_file), {image.name: image.sha256})
+    (vm_plan,) = layout.vms
+
     def quietly(event: Event) -> None:  # the template VM's stages, under its own name
         if event.subject == "vm template" and event.stage in ("started", "boot-finished"):
             session.report(Event(f"template {key[:12]}", event.stage, event.detail,
                                  event.elapsed))
 
-    cold = Session(dataclasses.replace(session.settings, cold=True), quietly,
-                   open_host=lambda _uri: host, reach=session.reach)
-    try:
-        lab_cases.down(cold, name)  # what a killed build left
-        lab_cases.up(cold, lab, uri=host.uri)
-        domain = f"{name}.template"
-        with cold.connect_vm(name, "template") as transport:
-            for service in warm_services(plan):  # started once here, not in every copy
-                transport.run(["sudo", "-n", "systemctl", "start", f"{service}.service"],
-                              timeout=300).check(f"template: starting {service}")
-            transport.run(["sudo", "-n", "sh", "-c", ZERO_FREE_MEMORY],
-                          timeout=300).check("template: zeroing its free memory")
-            transport.run(["sync"], timeout=60)
-        files = cold.files(name)
-        login, host_key = files.admin_key().private, files.pinned_host_key(domain) or ""
-        host.take_snapshot(domain, SNAPSHOT, f"labctl template {key}")
-        host.stop_domain(domain)
-        volume = volume_name(session.data_dir, key)
-        host.storage.delete(volume)
-        host.storage.copy_local(f"{domain}.qcow2", volume)
-    finally:
-        lab_cases.down(cold, name)
+    files = session.files(name)
+    prov = host.provisioner(files, quietly, session.settings.templates)
+    with session.changing(name, "up"):
+        _clear(host, prov, name)  # what a killed build left
+        try:
+            files.login_key()
+            login, host_key = files.admin_key().private, ""
+            for network in layout.networks:  # made and started
+                prov.create_network(network)
+            prov.create_vm(vm_plan, image, host.ensure_base(image))
+            started = time.monotonic()
+            prov.start_vm(vm_plan.domain)
+            quietly(Event("vm template", "started", "", time.monotonic() - started))
+            transport, _ = session.reach.wait_ready(host, files, vm_plan, quietly, started,
+                                                    session.settings.budgets)
+            with transport:
+                for service in warm_services(plan):  # started once here, not in every copy
+                    transport.run(["sudo", "-n", "systemctl", "start", f"{service}.service"],
+                                  timeout=300).check(f"template: starting {service}")
+                transport.run(["sudo", "-n", "sh", "-c", ZERO_FREE_MEMORY],
+                              timeout=300).check("template: zeroing its free memory")
+                transport.run(["sync"], timeout=60)
+            host_key = files.pinned_host_key(vm_plan.domain) or ""
+            host.take_snapshot(vm_plan.domain, SNAPSHOT, f"labctl template {key}")
+            host.stop_domain(vm_plan.domain)
+            volume = volume_name(session.data_dir, key)
+            host.storage.delete(volume)
+            host.storage.copy_local(f"{vm_plan.domain}.qcow2", volume)
+        finally:
+            _clear(host, prov, name)
     template = Template(key, image.name, image.manifest.get("sha256", ""), volume, ADMIN_USER,
                         login, host_key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         round(time.monotonic() - began, 1), host.storage.allocation(volume))
     store.put(template)
     return template
+
+
+def _clear(host: Backend, prov: Provisioning, name: str) -> None:
+    """The template lab's VM, networks, volumes and files gone."""
+    for found in host.domains(name):
+        prov.remove_vm(found.libvirt_name)
+    for found in host.networks(name):
+        prov.remove_network(found.libvirt_name)
+    for volume in host.storage.names(prefix=f"{name}."):
+        host.storage.delete(volume)
+    prov.files.remove()
 
 
 def _template_lab(name: str, image: str, plan: VmPlan) -> dict:

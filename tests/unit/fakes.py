@@ -158,6 +158,7 @@ class FakeReach:
         stages = {"running": 0.1, "address": 0.2, "banner": 0.3, "auth": 0.4,
                   "boot-finished": 0.5}
         transport = FakeTransport(self.answers)
+        self.transports.append(transport)  # it carries what follows readiness too
         check_first_boot(transport, plan.vm.name)  # the real check, on canned answers
         return transport, Readiness(began, stages, 0.01, host.endpoint(plan.domain))
 

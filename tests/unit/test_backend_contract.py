@@ -11,6 +11,7 @@ import pytest
 from labctl import backend
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
+from labctl.virt.storage import Storage
 
 
 def members(protocol: type) -> dict[str, object]:
@@ -25,7 +26,7 @@ def parameters(function) -> list[str]:
 
 
 @pytest.mark.parametrize(("protocol", "implementation"), [
-    (backend.Backend, Host), (backend.Provisioning, Provisioner)])
+    (backend.Backend, Host), (backend.Provisioning, Provisioner), (backend.Volumes, Storage)])
 def test_the_libvirt_backend_keeps_the_protocol(protocol, implementation):
     for name, declared in members(protocol).items():
         assert hasattr(implementation, name), f"{implementation.__name__} has no {name}"
@@ -44,3 +45,18 @@ def test_nothing_above_the_backend_imports_libvirt():
             text = path.read_text()
             assert not re.search(r"^\s*import libvirt\b|from libvirt\b", text, re.M), path
             assert "libvirtError" not in text, path
+
+
+def test_the_use_cases_ask_only_what_the_protocol_offers():
+    """Every `host.X` above the backend is an operation of the protocol: a use
+    case that reached past it would break on the next backend."""
+    import re
+    from pathlib import Path
+
+    offered = set(members(backend.Backend)) | {"uri"}
+    root = Path(__file__).resolve().parents[2] / "labctl"
+    asked = set()
+    for folder in ("usecases", "bench", "dashboard"):
+        for path in (root / folder).rglob("*.py"):
+            asked |= set(re.findall(r"\bhost\.([a-z_]+)\b", path.read_text()))
+    assert asked - offered == set()

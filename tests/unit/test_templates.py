@@ -42,8 +42,10 @@ def test_a_template_is_built_once_and_restored_with_the_vms_identity(tmp_path: P
     assert "cold" not in stages(events, "vm node")
     assert session.host().storage.exists(template.volume)
     assert session.host().domains("tpl-" + template.short) == []  # the template VM is gone
-    # the restored VM was given its identity through the template's own login
-    assert f"tpl-{template.short}.template" in reach.connected
+    # the template VM was readied (its own readiness, no nested up) before its save,
+    # and the restored VM was given its identity through the template's own login
+    assert f"tpl-{template.short}.template" in reach.waited
+    assert "hello.node" in reach.connected
     # a second lab of the same shape restores the same template: no second build
     events.clear()
     other = dataclasses.replace(HELLO, name="hello2")
