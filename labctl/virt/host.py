@@ -11,12 +11,10 @@ The test:/// driver stands behind the same class in unit tests.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import subprocess
 import threading
 import xml.etree.ElementTree as ET
-from collections import deque
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +27,7 @@ from labctl.errors import LabctlError
 from labctl.images.cache import Image
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.ssh.transport import Endpoint
-from labctl.virt import access, inventory, ports, remote, snapshots
+from labctl.virt import access, inventory, snapshots
 from labctl.virt.connection import (
     connect,
     is_local,
@@ -37,6 +35,8 @@ from labctl.virt.connection import (
     probe_accel,
     speaks_labctl,
 )
+from labctl.virt.console import Console
+from labctl.virt.hostshell import HostShell
 from labctl.virt.network import host_routes
 from labctl.virt.storage import Storage
 
@@ -96,41 +96,33 @@ class Host:
         host's sshd when it is a jump host)."""
         return access.reach(self.uri, address, port)
 
-    @property
-    def jumps(self) -> bool:
-        """Its forwards listen on its loopback, reached through its sshd."""
-        return remote.jumps(self.uri)
+    # -- the host itself, beside its libvirt (virt/hostshell.py) ------------------
+    @cached_property
+    def shell(self) -> HostShell:
+        return HostShell(self.uri)
 
     def run(self, script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """A shell script on the host itself (through OpenSSH when remote)."""
-        return remote.run(self.uri, script, timeout, local=self.is_local)
-
-    @property
-    def port_check(self) -> str:
-        """How a free port for a forward is told here (virt/ports.py): a bind on
-        this machine, a jump host's own `ss` list, another host's refusal."""
-        return ports.BIND if self.is_local else ports.LISTED if self.jumps else ports.CONNECT
-
-    def listening_ports(self) -> set[int]:
-        """The TCP ports something listens on there, any address."""
-        done = self.run("ss -Htln", timeout=30)
-        if done.returncode != 0:
-            raise LabctlError(f"cannot list the listening ports of {self.uri}: "
-                              f"{done.stderr.strip() or 'ss failed'}",
-                              "labctl needs 'ss' (iproute2) on a jump host")
-        return ports.listening(done.stdout)
+        return self.shell.run(script, timeout)
 
     def daemon_in_root_netns(self) -> bool:
-        """True if this local host's libvirtd runs in the machine's own network
-        namespace (its guests' traffic would leave through the real uplink)."""
-        if not self.is_local or not self.uri.startswith("qemu"):
-            return False  # a remote host's namespaces are its own; test:/// runs nothing
-        root = _netns(1)
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit() and _read_text(proc / "comm").strip() == "libvirtd":
-                if root is not None and _netns(int(proc.name)) == root:
-                    return True
-        return False
+        return self.shell.daemon_in_root_netns()
+
+    # -- the serial console (virt/console.py) ------------------------------------
+    @cached_property
+    def console(self) -> Console:
+        return Console(self.is_local, self.storage, self._serial_log_path)
+
+    def serial_reader(self, name: str) -> Callable[[], bytes]:
+        return self.console.reader(name)
+
+    def serial_tail(self, name: str, lines: int) -> str:
+        return self.console.tail(name, lines)
+
+    def _serial_log_path(self, name: str) -> Path | None:
+        try:
+            return access.serial_log_path(self._dom(name).XMLDesc(0))
+        except libvirt.libvirtError:
+            return None
 
     def close(self) -> None:
         try:
@@ -257,29 +249,6 @@ class Host:
         paths |= {s.get("path") for s in root.iter("source") if s.get("path")}
         return paths | {e.text for tag in ("kernel", "initrd") for e in root.iter(tag) if e.text}
 
-    def serial_reader(self, name: str) -> Callable[[], bytes]:
-        """Reads the VM's serial console so far, each call. A local host's log
-        is read as a file (cheap enough to poll); a remote one's through the pool."""
-        path = self.serial_log_path(name)
-        if path is None:
-            return lambda: b""
-        if self.is_local:
-            return lambda: _read_bytes(path)
-        return lambda: self.storage.download(path.name)
-
-    def serial_log(self, name: str) -> bytes:
-        return self.serial_reader(name)()
-
-    def serial_tail(self, name: str, lines: int) -> str:
-        tail = deque(self.serial_log(name).splitlines(keepends=True), maxlen=lines)
-        return _ANSI.sub("", b"".join(tail).decode(errors="replace"))
-
-    def serial_log_path(self, name: str) -> Path | None:
-        try:
-            return access.serial_log_path(self._dom(name).XMLDesc(0))
-        except libvirt.libvirtError:
-            return None
-
     # -- networks -------------------------------------------------------------------
     def define_network(self, xml: str) -> None:
         self.conn.networkDefineXML(xml).create()
@@ -342,27 +311,6 @@ class Host:
     def domain_capabilities(self, machine: str) -> str:
         return self.conn.getDomainCapabilities(None, "x86_64", machine,
                                                self.accel.domain_type, 0)
-
-
-def _netns(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
 
 
 def _version(number: int) -> str:

@@ -89,9 +89,9 @@ class Provisioner:
         bind = forward_bind(self.host.uri)
         if plan.uses_user_network:  # SSH and published ports are forwarded from the host
             taken = self._ports_in_use() | self.refused_ports
-            how = self.host.port_check
+            how = self.host.shell.port_check
             if how == ports.LISTED:
-                taken |= self.host.listening_ports()
+                taken |= self.host.shell.listening_ports()
             ssh_port = old_port if old_port and old_port not in self.refused_ports else \
                 ports.pick(taken, bind, how)
             taken.add(ssh_port)
