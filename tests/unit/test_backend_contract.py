@@ -13,6 +13,8 @@ from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
 from labctl.virt.storage import Storage
 
+from .fake_backend import FakeBackend, FakeProvisioning, FakeVolumes
+
 
 def members(protocol: type) -> dict[str, object]:
     return {name: value for name, value in vars(protocol).items()
@@ -26,8 +28,10 @@ def parameters(function) -> list[str]:
 
 
 @pytest.mark.parametrize(("protocol", "implementation"), [
-    (backend.Backend, Host), (backend.Provisioning, Provisioner), (backend.Volumes, Storage)])
-def test_the_libvirt_backend_keeps_the_protocol(protocol, implementation):
+    (backend.Backend, Host), (backend.Provisioning, Provisioner), (backend.Volumes, Storage),
+    (backend.Backend, FakeBackend), (backend.Provisioning, FakeProvisioning),
+    (backend.Volumes, FakeVolumes)])
+def test_each_backend_keeps_the_protocol(protocol, implementation):
     for name, declared in members(protocol).items():
         assert hasattr(implementation, name), f"{implementation.__name__} has no {name}"
         assert parameters(getattr(implementation, name)) == parameters(declared), name
