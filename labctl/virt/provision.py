@@ -6,7 +6,9 @@ is defined (with its metadata) before it is started."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from labctl.backend import BaseVolumes
 from labctl.events import Event, Report
 from labctl.images.cache import Image
 from labctl.images.seed import render_seed, seed_iso
@@ -18,9 +20,10 @@ from labctl.virt import ports
 from labctl.virt.access import forward_bind
 from labctl.virt.connection import libvirt_errors, speaks_labctl
 from labctl.virt.domain import domain_xml
-from labctl.virt.host import Host
 from labctl.virt.network import choose_subnet, network_xml
-from labctl.virt.storage import BaseVolumes
+
+if TYPE_CHECKING:  # Host makes its provisioners (Host.provisioner)
+    from labctl.virt.host import Host
 
 
 @speaks_labctl
