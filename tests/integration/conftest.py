@@ -164,7 +164,8 @@ def dashboard_from_inside(vm_name: str, lab: str) -> list[str]:
     """Start `labctl dashboard` here (127.0.0.1, as an instructor does), then
     from inside the VM -- as its lab user, who has root -- ask every endpoint
     at each address that leads back to this machine (user-mode's 10.0.2.2,
-    the VM's default gateway on a libvirt network), GETs and a JSON POST.
+    the VM's default gateway, the host's side of each of its networks), GETs
+    and a JSON POST.
     One line per try: 'PATH@ADDR unreachable' or 'PATH@ADDR STATUS-LINE'."""
     import socket
 
@@ -189,7 +190,10 @@ def dashboard_from_inside(vm_name: str, lab: str) -> list[str]:
                 f"Content-Type: application/json\\r\\nContent-Length: {len(body)}\\r\\n\\r\\n")
         script = f"""
 gw=$(ip -4 route show default | awk '{{print $3; exit}}')
-for h in 10.0.2.2 $gw; do
+# the host's side of each lab network (libvirt gives it the subnet's .1)
+sides=$(ip -4 -o addr show scope global |
+  awk '{{split($4, a, "/"); split(a[1], o, "."); print o[1]"."o[2]"."o[3]".1"}}')
+for h in $(printf '%s\n' 10.0.2.2 $gw $sides | sort -u); do
   # an address that leads nowhere (10.0.2.2 off user-mode) would hang a connect
   if ! timeout 5 bash -c "exec 3<>/dev/tcp/$h/{port}"; then
     echo "any@$h unreachable"; continue

@@ -20,7 +20,7 @@ import pytest
 from labctl.lab.loader import load_lab
 from labctl.plan.layout import lab_layout
 
-from .conftest import LABS, labctl, leftovers
+from .conftest import LABS, assert_dashboard_sealed, dashboard_from_inside, labctl, leftovers
 
 LAB = LABS / "restored.yaml"
 COPIES = ("1", "2", "3")
@@ -159,6 +159,8 @@ def test_vms_on_a_lab_network_restore_with_their_own_macs_and_addresses(settings
         banner = labctl("exec", f"{lab.name}.peer-1", "--", "timeout", "10", "bash", "-c",
                         f"exec 3<>/dev/tcp/{addresses['peer-2']}/22 && head -c 4 <&3").stdout
         assert banner == "SSH-"  # the two restored copies reach each other
+        # a VM on an isolated network reaches this machine's side of it: sealed too
+        assert_dashboard_sealed(dashboard_from_inside(f"{lab.name}.fixed", lab.name))
     finally:
         labctl("down", lab.name)
     assert leftovers(lab.name, settings) == {}
