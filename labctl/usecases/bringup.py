@@ -29,6 +29,7 @@ from labctl.plan.hosts import Accel
 from labctl.plan.layout import Layout, VmPlan, lab_layout, object_name
 from labctl.plan.mirrors import mirror_config_commands
 from labctl.runtime.deploy import deploy_vm
+from labctl.runtime.registry import Registry
 from labctl.ssh.transport import SSHTransport
 from labctl.ssh.wait import Readiness
 from labctl.usecases import resetpoints, templates
@@ -186,7 +187,7 @@ def _base_images(run: _Run) -> dict[str, tuple[Image, BaseVolumes]]:
 
 
 def _bring_up(run: _Run, vm_plan: VmPlan, bases: dict[str, tuple[Image, BaseVolumes]],
-              registry) -> VmOutcome:
+              registry: Registry | None) -> VmOutcome:
     """One VM to its file: started (restored, reverted or booted), ready over
     SSH, its containers deployed; a failure is its outcome, not an exception."""
     verb = run.verbs[("vm", vm_plan.vm.name)]
@@ -234,7 +235,7 @@ def _start(run: _Run, vm_plan: VmPlan, verb: str,
 
 
 def _converge(run: _Run, vm_plan: VmPlan, verb: str, transport: SSHTransport,
-              registry) -> list:
+              registry: Registry | None) -> list[planner.Action]:
     """A ready VM: its reset point kept or refreshed, the lab's mirrors and
     registry configured, its containers deployed."""
     lab, settings = run.lab, run.session.settings
