@@ -159,6 +159,12 @@ def test_vms_on_a_lab_network_restore_with_their_own_macs_and_addresses(settings
         banner = labctl("exec", f"{lab.name}.peer-1", "--", "timeout", "10", "bash", "-c",
                         f"exec 3<>/dev/tcp/{addresses['peer-2']}/22 && head -c 4 <&3").stdout
         assert banner == "SSH-"  # the two restored copies reach each other
+        # sudo: false -- the template's lab user had root; the restored one has none
+        assert labctl("exec", f"{lab.name}.peer-1", "--", "sudo", "-n", "true").returncode == 0
+        exam = labctl("exec", f"{lab.name}.fixed", "--", "sudo", "-n", "true", check=False)
+        assert exam.returncode != 0
+        groups = labctl("exec", f"{lab.name}.fixed", "--", "id", "-Gn").stdout.split()
+        assert "labctl-admin" not in groups and "docker" not in groups, groups
         # a VM on an isolated network reaches this machine's side of it: sealed too
         assert_dashboard_sealed(dashboard_from_inside(f"{lab.name}.fixed", lab.name))
     finally:

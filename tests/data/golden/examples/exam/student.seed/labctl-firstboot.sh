@@ -33,7 +33,8 @@ if [ -z "$home" ]; then
     useradd --create-home --shell /bin/bash "$user"
     home_of "$user"
 fi
-[ "$member" = yes ] || usermod --lock -a -G labctl-admin,docker "$user"  # no password: keys only
+# A plain account (an exam): no sudo, no docker group (either one is root).
+usermod --lock -G "" "$user"
 install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
 echo 'ssh-ed25519 AAAALOGINKEY labctl-LAB' |
     install -m 0600 -o "$user" -g "$user" /dev/stdin "$home/.ssh/authorized_keys"
