@@ -10,6 +10,7 @@ send that without the browser asking first)."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import socket
@@ -50,8 +51,7 @@ class Guard:
             return True
         except ValueError:
             pass
-        mine = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
-        return name in mine or name.endswith(".localhost") or name in self.names
+        return name in _own_names() or name.endswith(".localhost") or name in self.names
 
     def refuse(self, method: str, host_header: str, headers: dict, given: str,
                content_type: str) -> Refusal | None:
@@ -74,6 +74,12 @@ class Guard:
             return Refusal(415, "the request body must be sent as JSON",
                            "Content-Type: application/json")
         return None
+
+
+@functools.cache
+def _own_names() -> frozenset[str]:
+    """This machine's names, asked once (getfqdn may wait on DNS)."""
+    return frozenset({"localhost", socket.gethostname().lower(), socket.getfqdn().lower()})
 
 
 def _hostname(host_header: str) -> str:
