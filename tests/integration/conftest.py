@@ -156,6 +156,31 @@ def leftovers(lab: str, settings: Settings) -> dict[str, list[str]]:
 
 # -- the dashboard seen from inside a student's VM --------------------------------
 
+def start_dashboard(*args: str) -> tuple[subprocess.Popen, str, int]:
+    """`labctl dashboard ARGS` on a free loopback port, as an instructor starts
+    it: (the process, the address it printed with its token, the port), once
+    it listens. The caller terminates the process."""
+    import socket
+
+    from labctl.virt.ports import free_local_port
+
+    port = free_local_port()
+    server = subprocess.Popen([sys.executable, "-m", "labctl", "dashboard", *args,
+                               "--port", str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    printed = server.stdout.readline()  # "dashboard: http://127.0.0.1:PORT/?token=..."
+    address = printed.split()[1] if printed.strip() else ""
+    assert address.startswith(f"http://127.0.0.1:{port}/?token="), printed
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, address, port
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise AssertionError(f"the dashboard never listened on {port}")
+
+
 DASHBOARD_PATHS = ("/", "/api/state", "/api/events", "/api/handout.zip?lab=LAB",
                    "/api/checks.csv?lab=LAB")
 
@@ -167,23 +192,8 @@ def dashboard_from_inside(vm_name: str, lab: str) -> list[str]:
     the VM's default gateway, the host's side of each of its networks), GETs
     and a JSON POST.
     One line per try: 'PATH@ADDR unreachable' or 'PATH@ADDR STATUS-LINE'."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "labctl", "dashboard", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server, _address, port = start_dashboard()
     try:
-        assert "?token=" in server.stdout.readline()
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the dashboard never listened")
         paths = " ".join(p.replace("LAB", lab) for p in DASHBOARD_PATHS)
         body = json.dumps({"lab": lab, "vm": "node"})
         post = (f"POST /api/reset HTTP/1.0\\r\\nHost: 127.0.0.1:{port}\\r\\n"

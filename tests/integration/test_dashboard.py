@@ -7,17 +7,12 @@ kept as an artifact (LABCTL_ARTIFACTS, default /tmp/labctl-artifacts)."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from labctl.virt.ports import free_local_port
-
-from .conftest import LABS, Running, labctl, leftovers
+from .conftest import LABS, Running, labctl, leftovers, start_dashboard
 
 LAB = LABS / "board.yaml"
 ARTIFACTS = Path(os.environ.get("LABCTL_ARTIFACTS", "/tmp/labctl-artifacts"))
@@ -28,21 +23,7 @@ ARTIFACTS = Path(os.environ.get("LABCTL_ARTIFACTS", "/tmp/labctl-artifacts"))
 def page(settings):
     webdriver = pytest.importorskip("selenium.webdriver")
     labctl("down", "itboard", "--all-copies", check=False)
-    port = free_local_port()
-    server = subprocess.Popen([sys.executable, "-m", "labctl", "dashboard", "itboard",
-                               "--port", str(port)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    printed = server.stdout.readline()  # "dashboard: http://127.0.0.1:PORT/?token=..."
-    address = printed.split()[1]
-    assert address.startswith(f"http://127.0.0.1:{port}/?token="), printed
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        raise AssertionError(f"the dashboard never listened on {port}")
+    server, address, _port = start_dashboard("itboard")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
