@@ -181,7 +181,7 @@ def _base_images(run: _Run) -> dict[str, tuple[Image, BaseVolumes]]:
                        if run.verbs[("vm", p.vm.name)] != "keep"}:
         image = run.session.settings.images.get(image_name)
         run.report(Event(f"image {image_name}", "upload",
-                         "making the base image available to libvirt"))
+                         "making the base image available to the host"))
         bases[image_name] = (image, run.host.ensure_base(image))
     return bases
 

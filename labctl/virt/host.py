@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from labctl.labfiles import LabFiles
     from labctl.virt.provision import Provisioner
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 # libvirt's domain states, in the words `status` shows.
 STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
