@@ -154,3 +154,4 @@ class SeedSpec:
     mirror_setup: str = ""  # shell (as root) pointing apt/docker/podman at the lab's mirrors
     admin_key: str = ""  # labctl's own account (lab.model.ADMIN_USER): its public key
     sudo: bool = True  # the lab user may use sudo and the docker group
+    datasource: str = "NoCloud"  # where cloud-init finds it: NoCloud (a seed ISO), ConfigDrive

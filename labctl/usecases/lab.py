@@ -97,9 +97,7 @@ def _down(session: Session, lab_name: str) -> DownResult:
         _stop_point(lab_name)
         report(Event(f"network {name}", "remove"))
         prov.remove_network(name)
-    leftovers = host.storage.names(prefix=f"{lab_name}.")  # from a run killed mid-create
-    for name in leftovers:
-        host.storage.delete(name)
+    leftovers = host.remove_leftovers(lab_name)  # from a run killed mid-create, and the rest
     _stop_point(lab_name)
     if lab_registry(session, lab_name, host).stop():
         report(Event(f"lab {lab_name}", "registry", "stopped and deleted"))

@@ -137,8 +137,15 @@ class FirstBootFailed(LabctlError):
 
 
 def open_backend(uri: str) -> Backend:
-    """The backend a host URI names: a libvirt host (imported here, not at the
-    top: commands that never open a host never load libvirt)."""
+    """The backend a host URI names: an OpenStack cloud (openstack:CLOUD) or a
+    libvirt host (imported here, not at the top: commands that never open a
+    host load neither libvirt nor openstacksdk)."""
+    from labctl.cloud.records import is_cloud
+
+    if is_cloud(uri):
+        from labctl.cloud.openstack import Cloud
+
+        return Cloud(uri)
     from labctl.virt.host import Host
 
     return Host(uri)

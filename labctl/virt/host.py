@@ -280,6 +280,13 @@ class Host:
                                                    strict=False))
         return taken
 
+    def remove_leftovers(self, lab: str) -> list[str]:
+        """The lab's volumes no VM holds any more (a run killed mid-create)."""
+        leftovers = self.storage.names(prefix=f"{lab}.")
+        for name in leftovers:
+            self.storage.delete(name)
+        return leftovers
+
     def lab_gateway(self, lab: str) -> str:
         """The host's address on the lab's first running nat/isolated network."""
         for found in self.networks(lab):

@@ -174,6 +174,12 @@ class FakeBackend:
     def domain_files(self, name: str) -> set[str]:
         return {v for v in self.storage.names(prefix=f"{name}.")}
 
+    def remove_leftovers(self, lab: str) -> list[str]:
+        leftovers = self.storage.names(prefix=f"{lab}.")
+        for name in leftovers:
+            self.storage.delete(name)
+        return leftovers
+
     def lab_gateway(self, lab: str) -> str:
         return "192.0.2.1"
 
