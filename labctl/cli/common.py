@@ -36,7 +36,7 @@ LAB_ARG = typer.Argument(..., metavar="LAB.yaml", help="The lab file.")
 VAR_OPTION = typer.Option([], "--var", metavar="KEY=VALUE",
                           help="Set or override a lab variable (repeatable).")
 URI_OPTION = typer.Option(None, "--uri", envvar="LABCTL_URI", show_default=DEFAULT_URI,
-                          help="libvirt connection URI.")
+                          help="Where VMs run: a libvirt URI or openstack:CLOUD.")
 LAB_OPTION = typer.Option(None, "--lab", "-l", metavar="LAB",
                           help="Lab file or lab name (default: the only lab that has VMs).")
 TEMPLATES_OPTION = typer.Option(None, "--templates", metavar="DIR",

@@ -31,10 +31,10 @@ MAX_COPIES = 200  # labctl.lab.labschema.MAX_COPIES (checked there too)
 
 
 def checked_uri(value: str) -> str:
-    from labctl.lab.values import libvirt_uri
+    from labctl.lab.values import host_uri
 
     try:
-        return libvirt_uri(value)
+        return host_uri(value)
     except ValueError as exc:
         raise UsageError(str(exc), getattr(exc, "hint", None)) from None
 
@@ -199,7 +199,8 @@ def down(
     elif result.removed_anything:
         out.print(f"lab '{group}' removed: {len(result.domains)} VM(s), "
                   f"{len(result.networks)} network(s), "
-                  f"{len(result.volumes)} leftover volume(s).", markup=False)
+                  f"{len(result.volumes)} other object(s) (stray volumes; on a cloud, "
+                  "its router, addresses, ports).", markup=False)
     else:
         out.print(f"lab '{group}' has nothing to remove.", markup=False)
 

@@ -29,6 +29,7 @@ from labctl.ssh.transport import Endpoint
 if TYPE_CHECKING:
     from labctl.events import Report
     from labctl.images.cache import Image
+    from labctl.lab.model import Lab
     from labctl.labfiles import LabFiles
 
 STATES = {"ACTIVE": "running", "SHUTOFF": "shutoff", "BUILD": "building",
@@ -89,7 +90,31 @@ class Cloud:
         limits = self.conn.compute.get_limits().absolute
         memory = limits.total_ram - limits.total_ram_used if limits.total_ram >= 0 else 10**9
         cores = limits.total_cores - limits.total_cores_used if limits.total_cores >= 0 else 10**6
-        return HostRoom(memory_mib=max(memory, 0), disk_mib=10**9, cpus=max(cores, 0))
+        # cpus: VMs are asked for a few at a time (the API is the bound, not
+        # cores); a project out of cores is refused by admit with the numbers
+        return HostRoom(memory_mib=max(memory, 0), disk_mib=10**9,
+                        cpus=self.cpus if cores > 0 else 0)
+
+    @translated
+    def admit(self, lab: Lab, copies: int) -> None:
+        """Refuse, with the numbers, a class the project's quotas cannot hold."""
+        if copies <= 0:
+            return
+        limits = self.conn.compute.get_limits().absolute
+        left = {"instances": _left(limits.instances, limits.instances_used),
+                "cores": _left(limits.total_cores, limits.total_cores_used),
+                "ram": _left(limits.total_ram, limits.total_ram_used)}
+        project = self.conn.current_project_id
+        quota = self.conn.network.get_quota(project, details=True)
+        for what, field in (("floating IPs", "floating_ips"), ("networks", "networks"),
+                            ("subnets", "subnets"), ("routers", "routers"),
+                            ("security groups", "security_groups"), ("ports", "ports")):
+            usage = getattr(quota, field) or {}
+            left[what] = _left(usage.get("limit", -1), usage.get("used", 0)
+                               + usage.get("reserved", 0))
+        needs = records.per_copy(lab)
+        records.refuse_over_quota([records.Quota(what, needs[what], left[what])
+                                   for what in needs], copies, self.cloud_name)
 
     @translated
     def facts(self) -> HostFacts:
@@ -277,6 +302,10 @@ class Cloud:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+def _left(limit: int | None, used: int | None) -> int:
+    return -1 if limit is None or limit < 0 else max(limit - (used or 0), 0)
 
 
 def wait_until(what: str, seconds: float, probe: Callable[[], bool], every: float = 1.0) -> None:

@@ -137,6 +137,22 @@ class Quota:
         return self.left // self.per_copy
 
 
+def per_copy(lab) -> dict[str, int]:
+    """What one copy of the lab takes from a project's quotas (lab: a
+    lab.model.Lab): its servers, cores, RAM, floating IPs (a VM whose first
+    network has a way out), networks, subnets, router, security group, ports
+    (a VM's NICs, plus each network's DHCP port and router interface)."""
+    networks = {(att.network) for vm in lab.vms for att in vm.networks}
+    sealed = {n.name for n in lab.networks if n.sealed}
+    open_nets = networks - sealed
+    floating = sum(1 for vm in lab.vms if vm.networks and vm.networks[0].network not in sealed)
+    return {"instances": len(lab.vms), "cores": sum(vm.vcpus for vm in lab.vms),
+            "ram": sum(vm.memory_mib for vm in lab.vms), "floating IPs": floating,
+            "networks": len(networks), "subnets": len(networks),
+            "routers": 1 if open_nets else 0, "security groups": 1,
+            "ports": sum(len(vm.networks) for vm in lab.vms) + len(networks) + len(open_nets)}
+
+
 def refuse_over_quota(quotas: list[Quota], copies: int, cloud: str) -> None:
     """One line with the numbers when the project cannot hold `copies` copies."""
     short = [q for q in quotas if q.copies() is not None and q.copies() < copies]

@@ -193,8 +193,10 @@ LAB = Obj("the lab", {
                              "file) the apt mirror signs with, when it is not Debian's")),
     }, doc="where the lab's VMs fetch from instead of the internet")),
     "checks": Field(ListOf(CHECK, max_items=200)),
-    "hosts": Field(ListOf(_parsed(values.libvirt_uri, "a libvirt URI",
-                                  "a libvirt host for copies, e.g. qemu+ssh://user@host/system"),
+    "hosts": Field(ListOf(_parsed(values.host_uri, "a libvirt URI or openstack:CLOUD",
+                                  "where copies run: a libvirt host, e.g. "
+                                  "qemu+ssh://user@host/system, or an OpenStack cloud, "
+                                  "openstack:CLOUD"),
                           max_items=32)),
 }, doc="a labctl lab file")
 

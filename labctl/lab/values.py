@@ -65,6 +65,26 @@ def libvirt_uri(value: str) -> str:
     return value
 
 
+CLOUD_RE = re.compile(r"openstack:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+                      r"(\?[A-Za-z]+=[A-Za-z0-9_.:/-]*(&[A-Za-z]+=[A-Za-z0-9_.:/-]*)*)?")
+CLOUD_OPTIONS = ("from", "external")
+
+
+def host_uri(value: str) -> str:
+    """A libvirt URI, or an OpenStack cloud: openstack:CLOUD (an entry of
+    clouds.yaml) with the options from=CIDR and external=NETWORK."""
+    if not value.startswith("openstack:"):
+        return libvirt_uri(value)
+    hint = "openstack:CLOUD, CLOUD an entry of clouds.yaml (e.g. openstack:uni)"
+    if not CLOUD_RE.fullmatch(value):
+        raise Invalid(f"'{value}' is not an OpenStack cloud", hint)
+    for key, _ in parse_qsl(urlsplit(value).query, keep_blank_values=True):
+        if key not in CLOUD_OPTIONS:
+            raise Invalid(f"'{value}': the cloud option '{key}' is unknown",
+                          f"allowed: {', '.join(CLOUD_OPTIONS)}")
+    return value
+
+
 def image_url(value: str) -> str:
     if not re.fullmatch(r"^(https?|file)://[^\s'\"`]+$", value) or len(value) > 2048:
         raise Invalid(f"'{value}' is not an http(s) or file URL",

@@ -121,8 +121,14 @@ def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | Non
     running = {f.meta.lab for host in opened.values() for f in host.domains()
                if f.active and f.meta.group == lab.name}
     new = [c for c in labs if c.name not in placement]
+    starting = [c for c in new if c.name not in running]
+    if len(opened) == 1:  # a host's own limits (a cloud's quotas) first: they say more
+        next(iter(opened.values())).admit(lab, len(starting))
     rooms = {uri: host.room() for uri, host in opened.items()}
-    placement.update(capacity.place([c for c in new if c.name not in running], rooms, accels))
+    placement.update(capacity.place(starting, rooms, accels))
+    if len(opened) > 1:
+        for uri, host in opened.items():
+            host.admit(lab, sum(1 for c in starting if placement.get(c.name) == uri))
     for c in new:  # running but not recorded (files lost): where libvirt has it
         if c.name not in placement:
             placement[c.name] = next(uri for uri, host in opened.items()

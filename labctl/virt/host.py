@@ -42,6 +42,7 @@ from labctl.virt.storage import Storage
 
 if TYPE_CHECKING:
     from labctl.events import Report
+    from labctl.lab.model import Lab
     from labctl.labfiles import LabFiles
     from labctl.virt.provision import Provisioner
 
@@ -302,6 +303,9 @@ class Host:
     @property
     def cpus(self) -> int:
         return self.conn.getInfo()[2]
+
+    def admit(self, lab: Lab, copies: int) -> None:
+        """A libvirt host has no quotas: classes place copies by its room."""
 
     def room(self) -> HostRoom:
         cpus = self.cpus

@@ -13,6 +13,7 @@ from labctl.backend import BaseVolumes, Found, HostFacts, Snapshot
 from labctl.errors import BackendError
 from labctl.events import Event, Report
 from labctl.images.cache import Image
+from labctl.lab.model import Lab
 from labctl.labfiles import LabFiles
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.plan.layout import NetworkPlan, VmPlan
@@ -114,6 +115,9 @@ class FakeBackend:
     @property
     def cpus(self) -> int:
         return 2
+
+    def admit(self, lab: Lab, copies: int) -> None:
+        """No quotas here."""
 
     def room(self) -> HostRoom:
         return HostRoom(memory_mib=16 << 10, disk_mib=100 << 10, cpus=2)

@@ -1,0 +1,127 @@
+"""The OpenStack backend's plain parts: its URI, labels, flavor choice,
+quota arithmetic and the seed it hands labctl's own image, without a cloud."""
+
+import subprocess
+
+import pytest
+
+from labctl.cloud import records
+from labctl.cloud.provision import _firstboot
+from labctl.errors import LabctlError
+from labctl.lab.loader import load_lab
+from labctl.lab.values import Invalid, host_uri
+from labctl.plan.records import Meta
+
+
+def test_uri_names_a_cloud_and_its_options():
+    assert records.parse_uri("openstack:uni") == records.CloudUri("uni")
+    where = records.parse_uri("openstack:uni?from=192.0.2.0/24&external=public")
+    assert (where.ssh_from, where.external) == ("192.0.2.0/24", "public")
+    for bad in ("openstack:", "openstack:uni?colour=red"):
+        with pytest.raises(LabctlError, match="is not an OpenStack host"):
+            records.parse_uri(bad)
+
+
+@pytest.mark.parametrize("uri", ["openstack:uni", "openstack:my-cloud.2",
+                                 "openstack:uni?from=198.51.100.0/24"])
+def test_a_lab_file_may_name_a_cloud(uri):
+    assert host_uri(uri) == uri
+
+
+@pytest.mark.parametrize("uri", ["openstack:", "openstack:-x", "openstack:uni?auth=x",
+                                 "openstack:a b", "openstack:uni;rm"])
+def test_a_lab_file_cannot_smuggle_anything_else(uri):
+    with pytest.raises(Invalid):
+        host_uri(uri)
+
+
+def test_libvirt_uris_are_still_checked_as_before():
+    assert host_uri("qemu:///system") == "qemu:///system"
+    with pytest.raises(Invalid):
+        host_uri("xen:///system")
+
+
+def test_meta_survives_novas_255_character_values():
+    meta = Meta("class-17", "vm", "web", "0123456789abcdef", user="lab",
+                data_dir="/home/teacher/" + "d" * 400, group="class", copy="17",
+                forwards=((8080, 80),))
+    metadata = records.server_metadata(meta)
+    assert len(metadata) > 1 and all(len(v) <= 255 for v in metadata.values())
+    back = records.meta_from_server(metadata)
+    assert back is not None
+    assert (back.lab, back.name, back.spec_hash, back.data_dir, back.copy, back.forwards) == (
+        meta.lab, meta.name, meta.spec_hash, meta.data_dir, meta.copy, meta.forwards)
+    assert records.meta_from_server({"other": "x"}) is None
+    assert records.meta_from_text("not json") is None
+
+
+def test_tags_find_a_lab_and_its_copy():
+    tags = records.tags("class-3", "class", "3")
+    assert tags == ["labctl", "labctl-lab:class-3", "labctl-group:class", "labctl-copy:3"]
+    assert records.lab_of(tags) == "class-3"
+    assert records.lab_of(["other"]) is None
+
+
+FLAVORS = [records.Flavor("m1.tiny", 512, 1, 5), records.Flavor("m1.small", 1024, 1, 10),
+           records.Flavor("m1.medium", 2048, 2, 20)]
+
+
+def test_the_smallest_flavor_that_holds_the_vm():
+    assert records.pick_flavor(FLAVORS, 512, 1, 4, "web").name == "m1.tiny"
+    assert records.pick_flavor(FLAVORS, 1024, 1, 8, "web").name == "m1.small"
+    assert records.pick_flavor(FLAVORS, 600, 2, 4, "web").name == "m1.medium"
+    with pytest.raises(LabctlError, match=r"VM 'big': no flavor of the cloud holds 4096 MiB, "
+                                          r"1 vCPUs and 8 GiB \(the biggest is m1.medium"):
+        records.pick_flavor(FLAVORS, 4096, 1, 8, "big")
+
+
+LAB = """\
+name: two
+networks:
+  - name: front
+    mode: nat
+  - name: back
+    mode: isolated
+vms:
+  - name: web
+    memory: 1G
+    vcpus: 2
+    networks: [front, back]
+  - name: db
+    memory: 512M
+    networks: [back]
+"""
+
+
+def test_what_one_copy_takes_from_the_quotas(tmp_path):
+    (tmp_path / "two.yaml").write_text(LAB)
+    lab = load_lab(tmp_path / "two.yaml")
+    needs = records.per_copy(lab)
+    assert needs["instances"] == 2 and needs["cores"] == 3 and needs["ram"] == 1536
+    assert needs["floating IPs"] == 1  # db sits on a sealed network only: reached through web
+    assert needs["networks"] == 2 and needs["routers"] == 1 and needs["security groups"] == 1
+    assert needs["ports"] == 3 + 2 + 1  # NICs, a DHCP port a network, the router's interface
+
+
+def test_a_class_over_quota_is_refused_with_the_numbers():
+    quotas = [records.Quota("instances", 2, 10), records.Quota("floating IPs", 1, 3),
+              records.Quota("ram", 1536, -1)]
+    records.refuse_over_quota(quotas, 3, "uni")  # fits
+    with pytest.raises(LabctlError) as refused:
+        records.refuse_over_quota(quotas, 30, "uni")
+    assert refused.value.message == (
+        "30 copies do not fit in the quotas of cloud 'uni' (instances: 60 needed, 10 left; "
+        "floating IPs: 30 needed, 3 left): 3 would")
+    assert "--copies 3" in refused.value.hint
+
+
+def test_labctls_own_image_gets_the_seed_files_byte_for_byte(tmp_path):
+    files = {"meta-data": "instance-id: x-1\n",
+             "labctl-firstboot.sh": "echo 'quotes' \"and\" $HOME `x`\nLABCTL_SEED_END\n",
+             "user-data": "#cloud-config\nno newline at the end"}
+    script = tmp_path / "user_data"
+    script.write_text(_firstboot(files))
+    subprocess.run(["sh", "-eu", str(script), str(tmp_path / "seed")], check=True)
+    for name, text in files.items():
+        want = text if text.endswith("\n") else text + "\n"
+        assert (tmp_path / "seed" / name).read_text() == want
