@@ -55,6 +55,8 @@ def endpoint(cloud: Cloud, name: str) -> Endpoint | None:
         if other_floating and shared:
             key = LabFiles(Path(other_meta.data_dir or "."), meta.lab).admin_key_path
             target = fixed[sorted(shared)[0]]
+            # OpenSSH's ProxyJump names the other VM's own entry (an ssh_config
+            # has both): its key, user and pinned host key carry the jump
             return Endpoint(target, 22, via=jump_argv(key, "labctl", other_floating, target),
-                            jump=f"{other_meta.user}@{other_floating}")
+                            jump=other.name)
     return None

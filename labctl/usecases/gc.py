@@ -211,4 +211,6 @@ def collect(session: Session, garbage: list[Garbage],
                     lab_registry(session, lab, host).stop()
                     shutil.rmtree(files.dir, ignore_errors=True)
                 removed.append(g)
+            if lab and any(g.kind in ("domain", "network") for g in items):
+                host.remove_leftovers(lab)  # what only its labels find (a cloud's router, IPs)
     return removed

@@ -8,6 +8,7 @@ then `down` and nothing of the class is left, found by tag."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -68,8 +69,10 @@ def test_a_class_on_the_cloud(klass):
     running = labctl("exec", "itos-1.web", "--", "sh", "-c",
                      "sudo podman ps --format '{{.Names}}'").stdout
     assert "site" in running.split()
-    status = labctl("status", "itos-1").stdout
-    assert "running" in status and "198.51.100." in status
+    status = {vm["name"]: vm for vm in json.loads(labctl("--json", "status", "itos-1").stdout)}
+    assert status["web"]["state"] == "running"
+    assert status["web"]["endpoint"].startswith("198.51.100.")  # its floating IP
+    assert status["db"]["jump"] == "itos-1.web"  # reached through web
 
 
 def test_checks_and_a_handout_with_plain_openssh(klass):
@@ -84,14 +87,21 @@ def test_checks_and_a_handout_with_plain_openssh(klass):
     result = subprocess.run(["ssh", "-F", "ssh_config", "itos-1.web", "hostname"],
                             cwd=folder, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "web", result.stderr
+    result = subprocess.run(["ssh", "-F", "ssh_config", "itos-1.db", "hostname"],  # a jump
+                            cwd=folder, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "db", result.stderr
+
+
+def address(copy: str, vm: str) -> str:
+    status = json.loads(labctl("--json", "status", copy).stdout)
+    return next(v["endpoint"] for v in status if v["name"] == vm)
 
 
 def test_a_reset_keeps_the_address_and_the_keys(klass):
-    before = labctl("status", "itos-2").stdout
+    before = address("itos-2", "web")
     labctl("exec", "itos-2.web", "--", "touch", "/home/lab/mark")
     labctl("reset", str(LAB), "web", "--copy", "2")
-    assert labctl("status", "itos-2").stdout.split("web", 1)[1].split()[1] == \
-        before.split("web", 1)[1].split()[1]  # the same address
+    assert address("itos-2", "web") == before
     gone = labctl("exec", "itos-2.web", "--", "test", "-e", "/home/lab/mark", check=False)
     assert gone.returncode == 1  # a fresh disk, and the pinned key still matches
 

@@ -1,6 +1,6 @@
-"""The libvirt backend keeps the Backend protocol (labctl/backend.py): every
-operation the use cases may ask for is there, with the same parameters. A
-second backend is held to the same test."""
+"""Both backends keep the Backend protocol (labctl/backend.py): every
+operation the use cases may ask for is there, with the same parameters --
+the libvirt one, the OpenStack one and the unit tests' fake."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import inspect
 import pytest
 
 from labctl import backend
+from labctl.cloud.images import SnapshotImages
+from labctl.cloud.openstack import Cloud
+from labctl.cloud.provision import CloudProvisioner
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
 from labctl.virt.storage import Storage
@@ -30,7 +33,8 @@ def parameters(function) -> list[str]:
 @pytest.mark.parametrize(("protocol", "implementation"), [
     (backend.Backend, Host), (backend.Provisioning, Provisioner), (backend.Volumes, Storage),
     (backend.Backend, FakeBackend), (backend.Provisioning, FakeProvisioning),
-    (backend.Volumes, FakeVolumes)])
+    (backend.Volumes, FakeVolumes), (backend.Backend, Cloud),
+    (backend.Provisioning, CloudProvisioner), (backend.Volumes, SnapshotImages)])
 def test_each_backend_keeps_the_protocol(protocol, implementation):
     for name, declared in members(protocol).items():
         assert hasattr(implementation, name), f"{implementation.__name__} has no {name}"
@@ -49,6 +53,8 @@ def test_nothing_above_the_backend_imports_libvirt():
             text = path.read_text()
             assert not re.search(r"^\s*import libvirt\b|from libvirt\b", text, re.M), path
             assert "libvirtError" not in text, path
+            assert not re.search(r"^\s*(import|from) (openstack|keystoneauth1)\b", text,
+                                 re.M), path
 
 
 def test_the_use_cases_ask_only_what_the_protocol_offers():
