@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 
 from labctl.errors import BackendError
@@ -24,6 +25,32 @@ def _said(exc: BaseException) -> str:
     return " ".join(text.split())[:400]
 
 
+def _root(exc: BaseException, kinds: tuple[type, ...]) -> BaseException | None:
+    """The first exception of `kinds` in exc's chain (the SDK wraps keystoneauth's)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kinds):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _briefly(exc: BaseException) -> str:
+    """keystoneauth's connection errors quote urllib3's whole story: its last words."""
+    text = _said(exc)
+    reason = next((k for k in ("Connection refused", "timed out", "Name or service not known",
+                               "No route to host") if k in text), None)
+    if reason is None:
+        return text
+    url = re.search(r"https?://[^/\s:'\"]+(:\d+)?", text)
+    return reason.lower() + (f" at {url.group(0)}" if url else "")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return "Unable to establish connection" in str(exc) or "Connection refused" in str(exc)
+
+
 @contextlib.contextmanager
 def cloud_errors(what: str, cloud: str) -> Iterator[None]:
     """SDK and keystoneauth exceptions leave as CloudFailed: `what` and the
@@ -32,13 +59,20 @@ def cloud_errors(what: str, cloud: str) -> Iterator[None]:
     from openstack import exceptions as sdk
 
     try:
-        yield
+        try:
+            yield
+        except sdk.SDKException as exc:  # the SDK wraps keystoneauth's errors: judge those
+            cause = _root(exc, (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.DiscoveryFailure,
+                                ksa.Unauthorized))
+            if cause is None:
+                raise
+            raise cause from None
     except (ksa.Unauthorized, sdk.ForbiddenException) as exc:
         raise CloudFailed(f"{what}: cloud '{cloud}' refused the credentials ({_said(exc)})",
                           "check the entry in clouds.yaml (OS_CLIENT_CONFIG_FILE, OS_CLOUD)") \
             from None
     except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.DiscoveryFailure) as exc:
-        raise CloudFailed(f"{what}: cloud '{cloud}' does not answer ({_said(exc)})",
+        raise CloudFailed(f"{what}: cloud '{cloud}' does not answer ({_briefly(exc)})",
                           "is its identity service (keystone) up and its auth_url right?") \
             from None
     except sdk.ConfigException as exc:
@@ -46,6 +80,10 @@ def cloud_errors(what: str, cloud: str) -> Iterator[None]:
                           "name an entry of clouds.yaml: openstack:CLOUD "
                           "(it is looked for where the openstack CLI looks)") from None
     except (sdk.SDKException, ksa.ClientException) as exc:
+        if _unreachable(exc):
+            raise CloudFailed(f"{what}: cloud '{cloud}' does not answer ({_briefly(exc)})",
+                              "is its identity service (keystone) up and its auth_url right?") \
+                from None
         raise CloudFailed(f"{what}: {_said(exc)}") from None
 
 

@@ -78,8 +78,8 @@ def take_snapshot(cloud: Cloud, name: str, snapshot: str, description: str) -> N
         metadata={SNAPSHOT_PROPERTY: name, "labctl_description": description[:255],
                   "labctl_state": "running" if server.status == "ACTIVE" else "shutoff",
                   "labctl_lab": lab.lab if lab else ""}, wait=True, timeout=UPLOAD_SECONDS)
-    cloud.conn.image.update_image(image, tags=[records.TAG, *(
-        records.tags(lab.lab, lab.group, lab.copy) if lab else [])])
+    for tag in records.tags(lab.lab, lab.group, lab.copy) if lab else [records.TAG]:
+        cloud.conn.image.add_tag(image, tag)  # Glance takes tags one by one, not in an update
 
 
 def _snapshot_images(cloud: Cloud, name: str) -> list:

@@ -55,6 +55,7 @@ class Cloud:
         self.cloud_name = self.where.cloud
         self.conn = connect(self.cloud_name)
         self.lock = threading.RLock()  # the lab's shared objects are made once
+        self.uploading = threading.Lock()
 
     def translate(self, what: str):
         """SDK exceptions inside leave as one line saying `what` failed."""
@@ -103,7 +104,7 @@ class Cloud:
         limits = self.conn.compute.get_limits().absolute
         left = {"instances": _left(limits.instances, limits.instances_used),
                 "cores": _left(limits.total_cores, limits.total_cores_used),
-                "ram": _left(limits.total_ram, limits.total_ram_used)}
+                "RAM (MiB)": _left(limits.total_ram, limits.total_ram_used)}
         project = self.conn.current_project_id
         quota = self.conn.network.get_quota(project, details=True)
         for what, field in (("floating IPs", "floating_ips"), ("networks", "networks"),
@@ -134,7 +135,8 @@ class Cloud:
         """The image in Glance, uploaded once and found again by its digest."""
         from labctl.cloud.images import ensure_image
 
-        return ensure_image(self.conn, image)
+        with self.uploading:  # a class's copies ask at once: one upload, the rest find it
+            return ensure_image(self.conn, image)
 
     @property
     def storage(self):
@@ -245,6 +247,9 @@ class Cloud:
     def take_snapshot(self, name: str, snapshot: str, description: str = "") -> None:
         from labctl.cloud.images import take_snapshot
 
+        if snapshot.startswith("labctl-"):  # a reset point: a cloud keeps no memory state,
+            raise BackendError("on OpenStack a reset recreates the VM from its image "  # and
+                               "(same address, same keys)")  # a disk image is no faster
         take_snapshot(self, name, snapshot, description)
 
     @translated

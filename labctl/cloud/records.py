@@ -147,7 +147,7 @@ def per_copy(lab) -> dict[str, int]:
     open_nets = networks - sealed
     floating = sum(1 for vm in lab.vms if vm.networks and vm.networks[0].network not in sealed)
     return {"instances": len(lab.vms), "cores": sum(vm.vcpus for vm in lab.vms),
-            "ram": sum(vm.memory_mib for vm in lab.vms), "floating IPs": floating,
+            "RAM (MiB)": sum(vm.memory_mib for vm in lab.vms), "floating IPs": floating,
             "networks": len(networks), "subnets": len(networks),
             "routers": 1 if open_nets else 0, "security groups": 1,
             "ports": sum(len(vm.networks) for vm in lab.vms) + len(networks) + len(open_nets)}

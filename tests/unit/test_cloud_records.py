@@ -97,7 +97,7 @@ def test_what_one_copy_takes_from_the_quotas(tmp_path):
     (tmp_path / "two.yaml").write_text(LAB)
     lab = load_lab(tmp_path / "two.yaml")
     needs = records.per_copy(lab)
-    assert needs["instances"] == 2 and needs["cores"] == 3 and needs["ram"] == 1536
+    assert needs["instances"] == 2 and needs["cores"] == 3 and needs["RAM (MiB)"] == 1536
     assert needs["floating IPs"] == 1  # db sits on a sealed network only: reached through web
     assert needs["networks"] == 2 and needs["routers"] == 1 and needs["security groups"] == 1
     assert needs["ports"] == 3 + 2 + 1  # NICs, a DHCP port a network, the router's interface
@@ -105,7 +105,7 @@ def test_what_one_copy_takes_from_the_quotas(tmp_path):
 
 def test_a_class_over_quota_is_refused_with_the_numbers():
     quotas = [records.Quota("instances", 2, 10), records.Quota("floating IPs", 1, 3),
-              records.Quota("ram", 1536, -1)]
+              records.Quota("RAM (MiB)", 1536, -1)]
     records.refuse_over_quota(quotas, 3, "uni")  # fits
     with pytest.raises(LabctlError) as refused:
         records.refuse_over_quota(quotas, 30, "uni")
@@ -125,3 +125,20 @@ def test_labctls_own_image_gets_the_seed_files_byte_for_byte(tmp_path):
     for name, text in files.items():
         want = text if text.endswith("\n") else text + "\n"
         assert (tmp_path / "seed" / name).read_text() == want
+
+
+def test_a_cloud_that_does_not_answer_is_one_line(tmp_path, monkeypatch):
+    from labctl.cloud.connection import CloudFailed, connect
+
+    (tmp_path / "clouds.yaml").write_text(
+        "clouds:\n  closed:\n    auth: {auth_url: 'http://127.0.0.1:9/v3', username: u,\n"
+        "           password: p, project_name: x, user_domain_name: Default,\n"
+        "           project_domain_name: Default}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    with pytest.raises(CloudFailed) as failed:
+        connect("closed")
+    assert failed.value.message == ("cannot open cloud 'closed': cloud 'closed' does not answer "
+                                    "(connection refused at http://127.0.0.1:9)")
+    with pytest.raises(CloudFailed, match="cannot open cloud 'nowhere'") as missing:
+        connect("nowhere")
+    assert "clouds.yaml" in missing.value.hint and "\n" not in missing.value.message
