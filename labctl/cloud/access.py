@@ -14,7 +14,7 @@ from labctl.ssh.transport import Endpoint
 from labctl.virt.remote import CONNECT_SECONDS
 
 if TYPE_CHECKING:
-    from labctl.cloud.openstack import Cloud
+    from labctl.cloud.project import Cloud
 
 
 def addresses(server) -> tuple[dict[str, str], str | None]:

@@ -14,7 +14,7 @@ from labctl.cloud.connection import CloudFailed
 from labctl.errors import BackendError
 
 if TYPE_CHECKING:
-    from labctl.cloud.openstack import Cloud
+    from labctl.cloud.project import Cloud
     from labctl.images.cache import Image
 
 DIGEST = "labctl_sha256"  # the property a base image is found by

@@ -28,7 +28,7 @@ from labctl.plan.records import Meta
 from labctl.plan.specs import seed_spec
 
 if TYPE_CHECKING:
-    from labctl.cloud.openstack import Cloud
+    from labctl.cloud.project import Cloud
 
 ACTIVE_SECONDS = 900  # a server from accepted to ACTIVE (a cold image cache on a busy cloud)
 SUBNETS = ipaddress.ip_network("10.0.0.0/16")

@@ -143,7 +143,7 @@ def open_backend(uri: str) -> Backend:
     from labctl.cloud.records import is_cloud
 
     if is_cloud(uri):
-        from labctl.cloud.openstack import Cloud
+        from labctl.cloud.project import Cloud
 
         return Cloud(uri)
     from labctl.virt.host import Host

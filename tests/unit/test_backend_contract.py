@@ -10,7 +10,7 @@ import pytest
 
 from labctl import backend
 from labctl.cloud.images import SnapshotImages
-from labctl.cloud.openstack import Cloud
+from labctl.cloud.project import Cloud
 from labctl.cloud.provision import CloudProvisioner
 from labctl.virt.host import Host
 from labctl.virt.provision import Provisioner
