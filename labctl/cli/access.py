@@ -42,7 +42,7 @@ def status(
     s = session(uri)
     if not all_copies:
         name = lab_name(lab, uri, copy)
-        _print_status(name, status_of(s, name))
+        _print_status(name, status_of(s, name), s.placed_uri(name))
         return
     copies = status_of_copies(s, lab_name(lab, uri))
     if STATE.json:
@@ -54,11 +54,13 @@ def status(
             out.print(f"lab {c.lab}: host unreachable ({c.host}): {c.unreachable}",
                       markup=False)
         else:
-            _print_status(c.lab, list(c.vms))
+            _print_status(c.lab, list(c.vms), c.host)
 
 
-def _print_status(name: str, rows: list) -> None:
+def _print_status(name: str, rows: list, host: str = "") -> None:
     from rich.table import Table
+
+    from labctl.cloud.records import is_cloud
 
     if STATE.json:
         print_json([row.__dict__ for row in rows])
@@ -79,6 +81,9 @@ def _print_status(name: str, rows: list) -> None:
                       f"{1000 * lag:.0f} ms" if lag is not None else "-",
                       ", ".join(row.snapshots) or "-")
     out.print(table)
+    if is_cloud(host):  # what the libvirt backend keeps that a cloud cannot
+        out.print(f"on {host}: VMs boot cold (no templates) and snapshots are disk images "
+                  "(no memory state)", markup=False)
 
 
 def _duration(seconds: float | None) -> str:

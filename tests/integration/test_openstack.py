@@ -74,6 +74,7 @@ def test_a_class_on_the_cloud(klass):
     assert status["web"]["state"] == "running"
     assert status["web"]["endpoint"].startswith("198.51.100.")  # its floating IP
     assert status["db"]["jump"] == "itos-1.web"  # reached through web
+    assert "snapshots are disk images" in labctl("status", "itos-1").stdout
 
 
 def test_checks_and_a_handout_with_plain_openssh(klass):
