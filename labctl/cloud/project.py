@@ -12,7 +12,6 @@ import functools
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,10 +19,9 @@ from urllib.parse import urlparse
 
 from labctl.backend import BaseVolumes, Found, HostFacts, Snapshot
 from labctl.cloud import records
-from labctl.cloud.connection import CloudFailed, cloud_errors, connect
+from labctl.cloud.connection import cloud_errors, connect
 from labctl.errors import BackendError
 from labctl.plan.hosts import Accel, HostRoom
-from labctl.plan.records import Meta
 from labctl.ssh.transport import Endpoint
 
 if TYPE_CHECKING:
@@ -311,14 +309,3 @@ class Cloud:
 
 def _left(limit: int | None, used: int | None) -> int:
     return -1 if limit is None or limit < 0 else max(limit - (used or 0), 0)
-
-
-def wait_until(what: str, seconds: float, probe: Callable[[], bool], every: float = 1.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not probe():
-        if time.monotonic() > deadline:
-            raise CloudFailed(f"{what}: not done after {seconds:.0f} s")
-        time.sleep(every)
-
-
-__all__ = ["Cloud", "Meta"]

@@ -142,3 +142,21 @@ def test_a_cloud_that_does_not_answer_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(CloudFailed, match="cannot open cloud 'nowhere'") as missing:
         connect("nowhere")
     assert "clouds.yaml" in missing.value.hint and "\n" not in missing.value.message
+
+
+def test_a_servers_fixed_and_floating_addresses():
+    from types import SimpleNamespace
+
+    from labctl.cloud.access import addresses, jump_argv
+
+    server = SimpleNamespace(addresses={
+        "lab.front": [{"addr": "10.0.2.5", "version": 4, "OS-EXT-IPS:type": "fixed"},
+                      {"addr": "fd00::5", "version": 6, "OS-EXT-IPS:type": "fixed"},
+                      {"addr": "198.51.100.150", "version": 4, "OS-EXT-IPS:type": "floating"}],
+        "lab.back": [{"addr": "10.0.3.7", "version": 4, "OS-EXT-IPS:type": "fixed"}]})
+    assert addresses(server) == ({"lab.front": "10.0.2.5", "lab.back": "10.0.3.7"},
+                                 "198.51.100.150")
+    assert addresses(SimpleNamespace(addresses=None)) == ({}, None)
+    argv = jump_argv("/k", "labctl", "198.51.100.150", "10.0.3.7")
+    assert argv[-1] == "labctl@198.51.100.150" and "10.0.3.7:22" in argv
+    assert argv[argv.index("--") - 1] == "10.0.3.7:22"  # nothing after -- but the jump
