@@ -67,11 +67,12 @@ def boot_vm(session: Session, prov: Provisioning, vm_plan, image, base,
     t0 = time.monotonic()
     prov.create_vm(vm_plan, image, base)
     t_define = time.monotonic()
-    watcher = SerialWatcher(prov.host.serial_reader(vm_plan.domain))
+    host = session.host()
+    watcher = SerialWatcher(host.serial_reader(vm_plan.domain))
     watcher.start()
     prov.start_vm(vm_plan.domain)
     t_started = time.monotonic()
-    transport, ready = session.reach.wait_ready(prov.host, prov.files, vm_plan, report,
+    transport, ready = session.reach.wait_ready(host, prov.files, vm_plan, report,
                                                 t_define, session.settings.budgets)
     seen = watcher.stop()
     points = [t0, t_define, t_started, seen.get("first-output", t_started),
@@ -90,8 +91,9 @@ def ready_vm(session: Session, prov: Provisioning, vm_plan, image, base) -> SSHT
     from a template when it can be): a live connection to it."""
     prov.remove_vm(vm_plan, forget_keys=False)
     quiet = lambda _event: None  # noqa: E731
-    began = create_and_start(session, prov.host, prov, vm_plan, image, base, "create", quiet)
-    transport, _ = session.reach.wait_ready(prov.host, prov.files, vm_plan, quiet, began,
+    host = session.host()
+    began = create_and_start(session, host, prov, vm_plan, image, base, "create", quiet)
+    transport, _ = session.reach.wait_ready(host, prov.files, vm_plan, quiet, began,
                                             session.settings.budgets)
     return transport
 

@@ -95,6 +95,7 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
         if transport is not None:
             transport.close()
         prov.remove_vm(vm_plan)
+        host.remove_leftovers(bench_lab.name)  # a cloud's network, router, group
         files.remove()
     return {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

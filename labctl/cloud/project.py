@@ -12,6 +12,7 @@ import functools
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from labctl.lab.model import Lab
     from labctl.labfiles import LabFiles
 
+CONSOLE_POLL_SECONDS = 0.5
 STATES = {"ACTIVE": "running", "SHUTOFF": "shutoff", "BUILD": "building",
           "ERROR": "error", "PAUSED": "paused", "SUSPENDED": "shutoff",
           "REBUILD": "building", "HARD_REBOOT": "building", "REBOOT": "building"}
@@ -285,11 +287,15 @@ class Cloud:
         return (out or {}).get("output", "")
 
     def serial_reader(self, name: str) -> Callable[[], bytes]:
-        """What the console printed since the last call (polled from Nova)."""
-        seen = 0
+        """What the console printed since the last call, asked of Nova at most
+        twice a second (a caller may poll far more often)."""
+        seen, asked = 0, 0.0
 
         def read() -> bytes:
-            nonlocal seen
+            nonlocal seen, asked
+            if time.monotonic() - asked < CONSOLE_POLL_SECONDS:
+                return b""
+            asked = time.monotonic()
             text = self.serial_tail(name, 10**6).encode()
             new, seen = text[seen:] if len(text) >= seen else text, len(text)
             return new
