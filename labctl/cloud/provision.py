@@ -263,7 +263,7 @@ class CloudProvisioner:
         name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.domain
         with self.cloud.translate(f"cannot remove VM {name}"):
             existed = self.cloud.remove_domain(name)
-            for port in self.conn.network.ports(tags=records.TAG):
+            for port in self.conn.network.ports(tags=records.tags(self.lab)[1]):  # the lab's
                 if port.name.startswith(f"{name}."):
                     self.conn.network.delete_port(port)
                     existed = True
