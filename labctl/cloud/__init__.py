@@ -1,0 +1,1 @@
+"""The OpenStack backend: an OpenStack project as the place VMs run (openstacksdk)."""
