@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import socket
 import subprocess
 import threading
@@ -152,8 +153,11 @@ class Cloud:
         return CloudProvisioner(self, files, report, templates, group, copy)
 
     def _servers(self, lab: str | None = None) -> list:
+        # one lab's servers are asked of Nova by name (LAB.VM), not the whole project:
+        # readiness asks this on every probe of a VM behind a jump
+        query = {"name": f"^{re.escape(lab)}\\."} if lab else {}
         servers = []
-        for server in self.conn.compute.servers(details=True):
+        for server in self.conn.compute.servers(details=True, **query):
             meta = records.meta_from_server(server.metadata)
             if meta is not None and (lab is None or meta.lab == lab):
                 servers.append((server, meta))

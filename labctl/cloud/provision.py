@@ -11,6 +11,7 @@ lab's tags; `remove_lab_objects` finds all of it again by tag alone."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import ipaddress
 import time
 from pathlib import Path
@@ -275,8 +276,6 @@ class CloudProvisioner:
 
 
 def _on_config_drive(seed):
-    import dataclasses
-
     return dataclasses.replace(seed, datasource="ConfigDrive")
 
 
