@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,3 +56,36 @@ def lab_lock(data_dir: Path, lab: str, action: str, wait: bool = True,
 def _holder(fd: int) -> str:
     text = os.pread(fd, 200, 0).decode(errors="replace").strip()
     return text or "another labctl holds its lock"
+
+
+class HostStep:
+    """One step on one libvirt host taken by one thread at a time, in this
+    process and in every other labctl on this machine (choosing a free subnet
+    then defining the network that takes it; uploading a base image): two
+    labctl runs at once, like two threads of a class, picked the same subnet.
+    The flock lives in /run/lock (machine-wide, whatever the data dir)."""
+
+    def __init__(self, uri: str, step: str):
+        self._thread = threading.Lock()
+        tag = hashlib.sha256(uri.encode()).hexdigest()[:12]
+        base = Path("/run/lock") if os.access("/run/lock", os.W_OK) else \
+            Path(tempfile.gettempdir())
+        self.path = base / f"labctl-{step}-{tag}.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> HostStep:
+        self._thread.acquire()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread.release()
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
+        self._thread.release()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import subprocess
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from functools import cached_property
@@ -25,6 +24,7 @@ import libvirt
 from labctl.backend import BaseVolumes, Found, HostFacts, Snapshot
 from labctl.errors import LabctlError
 from labctl.images.cache import Image
+from labctl.lock import HostStep
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.ssh.transport import Endpoint
 from labctl.virt import access, inventory, snapshots
@@ -58,10 +58,13 @@ class Host:
     def __init__(self, uri: str):
         self.uri = uri
         self.conn = connect(uri)  # read by labctl/virt/ only
-        self._uploading = threading.Lock()
+        # One upload of a base image, shared by the copies of a class and by
+        # other labctl runs at the same time, instead of racing two.
+        self._uploading = HostStep(uri, "upload")
         # Choosing a free subnet and defining the network that takes it are one
-        # step: two copies of a class creating networks at once picked the same one.
-        self.defining_network = threading.Lock()
+        # step: two copies of a class (or two labctl runs) creating networks at
+        # once picked the same one.
+        self.defining_network = HostStep(uri, "network")
 
     def provisioner(self, files: LabFiles, report: Report, templates: Path | None = None,
                     group: str = "", copy: str = "") -> Provisioner:

@@ -97,3 +97,21 @@ def test_cli_up_no_wait_says_who_holds_the_lab(tmp_path: Path, capsys):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_host_step_is_taken_by_one_labctl_at_a_time():
+    """Another process on this machine (another labctl run) waits for the step
+    on the same host; a step on another host does not wait."""
+    from labctl.lock import HostStep
+
+    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "except BlockingIOError:\n    sys.exit(3)\n")
+    step, other = HostStep("qemu:///test-a", "network"), HostStep("qemu:///test-b", "network")
+    with step:
+        with other:
+            pass  # another host's step is free
+        held = subprocess.run([sys.executable, "-c", probe, str(step.path)])
+        assert held.returncode == 3
+    free = subprocess.run([sys.executable, "-c", probe, str(step.path)])
+    assert free.returncode == 0
