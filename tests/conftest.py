@@ -3,6 +3,8 @@ comparing against them; review the diff before committing."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,48 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     integration = sum(s for m, s in ranked if m.startswith("tests/integration/"))
     write(f"{_clock(sum(s for _, s in ranked))}  all modules ({_clock(integration).strip()} "
           f"of it integration; slowest: {ranked[0][0]})")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With LABCTL_TEST_TIMES=FILE, each module's seconds as JSON: scripts/test
+    adds up the streams it ran at once."""
+    if os.environ.get("LABCTL_TEST_TIMES"):
+        Path(os.environ["LABCTL_TEST_TIMES"]).write_text(json.dumps(_MODULE_SECONDS))
+
+
+# -- streams: scripts/test runs the suite as two pytest processes at once ------
+# A TCG guest keeps one of the machine's two cores busy while the other sat idle
+# half of a serial run, so the modules are split in two streams that run side by
+# side, and then the few that must run alone. A new module joins stream "a".
+# Both streams share the test namespace's libvirtd, the world and the data dir:
+# two modules that use the same lab name belong to the same stream.
+ALONE = {
+    "test_faults.py",  # stops the test namespace's libvirtd mid-run
+    "test_gc.py",  # removes whatever no lab holds, anyone's
+}
+STREAM_B = {  # about half of the integration time, by the last full run's module times
+    "test_hosts.py", "test_classroom.py",  # both use the lab name 'hello'
+    "test_templates.py", "test_chaos.py", "test_checks.py", "test_bench.py",
+    "test_cloud_images.py",
+}
+
+
+def stream_of(path: Path) -> str:
+    if path.name in ALONE and path.parent.name == "integration":
+        return "alone"
+    return "b" if path.name in STREAM_B and path.parent.name == "integration" else "a"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """LABCTL_TEST_STREAM=a|b|alone keeps that stream's tests (scripts/test)."""
+    wanted = os.environ.get("LABCTL_TEST_STREAM")
+    if not wanted:
+        return
+    kept = [item for item in items if stream_of(Path(str(item.fspath))) == wanted]
+    dropped = [item for item in items if item not in kept]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _clock(seconds: float) -> str:
