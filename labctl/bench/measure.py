@@ -19,9 +19,13 @@ from labctl.ssh.transport import SSHTransport
 from labctl.usecases.session import Session
 from labctl.usecases.templates import create_and_start
 
-# Consecutive phases of a VM boot; their durations add up to the total.
+# Consecutive phases of a VM boot; their durations add up to the total. On a
+# cloud the first two split as the cloud does its work: the API accepted the
+# server (its network, ports and the request), Nova scheduled it (a compute
+# host chosen), it went ACTIVE.
 VM_PHASES = ("define", "start", "firmware", "kernel", "init-to-address", "address-to-banner",
              "login", "boot-finished")
+CLOUD_PHASES = ("api-accepted", "scheduled", "active", *VM_PHASES[2:])
 MARKERS = {"first-output": None, "init": "Welcome to ", "address": "labctl-ready address="}
 CONTAINER_METRICS = ("cold_run", "run_true", "run_cat", "create", "start")
 PROCESS_METRICS = ("true", "cat")
@@ -59,11 +63,25 @@ class VmBoot:
     guest: dict[str, float] = field(default_factory=dict)  # systemd-analyze's own view
 
 
+class StageClock:
+    """The provisioner's report, passed on, noting when each VM stage was first
+    reported (a cloud's "accepted" and "scheduled", host clock)."""
+
+    def __init__(self, report):
+        self.report, self.seen = report, {}
+
+    def __call__(self, event) -> None:
+        if event.subject.startswith("vm "):
+            self.seen.setdefault(event.stage, time.monotonic())
+        self.report(event)
+
+
 def boot_vm(session: Session, prov: Provisioning, vm_plan, image, base,
-            report) -> tuple[VmBoot, SSHTransport]:
+            stages: StageClock) -> tuple[VmBoot, SSHTransport]:
     """Create and boot one fresh VM, the way `up` does; its phase times and a
-    live connection."""
+    live connection. `stages` must be the report `prov` was made with."""
     prov.remove_vm(vm_plan, forget_keys=False)
+    stages.seen.clear()
     t0 = time.monotonic()
     prov.create_vm(vm_plan, image, base)
     t_define = time.monotonic()
@@ -72,16 +90,22 @@ def boot_vm(session: Session, prov: Provisioning, vm_plan, image, base,
     watcher.start()
     prov.start_vm(vm_plan.domain)
     t_started = time.monotonic()
-    transport, ready = session.reach.wait_ready(host, prov.files, vm_plan, report,
+    transport, ready = session.reach.wait_ready(host, prov.files, vm_plan, lambda _e: None,
                                                 t_define, session.settings.budgets)
     seen = watcher.stop()
-    points = [t0, t_define, t_started, seen.get("first-output", t_started),
+    if "accepted" in stages.seen:  # a cloud: accepted -> scheduled -> ACTIVE
+        accepted = stages.seen["accepted"]
+        names, head = CLOUD_PHASES, [t0, accepted, stages.seen.get("scheduled", accepted),
+                                     t_started]
+    else:
+        names, head = VM_PHASES, [t0, t_define, t_started]
+    points = [*head, seen.get("first-output", t_started),
               seen.get("init", t_started), seen.get("address", t_define + ready.stages["banner"]),
               t_define + ready.stages["banner"], t_define + ready.stages["auth"],
               t_define + ready.stages["boot-finished"]]
     for i in range(1, len(points)):  # a marker seen late by the poller cannot go backwards
         points[i] = max(points[i], points[i - 1])
-    phases = {name: points[i + 1] - points[i] for i, name in enumerate(VM_PHASES)}
+    phases = {name: points[i + 1] - points[i] for i, name in enumerate(names)}
     guest = parse_systemd_analyze(transport.run("systemd-analyze", timeout=60).stdout)
     return VmBoot(phases, points[-1] - points[0], guest), transport
 

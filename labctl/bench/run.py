@@ -17,6 +17,7 @@ from labctl import __version__
 from labctl.backend import Backend
 from labctl.bench.local import LocalTransport, working_runtime
 from labctl.bench.measure import (
+    StageClock,
     boot_vm,
     container_sample,
     process_sample,
@@ -63,7 +64,8 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
     report(Event("host", "accel", host.accel.reason))
     host_layer = _host_layer(session, spec, bench_lab.name, lab)
     files = session.files(bench_lab.name)
-    prov = host.provisioner(files, report, settings.templates)
+    stages = StageClock(lambda _event: None)  # the boot's own stages, not shown
+    prov = host.provisioner(files, stages, settings.templates)
     vm_plan = lab_layout(bench_lab, {vm.image: image.sha256}).vms[0]
     measure_boot = "vm-boot" in spec.compare
     runtimes_measured = spec.runtimes if "container-start" in spec.compare else ()
@@ -83,7 +85,7 @@ def _run_bench(session: Session, lab: Lab, repeat: int | None, warmup: int | Non
                 if transport is not None:
                     transport.close()
                 report(Event("bench", "vm-boot", f"boot {label}"))
-                boot, transport = boot_vm(session, prov, vm_plan, image, base, lambda e: None)
+                boot, transport = boot_vm(session, prov, vm_plan, image, base, stages)
                 report(Event("bench", "vm-boot", f"boot {label}: {boot.total:.1f} s"))
                 if i >= spec.warmup:
                     boots.append({"phases": boot.phases, "total": boot.total,

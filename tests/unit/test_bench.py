@@ -13,8 +13,10 @@ import pytest
 from labctl.bench import report
 from labctl.bench.analysis import analyse, headline_text, host_headline_text, ssh_ready
 from labctl.bench.measure import (
+    CLOUD_PHASES,
     GUEST_TIMER,
     SerialWatcher,
+    StageClock,
     _parse_micros,
     parse_systemd_analyze,
 )
@@ -36,6 +38,33 @@ def test_summary_statistics():
     assert s.cv == pytest.approx(0.1318, abs=1e-4) and s.noisy
     assert not summarize([10.0, 10.1, 9.9]).noisy
     assert percentile([1.0], 0.95) == 1.0
+
+
+def test_a_clouds_boot_splits_into_accepted_scheduled_active():
+    """On OpenStack the first phases are the cloud's own (API accepted ->
+    scheduled -> ACTIVE); analysis, table and picture take them in order."""
+    widths = [1.5, 2.0, 7.0, 0.5, 3.0, 20.0, 4.0, 1.0, 9.0]
+    boots = [{"phases": dict(zip(CLOUD_PHASES, [w + i / 10 for w in widths], strict=True)),
+              "total": sum(widths) + 9 * i / 10, "guest": {}} for i in range(3)]
+    data = {**RECORDED, "vm_boot": boots}
+    analysis = analyse(data)
+    assert list(analysis["vm"]["phases"]) == list(CLOUD_PHASES)
+    assert analysis["vm"]["ssh_ready"]["median"] == pytest.approx(sum(widths[:-1]) + 0.8)
+    names = [what for what, _ in report.rows(analysis) if what.startswith("VM phase:")]
+    assert names[:3] == ["VM phase: api-accepted", "VM phase: scheduled", "VM phase: active"]
+    assert [p for p, _ in report._vm_phases(analysis)] == list(CLOUD_PHASES[:-1])
+
+
+def test_stage_clock_notes_each_vm_stage_once_and_passes_events_on():
+    from labctl.events import Event
+
+    shown = []
+    clock = StageClock(shown.append)
+    for stage in ("accepted", "scheduled", "scheduled"):
+        clock(Event("vm node", stage, ""))
+    clock(Event("network lan", "created", ""))
+    assert set(clock.seen) == {"accepted", "scheduled"} and len(shown) == 4
+    assert clock.seen["accepted"] <= clock.seen["scheduled"]
 
 
 def test_ratio_has_a_deterministic_interval_around_it():
