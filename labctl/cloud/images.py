@@ -46,7 +46,9 @@ def _upload(conn, name: str, path, disk_format: str, properties: dict[str, str])
     return image
 
 
-def ensure_image(conn, image: Image) -> BaseVolumes:
+def ensure_image(conn, image: Image, cloud_name: str = "") -> BaseVolumes:
+    if image.in_cloud is not None:
+        return BaseVolumes(named_image(conn, image.in_cloud, cloud_name).id, None, None)
     digest = image.sha256
     found = _find(conn, **{DIGEST: digest})
     if found is not None:
@@ -62,6 +64,23 @@ def ensure_image(conn, image: Image) -> BaseVolumes:
                      os_command_line=image.cmdline or "")
     found = _upload(conn, name, image.disk, "qcow2", extra)
     return BaseVolumes(found.id, None, None)
+
+
+def named_image(conn, name: str, cloud_name: str):
+    """An image the lab names (`image: {cloud: NAME}`), as the project sees it:
+    its own, shared with it or public; by name, or by ID."""
+    active = [i for i in conn.image.images(name=name) if i.status == "active"]
+    if not active:
+        found = conn.image.find_image(name, ignore_missing=True)
+        active = [found] if found is not None and found.status == "active" else []
+    if len(active) != 1:
+        seen = sorted(i.name for i in conn.image.images() if i.status == "active"
+                      and not i.name.startswith("labctl-") and "@" not in i.name)
+        said = "no active image" if not active else f"{len(active)} images"
+        raise CloudFailed(f"cloud '{cloud_name}' has {said} named '{name}'",
+                          f"its images: {', '.join(seen[:8]) or 'none'}"
+                          + (" (give the image's ID instead)" if active else ""))
+    return active[0]
 
 
 def snapshot_name(server: str, snapshot: str) -> str:

@@ -67,11 +67,15 @@ class Cloud:
         address this machine uses towards the cloud."""
         if self.where.ssh_from:
             return self.where.ssh_from
+        return f"{self.own_address()}/32"
+
+    def own_address(self) -> str:
+        """The address this machine uses towards the cloud (its API's host)."""
         auth_url = self.conn.config.get_auth_args().get("auth_url", "")
         host = urlparse(auth_url).hostname or ""
         with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as probe:
             probe.connect((socket.gethostbyname(host), 9))
-            return f"{probe.getsockname()[0]}/32"
+            return probe.getsockname()[0]
 
     # -- what it can do and hold --------------------------------------------------
     @property
@@ -114,7 +118,10 @@ class Cloud:
             usage = getattr(quota, field) or {}
             left[what] = _left(usage.get("limit", -1), usage.get("used", 0)
                                + usage.get("reserved", 0))
-        needs = records.per_copy(lab)
+        offered = [records.Flavor(f.name, f.ram, f.vcpus, f.disk)
+                   for f in self.conn.compute.flavors(details=True)]
+        needs = records.per_copy(lab, {vm.name: records.flavor_for(offered, vm)
+                                       for vm in lab.vms})
         records.refuse_over_quota([records.Quota(what, needs[what], left[what])
                                    for what in needs], copies, self.cloud_name)
 
@@ -137,7 +144,7 @@ class Cloud:
         from labctl.cloud.images import ensure_image
 
         with self.uploading:  # a class's copies ask at once: one upload, the rest find it
-            return ensure_image(self.conn, image)
+            return ensure_image(self.conn, image, self.cloud_name)
 
     @property
     def storage(self):
@@ -222,8 +229,10 @@ class Cloud:
         return set()
 
     def lab_gateway(self, lab: str) -> str:
-        raise BackendError("a lab registry runs on a libvirt host; on OpenStack, push images "
-                           "to a registry the VMs reach", "see docs/openstack.md")
+        """Where the lab registry listens: labctl's machine, at its address
+        towards the cloud, which the lab's VMs reach through their router
+        (VMs on sealed networks only have no way to it)."""
+        return self.own_address()
 
     # -- where a VM is reached ----------------------------------------------------
     @translated

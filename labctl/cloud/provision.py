@@ -143,7 +143,7 @@ class CloudProvisioner:
                          host_key.public, self.files.admin_key().public)
         files = render_seed(_on_config_drive(seed), self.templates)
         user_data = files["user-data"] if not image.configures_itself else _firstboot(files)
-        flavor = self._flavor(vm.name, vm.memory_mib, vm.vcpus, vm.disk_gib)
+        flavor = self._flavor(vm)
         meta = Meta(self.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
                     data_dir=str(self.files.data_dir.resolve()), group=self.group,
                     copy=self.copy)
@@ -220,10 +220,10 @@ class CloudProvisioner:
                 net = self.conn.network.find_network(name)
             return net
 
-    def _flavor(self, vm: str, memory_mib: int, vcpus: int, disk_gib: int):
+    def _flavor(self, vm):
         flavors = list(self.conn.compute.flavors(details=True))
-        chosen = records.pick_flavor([records.Flavor(f.name, f.ram, f.vcpus, f.disk)
-                                      for f in flavors], memory_mib, vcpus, disk_gib, vm)
+        chosen = records.flavor_for([records.Flavor(f.name, f.ram, f.vcpus, f.disk)
+                                     for f in flavors], vm)
         return next(f for f in flavors if f.name == chosen.name)
 
     def start_vm(self, domain: str) -> None:

@@ -123,6 +123,20 @@ def pick_flavor(flavors: list[Flavor], memory_mib: int, vcpus: int, disk_gib: in
     return min(fitting, key=lambda f: (f.ram_mib, f.vcpus, f.disk_gib or 10**6, f.name))
 
 
+def flavor_for(flavors: list[Flavor], vm) -> Flavor:
+    """The flavor the lab names for the VM (vm: a lab.model.VM), or the
+    smallest that holds it."""
+    if vm.flavor is None:
+        return pick_flavor(flavors, vm.memory_mib, vm.vcpus, vm.disk_gib, vm.name)
+    named = next((f for f in flavors if f.name == vm.flavor), None)
+    if named is None:
+        names = ", ".join(sorted(f.name for f in flavors)) or "none"
+        hint = next((f"did you mean '{f.name}'?" for f in flavors
+                     if f.name.lower() == vm.flavor.lower()), f"its flavors: {names}")
+        raise LabctlError(f"VM '{vm.name}': the cloud has no flavor '{vm.flavor}'", hint)
+    return named
+
+
 @dataclass(frozen=True)
 class Quota:
     """One of the project's limits: how much a class asks and how much is left."""
@@ -137,17 +151,21 @@ class Quota:
         return self.left // self.per_copy
 
 
-def per_copy(lab) -> dict[str, int]:
+def per_copy(lab, flavors: dict[str, Flavor] | None = None) -> dict[str, int]:
     """What one copy of the lab takes from a project's quotas (lab: a
-    lab.model.Lab): its servers, cores, RAM, floating IPs (a VM whose first
-    network has a way out), networks, subnets, router, security group, ports
-    (a VM's NICs, plus each network's DHCP port and router interface)."""
+    lab.model.Lab): its servers, cores and RAM (of each VM's flavor, by VM
+    name, where given), floating IPs (a VM whose first network has a way
+    out), networks, subnets, router, security group, ports (a VM's NICs, plus
+    each network's DHCP port and router interface)."""
+    flavors = flavors or {}
     networks = {(att.network) for vm in lab.vms for att in vm.networks}
     sealed = {n.name for n in lab.networks if n.sealed}
     open_nets = networks - sealed
     floating = sum(1 for vm in lab.vms if vm.networks and vm.networks[0].network not in sealed)
-    return {"instances": len(lab.vms), "cores": sum(vm.vcpus for vm in lab.vms),
-            "RAM (MiB)": sum(vm.memory_mib for vm in lab.vms), "floating IPs": floating,
+    sized = [flavors.get(vm.name) or Flavor("", vm.memory_mib, vm.vcpus, vm.disk_gib)
+             for vm in lab.vms]
+    return {"instances": len(lab.vms), "cores": sum(f.vcpus for f in sized),
+            "RAM (MiB)": sum(f.ram_mib for f in sized), "floating IPs": floating,
             "networks": len(networks), "subnets": len(networks),
             "routers": 1 if open_nets else 0, "security groups": 1,
             "ports": sum(len(vm.networks) for vm in lab.vms) + len(networks) + len(open_nets)}

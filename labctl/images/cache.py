@@ -17,6 +17,7 @@ from typing import Any
 
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
+from labctl.lab.model import CLOUD_IMAGE_PREFIX
 
 MANIFEST = "manifest.json"
 DISK = "disk.qcow2"
@@ -57,6 +58,21 @@ class Image:
         """Built by labctl: a first-boot unit applies the seed (no cloud-init)."""
         return self.manifest.get("kind") == "built"
 
+    @property
+    def in_cloud(self) -> str | None:
+        """The Glance name of an image that lives in an OpenStack cloud, not here."""
+        return self.manifest.get("cloud_image")
+
+
+def cloud_image(name: str) -> Image:
+    """An image the lab names in its cloud (`image: {cloud: NAME}`): nothing on
+    disk; its digest stands for the name (labctl uses the cloud's image of that
+    name when it creates a VM and does not follow later uploads under it)."""
+    glance = name.removeprefix(CLOUD_IMAGE_PREFIX)
+    digest = hashlib.sha256(f"glance image {glance}".encode()).hexdigest()
+    return Image(name, Path("/nonexistent"), {"sha256": digest, "kind": "cloud",
+                                              "cloud_image": glance})
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -77,9 +93,11 @@ class ImageCache:
                 if not p.name.startswith(".") and (p / MANIFEST).is_file()]
 
     def has(self, name: str) -> bool:
-        return (self.root / name / MANIFEST).is_file()
+        return name.startswith(CLOUD_IMAGE_PREFIX) or (self.root / name / MANIFEST).is_file()
 
     def get(self, name: str) -> Image:
+        if name.startswith(CLOUD_IMAGE_PREFIX):
+            return cloud_image(name)
         if not self.has(name):
             raise LabctlError(f"image '{name}' is not in the image cache ({self.root})",
                               f"build it with 'labctl image build {name}', or "

@@ -51,16 +51,35 @@ def _parsed(fn: Any, what: str, doc: str, accepts: tuple[type, ...] = (str,)) ->
 
 
 IMAGE_NAME = _parsed(values.image_name, "an image name", "guest image name in labctl's image cache")
-IMAGE = Either("an image name or {url, sha256}", {
+URL_IMAGE = Obj("a cloud image to download", {
+    "url": Field(_parsed(values.image_url, "a URL", "http(s) or file URL of a qcow2 or raw "
+                         "cloud image"), required=True),
+    "sha256": Field(_parsed(values.sha256_hex, "a sha256 checksum", "64 hex digits"),
+                    required=True),
+}, doc="downloaded once, checked, cached by digest")
+CLOUD_IMAGE = Obj("an image of the cloud", {
+    "cloud": Field(Str("the image's name in the OpenStack cloud's image service (Glance)",
+                       max_len=255), required=True),
+}, doc="an image that already lives in the OpenStack cloud the lab runs on (not on libvirt)")
+
+
+class ImageDict(Type):
+    """{url, sha256} or {cloud: NAME}, told apart by the key `cloud`."""
+    what = "{url, sha256} or {cloud: NAME}"
+
+    def check(self, value: Any, path: Any) -> Any:
+        return (CLOUD_IMAGE if "cloud" in value else URL_IMAGE).check(value, path)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [URL_IMAGE.json_schema(), CLOUD_IMAGE.json_schema()]}
+
+
+IMAGE = Either("an image name, {url, sha256} or {cloud: NAME}", {
     str: IMAGE_NAME,
-    dict: Obj("a cloud image to download", {
-        "url": Field(_parsed(values.image_url, "a URL", "http(s) or file URL of a qcow2 or raw "
-                             "cloud image"), required=True),
-        "sha256": Field(_parsed(values.sha256_hex, "a sha256 checksum", "64 hex digits"),
-                        required=True),
-    }, doc="downloaded once, checked, cached by digest"),
-}, doc="the guest image: a name in labctl's cache (built, pulled or in the catalogue), or "
-       "{url, sha256} of a stock cloud image")
+    dict: ImageDict(),
+}, doc="the guest image: a name in labctl's cache (built, pulled or in the catalogue), "
+       "{url, sha256} of a stock cloud image, or {cloud: NAME} of an image in the "
+       "OpenStack cloud")
 MEMORY = _parsed(values.size("MiB", 128, 1 << 20), "a size", "RAM, e.g. '512M' or '2G'", (str, int))
 DISK = _parsed(values.size("GiB", 1, 2048), "a size", "disk size, e.g. '10G'", (str, int))
 VCPUS = Int(1, 64, "virtual CPUs")
@@ -133,6 +152,8 @@ VM_FIELDS = {
     "sudo": Field(Bool("true (default): the lab user may use sudo and the docker group; "
                        "false: a plain account (an exam)")),
     "runtime": Field(RUNTIME),
+    "flavor": Field(Str("on an OpenStack cloud, the flavor to use instead of the smallest that "
+                        "fits memory, vcpus and disk (ignored on libvirt hosts)", max_len=255)),
 }
 
 VM = Obj("a VM", {

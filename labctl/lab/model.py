@@ -120,6 +120,7 @@ class VM:
     image_sha256: str | None = None
     firmware: str = "bios"  # bios | efi: how a disk-booted image starts
     sudo: bool = True  # false: the lab user gets no sudo and no docker group (an exam)
+    flavor: str | None = None  # on OpenStack: this flavor, not the smallest that fits
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,14 @@ class Lab:
         raise KeyError(name)
 
 
+CLOUD_IMAGE_PREFIX = "glance:"  # not a cache name (those have no colon)
+
+
+def cloud_image_name(name: str) -> str:
+    """How labctl names an image that lives in the OpenStack cloud (Glance)."""
+    return CLOUD_IMAGE_PREFIX + name
+
+
 def url_image_name(sha256: str) -> str:
     """The cache name of an image given by URL and checksum: its digest decides it."""
     return f"cloud-{sha256[:12]}"
@@ -250,7 +259,9 @@ def _build_vms(spec: dict[str, Any], defaults: dict[str, Any], first_network: st
     containers = tuple(_build_container(c, runtime) for c in spec.get("containers", []))
     write_files = tuple(WriteFile(**w) for w in spec.get("write_files", []))
     image = pick("image", DEFAULT_IMAGE)
-    url = image if isinstance(image, dict) else {}
+    url = image if isinstance(image, dict) and "url" in image else {}
+    if isinstance(image, dict) and "cloud" in image:
+        image = cloud_image_name(image["cloud"])
     return [
         VM(
             name=name,
@@ -264,6 +275,7 @@ def _build_vms(spec: dict[str, Any], defaults: dict[str, Any], first_network: st
             disk_gib=pick("disk", DEFAULT_DISK_GIB),
             user=pick("user", DEFAULT_USER),
             sudo=pick("sudo", True),
+            flavor=pick("flavor", None),
             runtime=runtime,
             networks=attachments,
             packages=tuple(spec.get("packages", [])),

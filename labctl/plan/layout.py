@@ -104,6 +104,9 @@ def _nic(lab: Lab, prefix: str, vm: VM, network: str, ip: object,
                    str(ip) if ip else None, subnet, net.sealed)
 
 
+ADDED_LATER = {"flavor"}  # VM fields whose absence must not change a VM's spec hash
+
+
 def spec_hash(*parts: object) -> str:
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -129,8 +132,11 @@ def lab_layout(lab: Lab, image_digests: dict[str, str]) -> Layout:
         nics = tuple(_nic(lab, prefix, vm, att.network, att.ip, bridged) for att in vm.networks)
         # Containers are deployed over SSH and do not make a VM "changed"; only the
         # ports they publish do, where the VM's user-mode NIC must forward them.
+        # A key added to the lab format later counts only when set: labs that
+        # do not use it keep their spec hash, and their VMs, across an upgrade.
         machine = {k: v for k, v in dataclasses.asdict(vm).items()
-                   if k not in ("containers", "runtime")}
+                   if k not in ("containers", "runtime")
+                   and not (k in ADDED_LATER and v is None)}
         published = tuple(sorted({p.host for c in vm.containers for p in c.ports
                                   if p.proto == "tcp"})) if any(
             n.mode == "user" for n in nics) else ()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -42,6 +43,13 @@ http:
 PROXY = """proxy:
   remoteurl: {upstream}
 """
+
+
+def free_port(bind_ip: str) -> int:
+    """A port free on this machine's bind_ip now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind((bind_ip, 0))
+        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -91,12 +99,12 @@ class LabRegistry:
             return None
         return Registry(self.lab, address, pid, _read(self.dir / "upstream") or None, remote)
 
-    def start(self, bind_ip: str, upstream: str | None = None) -> Registry:
-        """Serve on bind_ip; with `upstream` as a pull-through cache of it."""
+    def start(self, bind_ip: str, upstream: str | None = None, port: int = PORT) -> Registry:
+        """Serve on bind_ip:port; with `upstream` as a pull-through cache of it."""
         running = self.status()
         if running is not None:
             return running
-        address = f"{bind_ip}:{PORT}"
+        address = f"{bind_ip}:{port}"
         proxy = PROXY.format(upstream=upstream) if upstream else ""
         ensure(self.dir)
         write_atomic(self.dir / "host", self.host_name if self.on_host else "")

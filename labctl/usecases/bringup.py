@@ -21,7 +21,7 @@ from labctl.events import Event, Report
 from labctl.fileio import read_json, write_atomic
 from labctl.images.cache import Image
 from labctl.images.pull import pull_image
-from labctl.lab.model import Lab
+from labctl.lab.model import CLOUD_IMAGE_PREFIX, Lab
 from labctl.labfiles import LabFiles, SshEntry
 from labctl.plan import actions as planner
 from labctl.plan import capacity
@@ -105,6 +105,19 @@ def refuse_open_lab_off_namespace(lab: Lab, host: Backend, required: bool) -> No
                           "(internet: false)")
 
 
+def refuse_cloud_images_off_cloud(lab: Lab, host: Backend) -> None:
+    """`image: {cloud: NAME}` lives in an OpenStack cloud's Glance: a libvirt
+    host has no such image (said before anything is made)."""
+    from labctl.cloud.records import is_cloud
+
+    for vm in lab.vms:
+        if vm.image.startswith(CLOUD_IMAGE_PREFIX) and not is_cloud(host.uri):
+            raise LabctlError(f"VM '{vm.name}' uses '{vm.image.removeprefix(CLOUD_IMAGE_PREFIX)}'"
+                              f", an image of an OpenStack cloud, but runs on {host.uri}",
+                              "run the lab on that cloud (hosts: [openstack:CLOUD] or --host "
+                              "openstack:CLOUD), or give the VM an image labctl has")
+
+
 @dataclass
 class _Run:
     """One `up`: what its phases share."""
@@ -125,6 +138,7 @@ def bring_up_lab(session: Session, lab: Lab, reset: frozenset[str], host: Backen
     start = time.monotonic()
     settings = session.settings
     refuse_open_lab_off_namespace(lab, host, settings.require_netns)
+    refuse_cloud_images_off_cloud(lab, host)
     layout = layout_for(session, lab)
     session.report(Event("host", "accel", host.accel.reason))
     files = session.files(lab.name)
@@ -143,8 +157,8 @@ def bring_up_lab(session: Session, lab: Lab, reset: frozenset[str], host: Backen
     prov = host.provisioner(files, report, settings.templates, group=lab.group, copy=lab.copy)
     run = _Run(session, lab, host, reset, layout, files, prov,
                {(a.kind, a.name): a.verb for a in actions}, report)
+    bases = _base_images(run)  # first: an image the host lacks stops up before anything is made
     _networks(run, actions)
-    bases = _base_images(run)
     registry = lab_registry(session, lab.name, host).status()
     workers = settings.workers or capacity.vms_at_once(host.accel, host.cpus)
     with ThreadPoolExecutor(max_workers=workers) as pool:

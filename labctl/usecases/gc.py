@@ -13,7 +13,9 @@ runs, of deleted data dirs, and of image versions no VM boots from.
 - a lab's local files (and lab registry) when libvirt holds nothing of the lab
   and the lab is not recorded on another host (a class's copy elsewhere);
 - templates (boot once, restore many) of an image no longer in the cache, and
-  template volumes without a record (a build killed before it finished).
+  template volumes without a record (a build killed before it finished);
+- a lab of which the host holds only labelled objects, no VM or network (a
+  cloud's router, floating IPs or security group after a killed `down`).
 
 Labs whose lock is held (an `up` or `down` in progress) are never touched.
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.backend import Backend
+from labctl.cloud.records import is_cloud
 from labctl.errors import LabctlError
 from labctl.events import Event
 from labctl.images.cache import ImageCache
@@ -40,7 +43,7 @@ from labctl.virt.storage import DONE, base_names
 
 @dataclass(frozen=True)
 class Garbage:
-    kind: str  # domain | network | volume | base | files
+    kind: str  # domain | network | volume | base | template | leftovers | files
     name: str  # libvirt name, volume name, or directory
     lab: str  # the lab it belongs to; "" for shared base images
     reason: str
@@ -61,6 +64,7 @@ class Facts:
     current_digests: frozenset[str] = frozenset()  # sha256 of the images in the cache
     uri: str = ""  # the host these facts are of
     placed: dict[str, str] | None = None  # lab -> the host it is recorded on
+    labelled: frozenset[str] = frozenset()  # labs the host has objects of (by label)
 
 
 def classify(f: Facts) -> list[Garbage]:
@@ -106,8 +110,15 @@ def classify(f: Facts) -> list[Garbage]:
                                  f"belongs to VM {domain}, which does not exist"))
     labs_in_libvirt = {lab for lab, _ in f.domains.values()} | {lab for lab, _ in
                                                                  f.networks.values()}
+    for lab in sorted(f.labelled - labs_in_libvirt):
+        found.append(Garbage("leftovers", lab, lab, "no VM or network of the lab is left, "
+                             "only objects labelled with it (a cloud's router, addresses, "
+                             "security group)"))
     for lab in f.lab_dirs:
-        elsewhere = (f.placed or {}).get(lab, "") not in ("", f.uri)
+        placed = (f.placed or {}).get(lab, "")
+        # a lab recorded on no host (made before labctl recorded it) is libvirt's
+        # to judge: a cloud's gc leaves it alone
+        elsewhere = placed not in ("", f.uri) or (not placed and is_cloud(f.uri))
         if lab in keyless or (lab not in labs_in_libvirt and not elsewhere):
             found.append(Garbage("files", lab, lab, "local files (keys, registry) of a lab "
                                  "libvirt no longer has"))
@@ -155,7 +166,7 @@ def gather(host: Backend, data_dir: Path, images: ImageCache) -> Facts:
                  {t.key: (t.volume, t.image_sha256) for t in TemplateStore(data_dir).all()},
                  frozenset(i.manifest.get("sha256", "") for i in images.list()), host.uri,
                  {lab: LabFiles(data_dir, lab).placement().get("uri", "")
-                  for lab in _lab_dirs(data_dir)})
+                  for lab in _lab_dirs(data_dir)}, frozenset(host.lab_names()))
 
 
 def _lab_dirs(data_dir: Path) -> list[str]:
@@ -183,7 +194,8 @@ def collect(session: Session, garbage: list[Garbage],
     by_lab: dict[str, list[Garbage]] = {}
     for g in garbage:
         by_lab.setdefault(g.lab, []).append(g)
-    order = {"domain": 0, "volume": 1, "base": 1, "template": 1, "network": 2, "files": 3}
+    order = {"domain": 0, "volume": 1, "base": 1, "template": 1, "network": 2, "leftovers": 2,
+             "files": 3}
     for lab, items in sorted(by_lab.items()):
         with contextlib.ExitStack() as stack:
             if lab:
@@ -204,6 +216,8 @@ def collect(session: Session, garbage: list[Garbage],
                     host.storage.delete(g.name)
                 elif g.kind == "template":
                     remove_template(session, host, g.name)
+                elif g.kind == "leftovers":
+                    host.remove_leftovers(lab)
                 elif g.kind == "base":
                     for volume in host.storage.names(prefix=f"{g.name}."):
                         host.storage.delete(volume)

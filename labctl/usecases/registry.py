@@ -5,9 +5,10 @@ container's image to it."""
 from __future__ import annotations
 
 from labctl.backend import Backend
+from labctl.cloud.records import is_cloud
 from labctl.errors import LabctlError
 from labctl.runtime.deploy import observe
-from labctl.runtime.registry import LabRegistry, Registry
+from labctl.runtime.registry import PORT, LabRegistry, Registry, free_port
 from labctl.usecases.containers import find_container
 from labctl.usecases.session import Session
 
@@ -15,18 +16,22 @@ from labctl.usecases.session import Session
 def lab_registry(session: Session, lab: str, host: Backend | None = None) -> LabRegistry:
     """The lab's registry, driven on the host the lab lives on."""
     host = host or session.lab_host(lab)
-    if host.is_local:
+    if host.is_local or is_cloud(host.uri):  # a cloud's labs: on labctl's machine
         return LabRegistry(session.data_dir, lab)
     return LabRegistry(session.data_dir, lab, on_host=host.run, host_name=host.uri)
 
 
 def registry_up(session: Session, lab: str, upstream: str | None = None) -> Registry:
-    """Start the lab registry on the lab network's gateway -- with `upstream`, as
+    """Start the lab registry on the lab network's gateway (on a cloud: on this
+    machine, at its address towards the cloud) -- with `upstream`, as
     a pull-through cache of it, so a class fetches each layer once -- and
     configure every running VM to use it (VMs created later: by `up`)."""
     with session.changing(lab, "registry up"):
         host = session.lab_host(lab)
-        registry = lab_registry(session, lab, host).start(host.lab_gateway(lab), upstream)
+        gateway = host.lab_gateway(lab)
+        # on a cloud every lab's registry shares this machine's address: a port each
+        port = free_port(gateway) if is_cloud(host.uri) else PORT
+        registry = lab_registry(session, lab, host).start(gateway, upstream, port)
         for found in host.domains(lab):
             if found.active:
                 with session.connect_vm(lab, found.meta.name) as transport:

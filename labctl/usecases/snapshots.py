@@ -6,13 +6,16 @@ lock, like every change to a lab."""
 from __future__ import annotations
 
 import re
+import time
 
 from labctl.backend import Snapshot
+from labctl.cloud.records import is_cloud
 from labctl.errors import LabctlError, UsageError
 from labctl.usecases.session import Session
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 RESERVED = "labctl-"  # labctl's own (a template's, a VM's reset point): not listed
+BACK_SECONDS = 600  # a rebuilt cloud server boots cold: ~60 s on a 2-core TCG host
 
 
 def students(found: list[Snapshot]) -> list[Snapshot]:
@@ -51,7 +54,25 @@ def save(session: Session, lab: str, vm: str, name: str, description: str = "") 
 def restore(session: Session, lab: str, vm: str, name: str) -> None:
     domain = _domain(session, lab, vm)
     with session.changing(lab, "snapshot restore"):
-        session.lab_host(lab).revert_snapshot(domain, _known(session, lab, domain, vm, name))
+        host = session.lab_host(lab)
+        host.revert_snapshot(domain, _known(session, lab, domain, vm, name))
+        if is_cloud(host.uri):  # disk only: the server was rebuilt and boots again
+            _answering(session, lab, vm)
+
+
+def _answering(session: Session, lab: str, vm: str) -> None:
+    """Back when labctl logs in again, like after `up` (the same pinned key)."""
+    deadline = time.monotonic() + BACK_SECONDS
+    while True:
+        try:
+            session.connect_vm(lab, vm).close()
+            return
+        except (LabctlError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise LabctlError(f"VM '{vm}' of lab '{lab}' did not answer SSH within "
+                                  f"{BACK_SECONDS} s of its restore: {exc}",
+                                  f"see its state: labctl status {lab}") from None
+            time.sleep(2)
 
 
 def remove(session: Session, lab: str, vm: str, name: str) -> None:

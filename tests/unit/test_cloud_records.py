@@ -1,6 +1,7 @@
 """The OpenStack backend's plain parts: its URI, labels, flavor choice,
 quota arithmetic and the seed it hands labctl's own image, without a cloud."""
 
+import dataclasses
 import subprocess
 
 import pytest
@@ -101,6 +102,62 @@ def test_what_one_copy_takes_from_the_quotas(tmp_path):
     assert needs["floating IPs"] == 1  # db sits on a sealed network only: reached through web
     assert needs["networks"] == 2 and needs["routers"] == 1 and needs["security groups"] == 1
     assert needs["ports"] == 3 + 2 + 1  # NICs, a DHCP port a network, the router's interface
+
+
+NAMED = """\
+name: named
+defaults: {flavor: m1.medium}
+vms:
+  - name: web
+    image: {cloud: "Debian 12 (uni)"}
+    memory: 512M
+  - name: db
+    memory: 512M
+    flavor: m1.tiny
+"""
+
+
+def test_a_lab_may_name_the_clouds_image_and_flavor(tmp_path):
+    from labctl.images.cache import ImageCache
+
+    (tmp_path / "named.yaml").write_text(NAMED)
+    lab = load_lab(tmp_path / "named.yaml")
+    web, db = lab.vms
+    assert web.image == "glance:Debian 12 (uni)" and db.image == "debian-12"
+    assert (web.flavor, db.flavor) == ("m1.medium", "m1.tiny")  # defaults, then the VM's own
+    image = ImageCache(tmp_path / "images").get(web.image)  # nothing on disk for it
+    assert image.in_cloud == "Debian 12 (uni)" and not image.configures_itself
+    assert image.kernel is None and len(image.sha256) == 64
+    # the flavor named is used, and is what the quotas count
+    assert records.flavor_for(FLAVORS, web).name == "m1.medium"
+    needs = records.per_copy(lab, {vm.name: records.flavor_for(FLAVORS, vm) for vm in lab.vms})
+    medium, tiny = (next(f for f in FLAVORS if f.name == n) for n in ("m1.medium", "m1.tiny"))
+    assert needs["RAM (MiB)"] == medium.ram_mib + tiny.ram_mib
+    assert needs["cores"] == medium.vcpus + tiny.vcpus
+    with pytest.raises(LabctlError) as missing:
+        records.flavor_for(FLAVORS, dataclasses.replace(web, flavor="M1.Small"))
+    assert missing.value.message == "VM 'web': the cloud has no flavor 'M1.Small'"
+    assert missing.value.hint == "did you mean 'm1.small'?"
+
+
+def test_a_clouds_image_on_a_libvirt_host_is_refused_before_anything_is_made(tmp_path):
+    from labctl.usecases.bringup import refuse_cloud_images_off_cloud
+
+    (tmp_path / "named.yaml").write_text(NAMED)
+    lab = load_lab(tmp_path / "named.yaml")
+
+    class LibvirtHost:
+        uri = "qemu:///system"
+
+    with pytest.raises(LabctlError) as refused:
+        refuse_cloud_images_off_cloud(lab, LibvirtHost())
+    assert refused.value.message == ("VM 'web' uses 'Debian 12 (uni)', an image of an "
+                                     "OpenStack cloud, but runs on qemu:///system")
+
+    class CloudHost:
+        uri = "openstack:uni"
+
+    refuse_cloud_images_off_cloud(lab, CloudHost())
 
 
 def test_a_class_over_quota_is_refused_with_the_numbers():

@@ -93,3 +93,19 @@ def test_templates_of_a_gone_image_and_unfinished_template_volumes():
         current_digests=frozenset({"digest-now"})))
     assert {(g.kind, g.name) for g in found} == {
         ("template", "bbbb"), ("volume", mine[2]), ("volume", legacy)}
+
+
+def test_a_lab_of_which_only_labelled_objects_are_left_is_garbage():
+    """A cloud's router or floating IP outliving the lab's VMs and networks (a
+    killed down) is found by its label; a lab with VMs or networks is not."""
+    found = classify(facts(labelled=frozenset({"web", "gone"})))
+    assert [(g.kind, g.name, g.lab) for g in found] == [("leftovers", "gone", "gone")]
+    assert "only objects labelled with it" in found[0].reason
+
+
+def test_a_clouds_gc_leaves_the_files_of_labs_recorded_on_no_host():
+    unplaced = facts(domains={}, networks={}, lab_dirs=["old"], placed={}, volumes=[])
+    assert [g.kind for g in classify(unplaced)] == ["files"]  # libvirt's to judge
+    on_cloud = facts(domains={}, networks={}, lab_dirs=["old"], placed={}, volumes=[],
+                     uri="openstack:uni")
+    assert classify(on_cloud) == []
