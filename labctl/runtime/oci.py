@@ -132,7 +132,11 @@ class OciRuntime:
         self.call("restart", name, what=f"restarting container {name}")
 
     def remove(self, name: str) -> None:
-        self.call("rm", "-f", "-v", name)  # -v: anonymous volumes only; named ones stay
+        # -v: anonymous volumes only; named ones stay. docker's rm -f kills at
+        # once; podman's waits 10 s for a process that ignores SIGTERM (a shell
+        # as PID 1) unless told -t 0: the same removal, 10 s apart per container.
+        now = ("-t", "0") if self.binary == "podman" else ()
+        self.call("rm", "-f", *now, "-v", name)
 
     def logs(self, name: str, follow: bool = False) -> str:
         return self.command("logs", *(["-f"] if follow else []), name)

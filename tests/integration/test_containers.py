@@ -57,7 +57,8 @@ def test_course_cycle(course, runtime):
     assert labctl("exec", "course.docker-host/reader-2", "--",
                   "cat /extshare/greeting").stdout == "hello from writer-1\n"
     # ...and still there once both are gone and a new container mounts it.
-    in_vm(f"sudo {runtime} rm -f writer-1 reader-2")
+    at_once = " -t 0" if runtime == "podman" else ""  # podman's rm -f waits 10 s otherwise
+    in_vm(f"sudo {runtime} rm -f{at_once} writer-1 reader-2")
     survivor = in_vm(f"sudo {runtime} run --rm -v volshare:/x busybox cat /x/greeting")
     assert survivor == "hello from writer-1\n"
 

@@ -212,3 +212,13 @@ def test_a_fresh_vm_is_not_searched_for_containers_it_cannot_have():
     deploy_vm(fresh, COURSE, COURSE.vm("docker-host"), lambda e: None, fresh=True)
     asked = " ; ".join(fresh.commands)
     assert " run " in asked and " ps " not in asked and " rm " not in asked, asked
+
+
+@pytest.mark.parametrize("binary, expected", [
+    ("docker", "sudo -n docker rm -f -v web"),
+    ("podman", "sudo -n podman rm -f -t 0 -v web"),
+])
+def test_a_container_is_removed_at_once_by_either_runtime(binary, expected):
+    transport = FakeTransport()
+    OciRuntime(binary, transport, "VM 'x'").remove("web")
+    assert transport.commands[-1].endswith(expected), transport.commands
