@@ -61,6 +61,14 @@ class LabFiles:
         write_atomic(self.dir / self.PLACEMENT, json.dumps(
             {"uri": uri, "group": group, "copy": copy, "source": source}))
 
+    def record_values(self, values: dict) -> None:
+        """The copy's own per-copy values, for the instructor's views (0600)."""
+        ensure(self.dir)
+        write_atomic(self.dir / "values.json", json.dumps(values))
+
+    def own_values(self) -> dict:
+        return read_json(self.dir / "values.json")
+
     def record_progress(self, vm: str, stage: str, detail: str) -> None:
         """The latest stage of each VM while `up` runs, for live views."""
         ensure(self.dir)

@@ -111,8 +111,10 @@ def handout_cmd(
     from labctl.usecases import handout
 
     # from a lab file, the README also lists the checks a student is assessed on
-    checks = load(Path(lab), []).checks if Path(lab).is_file() else ()
-    made = handout.write(session(uri), group, out_dir, copy, jump, as_zip, checks)
+    # (and roster.csv each copy's own per-copy values)
+    from_file = load(Path(lab), []) if Path(lab).is_file() else None
+    made = handout.write(session(uri), group, out_dir, copy, jump, as_zip,
+                         from_file.checks if from_file else (), from_file)
     if STATE.json:
         print_json([{"copy": h.copy, "lab": h.lab, "folder": str(h.folder),
                      "vms": [e.alias for e in h.entries]} for h in made])

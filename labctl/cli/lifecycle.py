@@ -46,10 +46,12 @@ def plan(lab_file: Path = LAB_ARG, var: list[str] = VAR_OPTION, uri: str = URI_O
     from labctl.plan import classroom
     from labctl.plan.actions import summary
     from labctl.usecases import lab as lab_cases
+    from labctl.usecases import values
 
     lab = load(lab_file, var)
-    labs = classroom.expand(lab, only=copy) if classroom.is_class(lab) or copy else [lab]
     s = session(uri)
+    labs = classroom.expand(lab, only=copy, render=values.renderer(s.data_dir, lab)) \
+        if classroom.is_class(lab) or copy else [values.own(s.data_dir, lab)]
     plans = [(one, lab_cases.plan(s, one)) for one in labs]
     if STATE.json:
         rows = [{"lab": one.name, "verb": a.verb, "kind": a.kind, "name": a.name,

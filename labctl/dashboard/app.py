@@ -219,7 +219,7 @@ class Dashboard:
             lab = await asyncio.to_thread(view.lab_of, self.session(), group)
             # one zip of every student's folder: the folders themselves, not zipped twice
             made = await asyncio.to_thread(handout.write, self.session(), group, folder / group,
-                                           None, None, False, lab.checks)
+                                           None, None, False, lab.checks, lab)
             if not made:
                 raise LabctlError(f"class '{group}' has no copies to hand out")
             archive = shutil.make_archive(str(folder / f"{group}-handouts"), "zip",

@@ -189,11 +189,25 @@ BENCH = Obj("the bench section", {
     "vm_image": Field(IMAGE_NAME),
 })
 
+VARIABLE_NAME = _parsed(values.pattern(values.VARIABLE_NAME_RE, "a variable name",
+                                       "letters, digits and '_', not starting with a digit"),
+                        "a variable name", "a name usable as {{ NAME }} in the lab file")
+PER_COPY_VALUE = Obj("a per-copy value", {
+    "secret": Field(Int(4, 64, "a secret of N lowercase letters and digits")),
+    "number": Field(ListOf(Int(0, 1 << 31, "a whole number"), "[LOW, HIGH]: a number in "
+                           "that range (inclusive), e.g. a port", max_items=2)),
+    "choice": Field(ListOf(Str(scalars=True), "one of these values", max_items=1000)),
+    "name": Field(Bool("true: a name such as amber-otter")),
+}, doc="exactly one of secret, number, choice, name")
+
 LAB = Obj("the lab", {
     "version": Field(Int(1, 1, "lab file format version")),
     "name": Field(_name(30, "lab name: prefixes every libvirt object of the lab"), required=True),
     "description": Field(Str()),
     "variables": Field(MapOf(AnyValue(), doc="jinja2 variables, overridable with --var")),
+    "per_copy": Field(MapOf(PER_COPY_VALUE, key=VARIABLE_NAME,
+                            doc="values generated for each copy of a class (the same on every "
+                                "up and reset, different between copies), used as variables")),
     "defaults": Field(Obj("defaults", VM_FIELDS, doc="defaults for every VM")),
     "internet": Field(Bool("true (default): VMs reach the internet through their networks; "
                            "false: a sealed lab (exams, untrusted code)")),

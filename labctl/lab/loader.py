@@ -19,11 +19,12 @@ import yaml
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from labctl.errors import LabFileError, Mark, UsageError
+from labctl.errors import LabctlError, LabFileError, Mark, UsageError
 from labctl.lab import rules as checks
 from labctl.lab import yamlmarks
 from labctl.lab.labschema import LAB
 from labctl.lab.model import Lab, build_lab
+from labctl.lab.percopy import class_values
 from labctl.lab.schema import SchemaError, suggest
 
 MAX_FILE_BYTES = 1 << 20
@@ -47,11 +48,17 @@ def parse_var_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_lab(path: Path | str, overrides: dict[str, Any] | None = None) -> Lab:
+def load_lab(path: Path | str, overrides: dict[str, Any] | None = None,
+             copy_values: dict[str, Any] | None = None) -> Lab:
+    """`copy_values`: the `per_copy:` values of the copy being made (see
+    lab/percopy.py; usecases/values.py derives them); without them the file
+    renders with stand-ins, good for validation, names and plans only."""
     path = Path(path)
     text = _read(path)
-    variables = {**_file_variables(path, text), **(overrides or {})}
-    rendered = _render(path, text, variables)
+    variables = {**_file_block(path, text, "variables"), **(overrides or {})}
+    per_copy = _file_block(path, text, "per_copy")
+    values = copy_values if copy_values is not None else stand_ins(per_copy)
+    rendered = _render(path, text, {**variables, **values})
     shifted = rendered.count("\n") != text.count("\n")
 
     def fail(mark: Mark | None, message: str, hint: str | None) -> LabFileError:
@@ -76,7 +83,17 @@ def load_lab(path: Path | str, overrides: dict[str, Any] | None = None) -> Lab:
     except SchemaError as exc:
         mark = marks.key(exc.path) if exc.at_key else marks.value(exc.path)
         raise fail(mark, exc.message, exc.hint) from None
-    return build_lab(doc, path.resolve(), variables)
+    return build_lab(doc, path.resolve(), variables, values)
+
+
+def stand_ins(per_copy: dict[str, Any]) -> dict[str, Any]:
+    """Values of the right kind and no secret (an all-zero key): what a lab
+    file renders with when no copy is being made. A malformed spec gets ""
+    here and its one-line error from the schema afterwards."""
+    try:
+        return class_values(per_copy, b"", "", [""])[""]
+    except (TypeError, ValueError, KeyError, AttributeError, LabctlError):
+        return {name: "" for name in per_copy if isinstance(name, str)}
 
 
 def _kind(value: Any) -> str:
@@ -98,11 +115,13 @@ def _read(path: Path) -> str:
         raise LabFileError(path, Mark(line, 1), "the lab file is not UTF-8 text") from None
 
 
-def _file_variables(path: Path, text: str) -> dict[str, Any]:
-    """The top-level `variables:` block, read as plain YAML before rendering
-    (it is what the rest of the file renders with, so it cannot use jinja2)."""
+def _file_block(path: Path, text: str, key: str) -> dict[str, Any]:
+    """A top-level block (`variables:`, `per_copy:`), read as plain YAML before
+    rendering (it is what the rest of the file renders with, so it cannot use
+    jinja2)."""
     lines = text.split("\n")
-    start = next((i for i, line in enumerate(lines) if _VARIABLES_LINE.match(line)), None)
+    line_re = _VARIABLES_LINE if key == "variables" else re.compile(rf"^{key}\s*:")
+    start = next((i for i, line in enumerate(lines) if line_re.match(line)), None)
     if start is None:
         return {}
     end = next((i for i in range(start + 1, len(lines)) if _TOP_LEVEL_LINE.match(lines[i])),
@@ -110,25 +129,26 @@ def _file_variables(path: Path, text: str) -> dict[str, Any]:
     block = "\n".join(lines[start:end])
     if "{{" in block or "{%" in block:
         col = next(i for i, line in enumerate(lines[start:end]) if "{{" in line or "{%" in line)
-        raise LabFileError(path, Mark(start + col + 1, 1), "variables cannot use jinja2 themselves",
+        what = key if key == "variables" else f"{key} values"
+        raise LabFileError(path, Mark(start + col + 1, 1), f"{what} cannot use jinja2 themselves",
                            "give plain values here; use them in the rest of the file")
     try:
         doc, marks = yamlmarks.parse(block)
     except yamlmarks.YamlError as exc:
         mark = Mark(exc.mark.line + start, exc.mark.column) if exc.mark else None
         raise LabFileError(path, mark, exc.message, exc.hint) from None
-    variables = (doc or {}).get("variables") if isinstance(doc, dict) else None
-    if variables is None:
+    found = (doc or {}).get(key) if isinstance(doc, dict) else None
+    if found is None:
         return {}
-    if not isinstance(variables, dict):
-        raise LabFileError(path, Mark(start + 1, 1), "variables must be a mapping of name: value")
-    for name in variables:
-        if not _VAR_NAME.fullmatch(name):
-            mark = marks.key(("variables", name))
+    if not isinstance(found, dict):
+        raise LabFileError(path, Mark(start + 1, 1), f"{key} must be a mapping of name: value")
+    for name in found:
+        if not isinstance(name, str) or not _VAR_NAME.fullmatch(name):
+            mark = marks.key((key, name))
             raise LabFileError(path, Mark(mark.line + start, mark.column),
                                f"'{name}' is not a valid variable name",
                                "use letters, digits and '_', not starting with a digit")
-    return variables
+    return found
 
 
 # A lab file is someone else's code: its jinja2 gets a time and a size.

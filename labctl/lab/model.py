@@ -177,6 +177,10 @@ class Lab:
     hosts: tuple[str, ...] = ()  # libvirt URIs copies are placed on (default: --uri)
     mirrors: Mirrors = Mirrors()
     checks: tuple[Check, ...] = ()
+    # values generated for each copy (lab/percopy.py): how, and those this
+    # lab was rendered with (stand-ins until a copy is made with its own)
+    per_copy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -213,7 +217,8 @@ def replica_names(name: str, count: int) -> list[str]:
     return [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
 
 
-def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> Lab:
+def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any],
+              values: dict[str, Any] | None = None) -> Lab:
     """Records from a document the schema has validated and normalised."""
     internet = doc.get("internet", True)  # each network may say otherwise
     networks = tuple(
@@ -244,6 +249,8 @@ def build_lab(doc: dict[str, Any], source: Path, variables: dict[str, Any]) -> L
         hosts=tuple(doc.get("hosts", ())),
         mirrors=_mirrors(doc.get("mirrors", {}), source.parent),
         checks=tuple(_check(c) for c in doc.get("checks", ())),
+        per_copy=doc.get("per_copy", {}),
+        values=values or {},
     )
 
 

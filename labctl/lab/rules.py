@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.lab.model import ARMORED_KEY, CHECK_KINDS, DEFAULT_RUNTIME, replica_names
+from labctl.lab.percopy import KINDS as PER_COPY_KINDS
 from labctl.lab.schema import SchemaError, suggest
 
 SSH_PORT = 22
@@ -23,6 +24,7 @@ def check_lab(doc: dict[str, Any], lab_dir: Path) -> None:
     _check_class(doc)
     _check_apt_key(doc.get("mirrors", {}), lab_dir)
     _check_checks(doc)
+    _check_per_copy(doc)
     defaults = doc.get("defaults", {})
     for i, vm in enumerate(doc["vms"]):
         path = ("vms", i)
@@ -53,6 +55,33 @@ def _check_checks(doc: dict[str, Any]) -> None:
             raise SchemaError((*where, kinds[0], "from"),
                               f"check '{check['name']}': from '{source}' is neither 'host' "
                               "nor a VM of the lab", f"the lab's VMs: {', '.join(vms)}")
+
+
+def _check_per_copy(doc: dict[str, Any]) -> None:
+    for name, spec in doc.get("per_copy", {}).items():
+        where = ("per_copy", name)
+        kinds = [k for k in PER_COPY_KINDS if k in spec]
+        if len(kinds) != 1:
+            said = " and ".join(kinds) if kinds else "none"
+            raise SchemaError(where, f"per_copy '{name}' needs exactly one kind ({said} given)",
+                              "e.g. {secret: 12}, {number: [20000, 20999]}, {choice: [a, b]} "
+                              "or {name: true}")
+        if name in doc.get("variables", {}):
+            raise SchemaError(where, f"per_copy '{name}' is also a variable", "rename one of them",
+                              at_key=True)
+        if "number" in spec and (len(spec["number"]) != 2
+                                 or spec["number"][0] > spec["number"][1]):
+            raise SchemaError((*where, "number"), f"per_copy '{name}': number takes [LOW, HIGH] "
+                              "with LOW <= HIGH", "e.g. number: [20000, 20999]")
+        if "choice" in spec and not spec["choice"]:
+            raise SchemaError((*where, "choice"), f"per_copy '{name}': an empty choice",
+                              "list the values to choose from")
+        if "choice" in spec and len(set(spec["choice"])) != len(spec["choice"]):
+            raise SchemaError((*where, "choice"), f"per_copy '{name}': a choice is listed twice",
+                              "list each value once")
+        if spec.get("name") is False:
+            raise SchemaError((*where, "name"), f"per_copy '{name}': name: false generates "
+                              "nothing", "write name: true, or remove the value")
 
 
 def _check_apt_key(mirrors: dict[str, Any], lab_dir: Path) -> None:

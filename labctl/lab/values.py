@@ -14,6 +14,7 @@ from labctl.lab.model import Port, Volume
 from labctl.lab.schema import Invalid
 from labctl.names import NAME_HINT, NAME_RE, name_problem  # noqa: F401 (re-exported)
 
+VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Registry references: host[:port]/path:tag@digest, nothing a shell would act on.
 IMAGE_REF_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$", re.IGNORECASE)

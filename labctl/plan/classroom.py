@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Callable
 
 from labctl.errors import LabctlError, UsageError
 from labctl.lab.labschema import MAX_COPIES
@@ -59,15 +60,22 @@ def _stride(lab: Lab) -> int:
     return 1 << (end - start).bit_length()
 
 
-def expand(lab: Lab, copies: int | None = None, only: str | None = None) -> list[Lab]:
+def expand(lab: Lab, copies: int | None = None, only: str | None = None,
+           render: Callable[[str], Lab] | None = None) -> list[Lab]:
+    """The class's copies (or the one named); `render(copy)` gives the lab
+    file as rendered for that copy (its own per-copy values), default `lab`."""
     ids = copy_ids(lab, copies)
+
+    def made(copy: str, index: int) -> Lab:
+        return make_copy(render(copy) if render else lab, copy, index)
+
     if only is not None:
         if only in ids:
-            return [make_copy(lab, only, ids.index(only))]
+            return [made(only, ids.index(only))]
         if only.isdigit() and not lab.students and 1 <= int(only) <= MAX_COPIES:
-            return [make_copy(lab, only, int(only) - 1)]  # made with --copies N
+            return [made(only, int(only) - 1)]  # made with --copies N
         raise UsageError(f"lab '{lab.name}' has no copy '{only}'", f"its copies: {_shown(ids)}")
-    return [make_copy(lab, copy, k) for k, copy in enumerate(ids)]
+    return [made(copy, k) for k, copy in enumerate(ids)]
 
 
 def _shift_network(lab: Lab, net: Network, offset: int, index: int) -> Network:

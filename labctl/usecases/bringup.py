@@ -148,6 +148,8 @@ def bring_up_lab(session: Session, lab: Lab, reset: frozenset[str], host: Backen
     files.login_key()  # once, before VMs are created in parallel
     files.admin_key()
     files.record_placement(host.uri, lab.group, lab.copy, str(lab.source.resolve()))
+    if lab.per_copy:
+        files.record_values(lab.values)
 
     def report(event: Event) -> None:  # kept for live views too
         session.report(event)

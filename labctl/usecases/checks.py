@@ -22,6 +22,7 @@ from labctl.plan import capacity, classroom
 from labctl.runtime.oci import RUNTIMES
 from labctl.shell import quote
 from labctl.ssh.transport import Endpoint, SSHTransport, TimedOut, TooMuchOutput, open_socket
+from labctl.usecases import values
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
@@ -59,8 +60,11 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
     runtimes = {vm.name: (vm.runtime, *(r for r in RUNTIMES if r != vm.runtime))
                 for vm in lab.vms}
 
+    own = values.renderer(session.data_dir, lab)  # a copy's checks expect its own values
+
     def one(item: tuple[str, str]) -> CopyResult:
-        result = check_copy(session, item[0], item[1], lab.checks, runtimes)
+        checks = own(item[1]).checks if lab.per_copy else lab.checks
+        result = check_copy(session, item[0], item[1], checks, runtimes)
         progress(result)
         return result
 

@@ -21,6 +21,7 @@ from labctl.lab.model import Lab
 from labctl.labfiles import LabFiles
 from labctl.plan import capacity, classroom
 from labctl.usecases import lab as lab_cases
+from labctl.usecases import values
 from labctl.usecases.session import Session
 
 ClassReport = Callable[[str, Event], None]  # (copy id, event)
@@ -107,7 +108,7 @@ def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | Non
               only: str | None, max_parallel: int | None, reset: frozenset[str],
               hosts: tuple[str, ...], replace_lost: bool = False) -> ClassResult:
     start = time.monotonic()
-    labs = classroom.expand(lab, copies, only)
+    labs = classroom.expand(lab, copies, only, values.renderer(session.data_dir, lab))
     # A copy stays on the host it was placed on; new copies go where RAM is left.
     # Without hosts given, the class's hosts are where its copies were placed
     # (a reset or an up of one copy must not re-create it on the default host).

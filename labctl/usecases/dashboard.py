@@ -80,7 +80,7 @@ def _copy(session: Session, name: str, placement: dict, files, rows) -> dict[str
         vms, reachable = [], False
     return {
         "lab": name, "copy": placement.get("copy", ""), "host": placement.get("uri", ""),
-        "reachable": reachable,
+        "reachable": reachable, "values": files.own_values(),
         "vms": [{"name": v.name, "state": v.state, "ssh": v.endpoint, "user": v.user,
                  "stage": progress.get(v.name, {}).get("stage", ""),
                  "detail": progress.get(v.name, {}).get("detail", ""),

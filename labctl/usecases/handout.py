@@ -18,8 +18,9 @@ from pathlib import Path
 
 from labctl.errors import LabctlError
 from labctl.fileio import write_atomic
-from labctl.lab.model import Check
+from labctl.lab.model import Check, Lab
 from labctl.labfiles import SshEntry, ssh_config_text
+from labctl.usecases import values
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.lab import status
 from labctl.usecases.session import Session
@@ -47,7 +48,9 @@ class Handout:
 
 def write(session: Session, group: str, out: Path, only: str | None = None,
           jump: str | None = None, as_zip: bool = False,
-          checks: tuple[Check, ...] = ()) -> list[Handout]:
+          checks: tuple[Check, ...] = (), lab: Lab | None = None) -> list[Handout]:
+    """`lab`: the class's lab file, when known: roster.csv then also lists each
+    copy's own per-copy values (for the instructor; not in the students' folders)."""
     copies = existing_copies(session, group)
     if only is not None:
         copies = {name: copy for name, copy in copies.items() if copy == only}
@@ -56,9 +59,11 @@ def write(session: Session, group: str, out: Path, only: str | None = None,
                           f"run 'labctl up {group}.yaml' first (with copies or students)")
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     made = []
-    for lab, copy in copies.items():
-        made.append(_one(session, lab, copy, group, out / copy, jump, checks))
-    _roster(out / "roster.csv", made)
+    for name, copy in copies.items():
+        made.append(_one(session, name, copy, group, out / copy, jump, checks))
+    own = {h.copy: values.values_of(session.data_dir, lab, h.copy) for h in made} \
+        if lab is not None and lab.per_copy else {}
+    _roster(out / "roster.csv", made, own)
     if as_zip:
         for h in made:
             _zip(h.folder)
@@ -107,14 +112,20 @@ def assessed(checks: tuple[Check, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _roster(path: Path, handouts: list[Handout]) -> None:
+def _roster(path: Path, handouts: list[Handout], own: dict[str, dict] | None = None) -> None:
+    """A row per VM of each copy; with per-copy values, a column for each."""
+    own = own or {}
+    names = list(next(iter(own.values()), {}))
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["student", "lab", "vm", "ssh_alias", "host", "port", "user", "handout"])
+    writer.writerow(["student", "lab", "vm", "ssh_alias", "host", "port", "user", "handout",
+                     *names])
     for h in handouts:
+        mine = own.get(h.copy, {})
         for e in h.entries or (SshEntry("", "", 0, ""),):
             writer.writerow([h.copy, h.lab, e.alias.split(".", 1)[-1], e.alias, e.host,
-                             e.port or "", e.user, str(h.folder)])
+                             e.port or "", e.user, str(h.folder),
+                             *(mine.get(n, "") for n in names)])
     write_atomic(path, buf.getvalue())
 
 

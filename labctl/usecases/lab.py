@@ -16,7 +16,7 @@ from labctl.plan import actions as planner
 from labctl.plan.containers import plan_containers
 from labctl.runtime.deploy import observe
 from labctl.runtime.sources import source_digests
-from labctl.usecases import snapshots
+from labctl.usecases import snapshots, values
 from labctl.usecases.bringup import (
     UpResult,
     bring_up_lab,
@@ -50,6 +50,7 @@ def up(session: Session, lab: Lab, reset: frozenset[str] = frozenset(),
     resetpoints.py), and running VMs it does not name are left alone.
     `uri`: the host a class placed this copy on (default: the host the lab
     was placed on, else the session's -- a lab never gets a twin elsewhere)."""
+    lab = values.own(session.data_dir, lab)
     with session.changing(lab.name, "reset" if reset else "up"):
         return bring_up_lab(session, lab, reset, session.host(uri or session.placed_uri(lab.name)))
 

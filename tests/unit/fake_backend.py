@@ -75,6 +75,7 @@ class FakeProvisioning:
         meta = Meta(self.files.lab, "vm", plan.vm.name, plan.spec_hash, user=plan.vm.user,
                     data_dir=str(self.files.data_dir.resolve()), **self.class_meta)
         self.backend.objects[plan.domain] = Found(meta, plan.domain, False)
+        self.backend.made[plan.domain] = plan.vm  # what it was made from (tests look)
         self.backend.storage.volumes[f"{plan.domain}.qcow2"] = from_volume or base.disk
 
     def start_vm(self, domain: str) -> None:
@@ -93,6 +94,7 @@ class FakeProvisioning:
 class FakeBackend:
     def __init__(self, uri: str = "fake:///cloud", refuse: frozenset[str] = frozenset()):
         self.uri = uri
+        self.made: dict = {}
         self.refuse = refuse  # VM names whose creation fails (a cloud out of quota)
         self.objects: dict[str, Found] = {}
         self.points: dict[str, dict[str, Snapshot]] = {}

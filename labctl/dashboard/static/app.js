@@ -54,7 +54,10 @@ function render(state) {
         `data-copy="${esc(copy.copy)}" data-vm="${esc(vm.name)}">reset ${esc(vm.name)}</button>`).join(" ");
       const check = `<button data-act="check" data-lab="${esc(lab.name)}" data-copy="${esc(copy.copy)}">check</button>`;
       const list = `<button data-act="containers" data-lab="${esc(copy.lab)}">containers</button>`;
-      return `<tr data-copy="${esc(copy.copy || copy.lab)}"><th>${esc(copy.copy || copy.lab)}</th><td>${vms}</td>` +
+      // the copy's own per-copy values, for the instructor (a student never sees this page)
+      const own = Object.entries(copy.values || {}).map(([k, v]) =>
+        `<div class="stage values">${esc(k)} = <code>${esc(v)}</code></div>`).join("");
+      return `<tr data-copy="${esc(copy.copy || copy.lab)}"><th>${esc(copy.copy || copy.lab)}${own}</th><td>${vms}</td>` +
         `<td>${containersCell(copy.containers)}</td><td>${checksCell(lab.checks, copy)}</td>` +
         `<td>${check} ${resets} ${list}</td></tr>`;
     }).join("");

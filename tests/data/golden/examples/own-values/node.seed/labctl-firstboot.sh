@@ -1,0 +1,73 @@
+# labctl first boot for images labctl built (run by /usr/local/lib/labctl/firstboot
+# with sh -eu). Rendered from the same model as user-data; every value is quoted.
+hostname=node
+user=lab
+# (each process costs ~0.1 s under TCG, and a restored VM runs this while its
+# student waits: builtins where a builtin does the same)
+echo "$hostname" > /etc/hostname
+echo "$hostname" > /proc/sys/kernel/hostname  # what hostname(1) does
+printf '127.0.1.1 %s\n127.0.0.1 localhost\n' "$hostname" > /etc/hosts
+
+# What a template's own first boot (or an earlier run) made is not made again:
+# a restored VM runs this too. Membership of labctl-admin only ever comes from
+# the usermod below, which locks the password at the same time.
+group=no
+member=no
+admin_member=no
+while IFS=: read -r name _ _ members; do
+    if [ "$name" = labctl-admin ]; then
+        group=yes
+        case ",$members," in *",$user,"*) member=yes ;; esac
+        case ",$members," in *",labctl,"*) admin_member=yes ;; esac
+    fi
+done < /etc/group
+[ "$group" = yes ] || groupadd --system labctl-admin
+home_of() {
+    home=
+    while IFS=: read -r name _ _ _ _ dir _; do
+        if [ "$name" = "$1" ]; then home=$dir; fi
+    done < /etc/passwd
+}
+home_of "$user"
+if [ -z "$home" ]; then
+    useradd --create-home --shell /bin/bash "$user"
+    home_of "$user"
+fi
+[ "$member" = yes ] || usermod --lock -a -G labctl-admin,docker "$user"  # no password: keys only
+install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
+echo 'ssh-ed25519 AAAALOGINKEY labctl-LAB' |
+    install -m 0600 -o "$user" -g "$user" /dev/stdin "$home/.ssh/authorized_keys"
+
+# labctl's own account (checks, readiness, deploys) with a key of its own that
+# no hand-out holds: nothing done to the lab user's account stops labctl.
+home_of labctl
+if [ -z "$home" ]; then
+    useradd --system --user-group --create-home --home-dir /var/lib/labctl --shell /bin/sh labctl
+    home_of labctl
+fi
+[ "$admin_member" = yes ] || usermod --lock -a -G labctl-admin labctl
+install -d -m 0700 -o labctl -g labctl "$home/.ssh"
+echo 'ssh-ed25519 AAAAADMINKEY labctl-admin-LAB' | install -m 0600 -o labctl -g labctl /dev/stdin "$home/.ssh/authorized_keys"
+
+# The host key labctl generated and pinned before this VM existed.
+rm -f /etc/ssh/ssh_host_*
+echo 'ssh-ed25519 AAAAHOSTKEY root@VM' > /etc/ssh/ssh_host_ed25519_key.pub
+(umask 077; echo LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0KSE9TVEtFWQotLS0tLUVORCBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0= | base64 -d > /etc/ssh/ssh_host_ed25519_key)
+
+# Grow the root file system to the overlay's size (online, seconds).
+resize2fs /dev/vda >/dev/null 2>&1 || true
+
+mkdir -p "$(dirname /etc/motd)"
+echo RmluZCB0aGUgZmxhZyBpbiAvZXRjL2ZsYWcsIHdyaXRlIGl0IHRvIH4vYW5zd2VyLnR4dCwgYW5kIHNlcnZlCmFueXRoaW5nIG9uIHBvcnQgMjAxMjUgKGJ1c3lib3ggaHR0cGQgLXAgMjAxMjUpLgo= | base64 -d > /etc/motd
+chmod 0644 /etc/motd
+chown root:root /etc/motd
+
+mkdir -p "$(dirname /etc/flag)"
+echo anhndTE0MDBoMTM2 | base64 -d > /etc/flag
+chmod 0644 /etc/flag
+chown root:root /etc/flag
+
+# On disk before sshd starts with these keys and labctl calls the VM ready: a
+# VM powered off right after (a `down`-less host crash, `virsh destroy`) must
+# not come back with empty host keys that sshd refuses to start with.
+sync
