@@ -20,14 +20,15 @@ from labctl.virt.connection import connect
 from .conftest import LABS, assert_dashboard_sealed, dashboard_from_inside, labctl, leftovers
 
 LAB = LABS / "checks.yaml"
-WORK = ("echo 42 > /home/lab/answer.txt && mkdir -p /tmp/site && "
+WORK = ("echo 42 > /home/lab/answer.txt && cp /etc/code /home/lab/code.txt && "
+        "mkdir -p /tmp/site && "
         "echo 'done by alice' > /tmp/site/index.html && "
         "sudo -n docker run --rm -v data:/data -v /tmp/site:/site busybox "
         "cp /site/index.html /data/index.html && "
         "sudo -n docker run -d --name web -p 8080:80 -v data:/data busybox "
         "httpd -f -p 80 -h /data >/dev/null")
-ONLY_WITH_WORK = {"answer-cmd", "answer-file", "web-container", "web-tcp", "web-http",
-                  "in-container"}
+ONLY_WITH_WORK = {"answer-cmd", "own-code", "answer-file", "web-container", "web-tcp",
+                  "web-http", "in-container"}
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +56,39 @@ def test_every_kind_passes_with_the_work_and_fails_without(graded, tmp_path):
     assert by_copy["alice"]["missing-http"]["reason"] == "status 404, expected 200"
     assert by_copy["bob"]["web-container"]["reason"] == "no container 'web'"
     alice = next(c for c in result["copies"] if c["copy"] == "alice")
-    assert alice["earned"] == 2 + 1 + 3 + 1 + 1 + 1 and result["total_points"] == 14
+    assert alice["earned"] == 2 + 1 + 1 + 3 + 1 + 1 + 1 and result["total_points"] == 15
     # the CSV and the page say the same as the JSON
     rows = list(csv.DictReader(csv_path.open()))
     assert {(r["copy"], r["check"]): r["status"] for r in rows} == {
         (copy, name): o["status"] for copy, outcomes in by_copy.items()
         for name, o in outcomes.items()}
     page = html_path.read_text()
-    assert "9 / 14" in page and "0 / 14" in page and "status 404, expected 200" in page
+    assert "10 / 15" in page and "0 / 15" in page and "status 404, expected 200" in page
     # the table for people, and the history
     table = labctl("check", str(LAB), "--copy", "alice").stdout
-    assert "6 of 11 checks passed" in table, table
+    assert "7 of 12 checks passed" in table, table
     history = json.loads(labctl("--json", "check", "history", "itcheck").stdout)
     assert [len(r["copies"]) for r in history[-2:]] == [2, 1]
+
+
+def test_each_copy_has_its_own_code_and_its_checks_expect_it(graded, tmp_path):
+    """per_copy: the two copies' codes differ, the roster lists them, and
+    alice's code copied into bob's VM does not pass bob's check."""
+    codes = {c: labctl("exec", f"itcheck-{c}.node", "--", "cat", "/etc/code").stdout
+             for c in ("alice", "bob")}
+    assert codes["alice"] != codes["bob"] and all(len(c) == 10 for c in codes.values())
+    labctl("handout", str(LAB), "--out", str(tmp_path))
+    roster = {r["student"]: r["code"] for r in csv.DictReader((tmp_path / "roster.csv").open())}
+    assert roster == codes
+    labctl("exec", "itcheck-bob.node", "--", "sh", "-c",
+           f"echo {codes['alice']} > /home/lab/code.txt")  # a copied answer
+    try:
+        run = json.loads(labctl("--json", "check", str(LAB), "--copy", "bob").stdout)
+        (bob,) = run["copies"]
+        own = next(o for o in bob["outcomes"] if o["check"] == "own-code")
+        assert own["status"] == "fail", own
+    finally:
+        labctl("exec", "itcheck-bob.node", "--", "rm", "-f", "/home/lab/code.txt")
 
 
 def test_ansible_playbook_runs_through_the_inventory(graded, tmp_path):
@@ -151,4 +172,4 @@ def test_a_vm_that_is_down_could_not_run(graded):
     (bob,) = result["copies"]
     assert all(o["status"] == "error" and o["reason"].startswith("could not run")
                for o in bob["outcomes"]), bob
-    assert bob["earned"] == 0 and bob["could_not_run"] == 11
+    assert bob["earned"] == 0 and bob["could_not_run"] == 12
