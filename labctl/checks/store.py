@@ -11,6 +11,10 @@ from pathlib import Path
 from labctl.checks.results import CheckRun
 from labctl.datadir import ensure
 
+# the history key of one copy's own attempts (its student's "check my work"),
+# kept apart from the instructor's runs of the class: student:LAB-COPY
+ATTEMPTS = "student:"
+
 
 class CheckHistory:
     def __init__(self, data_dir: Path):

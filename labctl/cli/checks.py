@@ -24,6 +24,9 @@ def check(
                                    help="Also write a self-contained HTML page."),
     var: list[str] = VAR_OPTION,
     uri: str = URI_OPTION,
+    students: bool = typer.Option(False, "--students",
+                                  help="With history: the students' own attempts "
+                                       "(\"check my work\" on their page), copy by copy."),
 ) -> None:
     """Run the lab file's checks in every copy and show a copy x check table.
 
@@ -31,7 +34,7 @@ def check(
     parallel; results are kept ('labctl check history LAB' shows a class's
     progress). Checks only read: they never change a VM."""
     if str(lab_file) == "history":
-        _history(history_of)
+        _attempts(history_of, uri) if students else _history(history_of)
         return
     from labctl.checks.results import SYMBOLS
     from labctl.render import render_html
@@ -76,6 +79,32 @@ def _table(run) -> None:
     out.print(f"{passed} of {cells} checks passed"
               + (f", {errors} could not run" if errors else "")
               + f" ({run.seconds:.1f} s; run {run.run_id})", markup=False)
+
+
+def _attempts(group: str | None, uri: str | None) -> None:
+    from labctl.usecases import students as cases
+
+    if not group:
+        raise typer.BadParameter("say which class: labctl check history LAB --students")
+    found = cases.class_attempts(session(uri), group)
+    if STATE.json:
+        print_json({name: [r.to_dict() for r in runs] for name, runs in found.items()})
+        return
+    if not any(found.values()):
+        out.print(f"no student of '{group}' has checked their work yet", markup=False)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("copy", "at (UTC)", "points", "passed"):
+        table.add_column(column)
+    for name, runs in sorted(found.items()):
+        for r in runs:
+            for c in r.copies:
+                table.add_row(c.copy or name, r.created.replace("+00:00", ""),
+                              f"{c.earned}/{r.total_points}",
+                              ", ".join(o.check for o in c.outcomes if o.status == "pass"))
+    out.print(table)
 
 
 def _history(lab: str | None) -> None:

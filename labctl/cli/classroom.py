@@ -103,6 +103,10 @@ def handout_cmd(
     jump: str = typer.Option(None, "--jump", metavar="USER@HOST",
                              help="Add a ProxyJump through the lab host (students' laptops)."),
     as_zip: bool = typer.Option(False, "--zip", help="Also zip each student's folder."),
+    page: str = typer.Option(None, "--page", metavar="URL",
+                             help="The dashboard's address as students reach it "
+                                  "(e.g. http://lab-host:8800): each README gets the "
+                                  "student's own page."),
     uri: str = URI_OPTION,
 ) -> None:
     """Per student: their key, an OpenSSH config, their VMs' addresses and a README;
@@ -114,7 +118,7 @@ def handout_cmd(
     # (and roster.csv each copy's own per-copy values)
     from_file = load(Path(lab), []) if Path(lab).is_file() else None
     made = handout.write(session(uri), group, out_dir, copy, jump, as_zip,
-                         from_file.checks if from_file else (), from_file)
+                         from_file.checks if from_file else (), from_file, page)
     if STATE.json:
         print_json([{"copy": h.copy, "lab": h.lab, "folder": str(h.folder),
                      "vms": [e.alias for e in h.entries]} for h in made])

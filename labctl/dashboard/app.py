@@ -35,6 +35,8 @@ from starlette.routing import Route
 
 from labctl.bench.analysis import recent_headlines
 from labctl.dashboard.guard import COOKIE, Guard
+from labctl.dashboard.student import COOKIE as STUDENT_COOKIE
+from labctl.dashboard.student import StudentPages
 from labctl.errors import LabctlError, UsageError
 from labctl.events import Event
 from labctl.plan import classroom
@@ -58,6 +60,7 @@ class Dashboard:
         self.activity: list[dict[str, Any]] = []  # progress of the actions started here
         self.lock = threading.Lock()
         self._looking: Session | None = None
+        self.students = StudentPages(self.session, self.note)
 
     # -- state ----------------------------------------------------------------
     def session(self, report: Callable[[Event], None] | None = None) -> Session:
@@ -86,13 +89,23 @@ class Dashboard:
             Route("/api/reset", self.api_reset, methods=["POST"]),
             Route("/api/containers", self.api_containers, methods=["POST"]),
             Route("/api/handout.zip", self.handout), Route("/api/checks.csv", self.checks_csv),
+            *self.students.routes(),
         ]
         async def guard(request: Request, call_next):
-            given = self.guard.given_token(request.query_params, request.headers,
-                                           request.cookies)
+            student = request.url.path == "/student" or request.url.path.startswith("/student/")
+            if student:  # a copy's own token (its page), never the instructor's
+                given = request.query_params.get("token") or request.cookies.get(
+                    STUDENT_COOKIE) or ""
+                copy = await asyncio.to_thread(self.students.copy_of, given)
+                request.state.copy = copy
+                token_ok = copy is not None
+            else:
+                given = self.guard.given_token(request.query_params, request.headers,
+                                               request.cookies)
+                token_ok = None
             refused = self.guard.refuse(request.method, request.headers.get("host", ""),
                                         request.headers, given,
-                                        request.headers.get("content-type", ""))
+                                        request.headers.get("content-type", ""), token_ok)
             if refused is not None:
                 return JSONResponse({"error": refused.error, "hint": refused.hint},
                                     status_code=refused.status)
@@ -103,6 +116,11 @@ class Dashboard:
                 response = RedirectResponse("/", status_code=303)
                 response.set_cookie(COOKIE, self.guard.token, httponly=True,
                                     samesite="strict")
+                return response
+            if student and request.query_params.get("token") and request.method == "GET" \
+                    and request.url.path == "/student":
+                response = RedirectResponse("/student", status_code=303)
+                response.set_cookie(STUDENT_COOKIE, given, httponly=True, samesite="strict")
                 return response
             return await call_next(request)
 
@@ -219,7 +237,8 @@ class Dashboard:
             lab = await asyncio.to_thread(view.lab_of, self.session(), group)
             # one zip of every student's folder: the folders themselves, not zipped twice
             made = await asyncio.to_thread(handout.write, self.session(), group, folder / group,
-                                           None, None, False, lab.checks, lab)
+                                           None, None, False, lab.checks, lab,
+                                           str(request.base_url))
             if not made:
                 raise LabctlError(f"class '{group}' has no copies to hand out")
             archive = shutil.make_archive(str(folder / f"{group}-handouts"), "zip",

@@ -12,7 +12,7 @@ Patterns are Python regular expressions, searched (not matched) in the text."""
 from __future__ import annotations
 
 from labctl.lab import values
-from labctl.lab.schema import Field, Int, Obj, Parsed, Str
+from labctl.lab.schema import Bool, Field, Int, Obj, Parsed, Str
 
 
 def _regex(doc: str) -> Parsed:
@@ -67,6 +67,8 @@ CHECK = Obj("a check", {
     "name": Field(_name("the check's name, unique in the lab"), required=True),
     "description": Field(Str("what the student must have done, in their words")),
     "points": Field(Int(0, 1000, "points it is worth (default 1)")),
+    "student": Field(Bool("true: students may run it themselves from their page "
+                          "(\"check my work\"); false (default): the instructor's only")),
     "vm": Field(Str("the VM it looks at (for replicas: NAME-1...)", max_len=45),
                 required=True),
     "timeout": Field(Int(1, 600, "seconds before it counts as 'could not run' (default 20)")),

@@ -156,6 +156,7 @@ class Check:
     description: str = ""
     points: int = 1
     timeout: int = 20
+    student: bool = False  # students may run it themselves (their page's "check my work")
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.spec).get(key, default)
@@ -330,4 +331,4 @@ def _check(doc: dict[str, Any]) -> Check:
     (kind,) = [k for k in CHECK_KINDS if k in doc]  # the rules allow exactly one
     return Check(name=doc["name"], vm=doc["vm"], kind=kind, spec=tuple(doc[kind].items()),
                  description=doc.get("description", ""), points=doc.get("points", 1),
-                 timeout=doc.get("timeout", 20))
+                 timeout=doc.get("timeout", 20), student=doc.get("student", False))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl.checks.store import CheckHistory
+from labctl.checks.store import ATTEMPTS, CheckHistory
 from labctl.errors import LabctlError, UsageError
 from labctl.fileio import read_json
 from labctl.lab.loader import load_lab
@@ -81,6 +81,9 @@ def _copy(session: Session, name: str, placement: dict, files, rows) -> dict[str
     return {
         "lab": name, "copy": placement.get("copy", ""), "host": placement.get("uri", ""),
         "reachable": reachable, "values": files.own_values(),
+        "attempts": [{"created": r.created, "earned": c.earned, "total": r.total_points}
+                     for r in CheckHistory(session.data_dir).runs(ATTEMPTS + name, limit=20)
+                     for c in r.copies],
         "vms": [{"name": v.name, "state": v.state, "ssh": v.endpoint, "user": v.user,
                  "stage": progress.get(v.name, {}).get("stage", ""),
                  "detail": progress.get(v.name, {}).get("detail", ""),

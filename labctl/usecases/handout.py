@@ -20,7 +20,7 @@ from labctl.errors import LabctlError
 from labctl.fileio import write_atomic
 from labctl.lab.model import Check, Lab
 from labctl.labfiles import SshEntry, ssh_config_text
-from labctl.usecases import values
+from labctl.usecases import students, values
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.lab import status
 from labctl.usecases.session import Session
@@ -38,19 +38,30 @@ will refuse an impostor instead of asking you to trust it.
 """
 
 
+PAGE = """
+Your own page (your VMs, resets, snapshots, and "check my work"); keep the
+link to yourself, it opens your lab:
+  {link}
+"""
+
+
 @dataclass(frozen=True)
 class Handout:
     copy: str
     lab: str
     folder: Path
     entries: tuple[SshEntry, ...]
+    page: str = ""  # the student's own page (with its token), when known
 
 
 def write(session: Session, group: str, out: Path, only: str | None = None,
           jump: str | None = None, as_zip: bool = False,
-          checks: tuple[Check, ...] = (), lab: Lab | None = None) -> list[Handout]:
+          checks: tuple[Check, ...] = (), lab: Lab | None = None,
+          page: str | None = None) -> list[Handout]:
     """`lab`: the class's lab file, when known: roster.csv then also lists each
-    copy's own per-copy values (for the instructor; not in the students' folders)."""
+    copy's own per-copy values (for the instructor; not in the students' folders).
+    `page`: the dashboard's address as students reach it: each README then
+    gives the student's own page (its token opens that copy only)."""
     copies = existing_copies(session, group)
     if only is not None:
         copies = {name: copy for name, copy in copies.items() if copy == only}
@@ -60,7 +71,9 @@ def write(session: Session, group: str, out: Path, only: str | None = None,
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     made = []
     for name, copy in copies.items():
-        made.append(_one(session, name, copy, group, out / copy, jump, checks))
+        link = f"{page.rstrip('/')}/student?token={students.token(session, name)}" \
+            if page else ""
+        made.append(_one(session, name, copy, group, out / copy, jump, checks, link))
     own = {h.copy: values.values_of(session.data_dir, lab, h.copy) for h in made} \
         if lab is not None and lab.per_copy else {}
     _roster(out / "roster.csv", made, own)
@@ -71,7 +84,7 @@ def write(session: Session, group: str, out: Path, only: str | None = None,
 
 
 def _one(session: Session, lab: str, copy: str, group: str, folder: Path,
-         jump: str | None, checks: tuple[Check, ...] = ()) -> Handout:
+         jump: str | None, checks: tuple[Check, ...] = (), link: str = "") -> Handout:
     files = session.files(lab)
     if not files.login_key_path.exists():
         raise LabctlError(f"copy '{copy}' of '{group}' has no keys in this data dir",
@@ -95,9 +108,9 @@ def _one(session: Session, lab: str, copy: str, group: str, folder: Path,
     vms = "".join(f"  {e.alias:<28} {e.user}@{e.host} port {e.port}\n" for e in entries)
     write_atomic(folder / "README.txt", README.format(
         lab=lab, copy=copy, group=group, first=entries[0].alias if entries else "NAME",
-        vms=vms or "  (no VM is running: ask your instructor)\n") + assessed(checks),
-        mode=0o644)
-    return Handout(copy, lab, folder, tuple(entries))
+        vms=vms or "  (no VM is running: ask your instructor)\n") + assessed(checks)
+        + (PAGE.format(link=link) if link else ""), mode=0o644)
+    return Handout(copy, lab, folder, tuple(entries), link)
 
 
 def assessed(checks: tuple[Check, ...]) -> str:
@@ -119,12 +132,12 @@ def _roster(path: Path, handouts: list[Handout], own: dict[str, dict] | None = N
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["student", "lab", "vm", "ssh_alias", "host", "port", "user", "handout",
-                     *names])
+                     "page", *names])
     for h in handouts:
         mine = own.get(h.copy, {})
         for e in h.entries or (SshEntry("", "", 0, ""),):
             writer.writerow([h.copy, h.lab, e.alias.split(".", 1)[-1], e.alias, e.host,
-                             e.port or "", e.user, str(h.folder),
+                             e.port or "", e.user, str(h.folder), h.page,
                              *(mine.get(n, "") for n in names)])
     write_atomic(path, buf.getvalue())
 

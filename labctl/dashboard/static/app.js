@@ -56,7 +56,9 @@ function render(state) {
       const list = `<button data-act="containers" data-lab="${esc(copy.lab)}">containers</button>`;
       // the copy's own per-copy values, for the instructor (a student never sees this page)
       const own = Object.entries(copy.values || {}).map(([k, v]) =>
-        `<div class="stage values">${esc(k)} = <code>${esc(v)}</code></div>`).join("");
+        `<div class="stage values">${esc(k)} = <code>${esc(v)}</code></div>`).join("") +
+        ((copy.attempts || []).length ? `<div class="stage attempts">${copy.attempts.length} own check(s), last ` +
+          `${copy.attempts[copy.attempts.length - 1].earned} / ${copy.attempts[copy.attempts.length - 1].total}</div>` : "");
       return `<tr data-copy="${esc(copy.copy || copy.lab)}"><th>${esc(copy.copy || copy.lab)}${own}</th><td>${vms}</td>` +
         `<td>${containersCell(copy.containers)}</td><td>${checksCell(lab.checks, copy)}</td>` +
         `<td>${check} ${resets} ${list}</td></tr>`;
