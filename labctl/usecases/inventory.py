@@ -100,5 +100,11 @@ def as_ini(name: str, found: list[InventoryHost]) -> str:
 
 
 def _ini_value(value: str | int) -> str:
+    """Quoted for Ansible's INI parser when it has spaces: in double quotes when
+    it holds single ones (a ProxyCommand, shell-quoted inside the options)."""
     text = str(value)
-    return f"'{text}'" if re.search(r"\s", text) else text
+    if not re.search(r"\s", text):
+        return text
+    if "'" in text:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"'{text}'"

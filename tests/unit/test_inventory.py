@@ -75,3 +75,23 @@ def test_one_copy_by_name_and_a_lab_with_nothing_running(klass):
     from labctl.errors import LabctlError
     with pytest.raises(LabctlError, match="no running VMs"):
         inv.hosts(klass, "web-class-1")
+
+
+@pytest.mark.parametrize("form", ["yaml", "ini"])
+def test_a_vm_behind_a_jump_keeps_its_proxy_command_whole(tmp_path, form):
+    """A ProxyCommand is shell-quoted inside the SSH options: the INI form
+    must quote around it so Ansible reads the options back unchanged (an INI
+    line with nested single quotes did not parse at all)."""
+    proxy = ("ssh -o BatchMode=yes -i /data/labs/x/labctl_ed25519 -W 10.0.3.36:22 "
+             "-- labctl@198.51.100.197")
+    options = ("-o HostKeyAlias=x.db -o StrictHostKeyChecking=yes -o "
+               "'ProxyCommand=" + proxy + "'")
+    found = [inv.InventoryHost("x.db", "db", "x", "", {
+        "ansible_host": "10.0.3.36", "ansible_port": 22, "ansible_user": "lab",
+        "ansible_ssh_common_args": options})]
+    text = inv.as_ini("x", found) if form == "ini" else yaml.safe_dump(inv.as_yaml_dict("x",
+                                                                                        found))
+    path = tmp_path / f"inventory.{form}"
+    path.write_text(text)
+    facts = ansible_view(path)["_meta"]["hostvars"]["x.db"]
+    assert facts["ansible_ssh_common_args"] == options
