@@ -28,9 +28,17 @@ def _find(conn, **properties: str) -> object | None:
     for image in conn.image.images(**properties):
         props = {**(image.properties or {}), **{k: getattr(image, k, None) for k in properties
                                                   if hasattr(image, k)}}
+        if _is_snapshot(image):
+            continue  # Nova copies the base's properties, labctl_sha256 too, into a snapshot
         if image.status == "active" and all(props.get(k) == v for k, v in properties.items()):
             return image
     return None
+
+
+def _is_snapshot(image) -> bool:
+    props = image.properties or {}
+    return bool(props.get(SNAPSHOT_PROPERTY)) or props.get("image_type") == "snapshot" \
+        or getattr(image, "image_type", None) == "snapshot"
 
 
 def _upload(conn, name: str, path, disk_format: str, properties: dict[str, str]):

@@ -217,3 +217,21 @@ def test_a_servers_fixed_and_floating_addresses():
     argv = jump_argv("/k", "labctl", "198.51.100.150", "10.0.3.7")
     assert argv[-1] == "labctl@198.51.100.150" and "10.0.3.7:22" in argv
     assert argv[argv.index("--") - 1] == "10.0.3.7:22"  # nothing after -- but the jump
+
+
+def test_a_base_image_is_never_a_snapshot_that_inherited_its_digest():
+    """Nova copies the base image's properties into a server snapshot,
+    labctl_sha256 included: found by digest, the snapshot (min_disk of the
+    server's flavor) booted the next lab's VMs and broke the smallest flavor."""
+    from types import SimpleNamespace
+
+    from labctl.cloud.images import _find
+
+    digest = {"labctl_sha256": "ab" * 32}
+    snapshot = SimpleNamespace(name="lab.web@before", status="active", image_type="snapshot",
+                               properties={**digest, "labctl_server": "lab.web"})
+    base = SimpleNamespace(name="labctl-debian-12", status="active", properties=dict(digest))
+    conn = SimpleNamespace(image=SimpleNamespace(images=lambda **_: [snapshot, base]))
+    assert _find(conn, **digest) is base
+    conn = SimpleNamespace(image=SimpleNamespace(images=lambda **_: [snapshot]))
+    assert _find(conn, **digest) is None
