@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -31,7 +32,8 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from labctl.bench.analysis import recent_headlines
 from labctl.dashboard.guard import COOKIE, Guard
@@ -45,6 +47,12 @@ from labctl.usecases.session import Session, Settings
 
 STATIC = Path(__file__).parent / "static"
 TICK = 1.0  # seconds between looks at the state
+
+
+@functools.cache
+def _shipped() -> frozenset[str]:
+    """The page's files (static/ and its vendor/ folder), by relative path."""
+    return frozenset(str(p.relative_to(STATIC)) for p in STATIC.rglob("*") if p.is_file())
 
 
 class Dashboard:
@@ -83,13 +91,15 @@ class Dashboard:
     # -- HTTP -----------------------------------------------------------------
     def app(self) -> Starlette:
         routes = [
-            Route("/", self.page), Route("/static/{name}", self.static),
+            Route("/", self.page), Route("/static/{name:path}", self.static),
             Route("/api/state", self.api_state), Route("/api/events", self.events),
             Route("/api/check", self.api_check, methods=["POST"]),
             Route("/api/reset", self.api_reset, methods=["POST"]),
             Route("/api/containers", self.api_containers, methods=["POST"]),
             Route("/api/handout.zip", self.handout), Route("/api/checks.csv", self.checks_csv),
             *self.students.routes(),
+            WebSocketRoute("/api/terminal", self.terminal),
+            WebSocketRoute("/student/terminal", self.student_terminal),
         ]
         async def guard(request: Request, call_next):
             student = request.url.path == "/student" or request.url.path.startswith("/student/")
@@ -127,15 +137,54 @@ class Dashboard:
         return Starlette(routes=routes,
                          middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
 
+    # -- the browser terminal (WebSockets pass no middleware: each checks here) --
+    def _socket_refused(self, websocket: WebSocket, token_ok: bool) -> bool:
+        """Host, Origin (required: a browser always sends it on a WebSocket, and
+        another site's page could open one with the cookie) and the token."""
+        headers = {k.lower(): v for k, v in websocket.headers.items()}
+        if "origin" not in headers:
+            return True
+        return self.guard.refuse("GET", headers.get("host", ""), headers, "",
+                                 "", token_ok) is not None
+
+    async def terminal(self, websocket: WebSocket) -> None:
+        """The instructor's terminal: any VM of any lab shown here."""
+        from labctl.dashboard import terminal
+
+        ok = self.guard.token_ok(websocket.cookies.get(COOKIE, ""))
+        if self._socket_refused(websocket, ok):
+            await websocket.close(code=1008)
+            return
+        lab, vm = websocket.query_params.get("lab", ""), websocket.query_params.get("vm", "")
+        await terminal.serve(websocket, self.session(), lab, vm)
+
+    async def student_terminal(self, websocket: WebSocket) -> None:
+        """A student's terminal: a VM of the copy their token opens, nothing else."""
+        from labctl.dashboard import terminal
+        from labctl.dashboard.student import _vm_of
+
+        copy = await asyncio.to_thread(self.students.copy_of,
+                                       websocket.cookies.get(STUDENT_COOKIE, ""))
+        if self._socket_refused(websocket, copy is not None):
+            await websocket.close(code=1008)
+            return
+        session = self.session()
+        vm = websocket.query_params.get("vm", "")
+        try:
+            _vm_of(session, copy, vm)
+        except LabctlError:
+            await websocket.close(code=1008)
+            return
+        await terminal.serve(websocket, session, copy, vm)
+
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
-        path = STATIC / name
-        if name not in {p.name for p in STATIC.iterdir()}:  # nothing outside the folder
-            return JSONResponse({"error": f"no file '{name}'"}, status_code=404)
-        return FileResponse(path)
+        if name not in _shipped():  # the folder's own files, nothing outside it
+            return JSONResponse({"error": f"no file '{name[:80]}'"}, status_code=404)
+        return FileResponse(STATIC / name)
 
     async def api_state(self, request: Request) -> Response:
         return JSONResponse(await asyncio.to_thread(self.state))

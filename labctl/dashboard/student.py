@@ -25,7 +25,8 @@ from labctl.usecases.session import Session
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "labctl_student"
-STUDENT_FILES = frozenset({"student.js", "style.css"})
+STUDENT_FILES = frozenset({"student.js", "style.css", "terminal.js", "vendor/xterm.js",
+                           "vendor/xterm.css", "vendor/addon-fit.js"})
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 
 
@@ -36,7 +37,7 @@ class StudentPages:
         self._guard = threading.Lock()
 
     def routes(self) -> list[Route]:
-        return [Route("/student", self.page), Route("/student/static/{name}", self.static),
+        return [Route("/student", self.page), Route("/student/static/{name:path}", self.static),
                 Route("/student/api/state", self.api_state),
                 Route("/student/api/check", self.api_check, methods=["POST"]),
                 Route("/student/api/reset", self.api_reset, methods=["POST"]),

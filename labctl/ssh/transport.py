@@ -167,6 +167,15 @@ class SSHTransport:
         None) is sent to its stdin as a line -- a dialogue in one command."""
         return self.run(command, timeout, answer=answer)
 
+    def shell(self, cols: int, rows: int) -> paramiko.Channel:
+        """An interactive login shell on a terminal of that size (the browser
+        terminal): a PTY and a shell, nothing else -- no forwarding, so only
+        the VM is reached through it."""
+        channel = self._transport.open_session(timeout=30)
+        channel.get_pty(term="xterm-256color", width=cols, height=rows)
+        channel.invoke_shell()
+        return channel
+
     def stream(self, command: str | Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
         """Run a command, copying its output as it comes (logs -f); its exit status."""
         return self._exec(command if isinstance(command, str) else join(command), stdout, stderr)

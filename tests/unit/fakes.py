@@ -248,3 +248,29 @@ def wait_for(predicate, seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+class EchoChannel:
+    """A shell that answers each line it is sent with 'you said: LINE' (the
+    browser terminal's unit tests); records resizes."""
+
+    def __init__(self):
+        import queue
+
+        self.out: queue.Queue[bytes] = queue.Queue()
+        self.sizes: list[tuple[int, int]] = []
+        self.closed = False
+
+    def recv(self, _size: int) -> bytes:
+        return self.out.get()
+
+    def sendall(self, data: bytes) -> None:
+        for line in data.decode().splitlines():
+            self.out.put(f"you said: {line}\r\n".encode())
+
+    def resize_pty(self, width: int, height: int) -> None:
+        self.sizes.append((width, height))
+
+    def close(self) -> None:
+        self.closed = True
+        self.out.put(b"")

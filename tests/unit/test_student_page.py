@@ -148,3 +148,63 @@ def test_the_handout_gives_each_student_their_own_page(room, tmp_path):
     assert roster == pages
     token = pages["2"].split("token=")[1]
     assert client(token).get("/student/api/state").json()["copy"] == "2"
+
+
+# -- the browser terminal ---------------------------------------------------------
+
+def test_a_students_terminal_reaches_a_vm_of_their_copy_only(room, monkeypatch):
+    from starlette.websockets import WebSocketDisconnect
+
+    from labctl.usecases import terminal
+
+    from .fakes import EchoChannel
+
+    session, client = room
+    opened: list[tuple[str, str, EchoChannel]] = []
+
+    def fake_shell(_session, lab, vm, cols, rows):
+        channel = EchoChannel()
+        channel.sizes.append((cols, rows))
+        opened.append((lab, vm, channel))
+        return type("T", (), {"close": lambda self: None})(), channel
+
+    monkeypatch.setattr(terminal, "open_shell", fake_shell)
+    token = students.token(session, "room-1")
+    ws_client = client()  # the test client's WebSockets send no cookie jar: headers do
+
+    def headers(cookie: str | None, origin: str | None = "http://127.0.0.1:8800") -> dict:
+        made = {"host": "127.0.0.1:8800"}
+        if cookie:
+            made["cookie"] = cookie
+        if origin:
+            made["origin"] = origin
+        return made
+
+    mine = headers(f"labctl_student={token}")
+    with ws_client.websocket_connect("/student/terminal?vm=node&cols=100&rows=30",
+                                     headers=mine) as ws:
+        ws.send_text('{"type": "input", "data": "hostname\\n"}')
+        assert ws.receive_bytes() == b"you said: hostname\r\n"
+        ws.send_text('{"type": "resize", "cols": 120, "rows": 40}')
+        ws.send_text('{"type": "input", "data": "\u00e9\\n"}')  # UTF-8 both ways
+        assert ws.receive_bytes().decode() == "you said: \u00e9\r\n"
+    assert [(lab, vm) for lab, vm, _ in opened] == [("room-1", "node")]
+    assert opened[0][2].sizes == [(100, 30), (120, 40)]
+    # refused before any shell: no Origin, another site, a forged token, a VM
+    # that is not the copy's, and a student's token on the instructor's terminal
+    for path, sent in (
+            ("/student/terminal?vm=node", headers(f"labctl_student={token}", None)),
+            ("/student/terminal?vm=node", headers(f"labctl_student={token}",
+                                                  "http://evil.example")),
+            ("/student/terminal?vm=node", headers("labctl_student=forged")),
+            ("/student/terminal?vm=room-2.node", mine),
+            ("/api/terminal?lab=room-1&vm=node", headers(f"labctl_token={token}"))):
+        with pytest.raises(WebSocketDisconnect):
+            with ws_client.websocket_connect(path, headers=sent) as ws:
+                ws.receive_bytes()
+    # the instructor's own token opens any VM's terminal
+    with ws_client.websocket_connect("/api/terminal?lab=room-2&vm=node",
+                                     headers=headers(f"labctl_token={TOKEN}")) as ws:
+        ws.send_text('{"type": "input", "data": "id\\n"}')
+        assert ws.receive_bytes() == b"you said: id\r\n"
+    assert [(lab, vm) for lab, vm, _ in opened] == [("room-1", "node"), ("room-2", "node")]

@@ -51,7 +51,8 @@ function render(state) {
     const rows = lab.copies.map((copy) => {
       const vms = copy.vms.map(vmCell).join("") || `<span class="muted">no VMs</span>`;
       const resets = copy.vms.map((vm) => `<button data-act="reset" data-lab="${esc(lab.name)}" ` +
-        `data-copy="${esc(copy.copy)}" data-vm="${esc(vm.name)}">reset ${esc(vm.name)}</button>`).join(" ");
+        `data-copy="${esc(copy.copy)}" data-vm="${esc(vm.name)}">reset ${esc(vm.name)}</button> ` +
+        `<button data-act="terminal" data-lab="${esc(copy.lab)}" data-vm="${esc(vm.name)}">terminal ${esc(vm.name)}</button>`).join(" ");
       const check = `<button data-act="check" data-lab="${esc(lab.name)}" data-copy="${esc(copy.copy)}">check</button>`;
       const list = `<button data-act="containers" data-lab="${esc(copy.lab)}">containers</button>`;
       // the copy's own per-copy values, for the instructor (a student never sees this page)
@@ -107,6 +108,8 @@ document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-act]");
   if (!button) return;
   const {act: what, lab, copy, vm} = button.dataset;
+  if (what === "terminal") openTerminal($("#terminal"),
+    `api/terminal?lab=${encodeURIComponent(lab)}&vm=${encodeURIComponent(vm)}`, `${lab}.${vm}`);
   if (what === "check") await act("api/check", {lab, copy}, `Run the checks of ${copy || lab}?`);
   if (what === "check-all") await act("api/check", {lab}, `Run the checks of every copy of ${lab}?`);
   if (what === "reset") await act("api/reset", {lab, copy, vm},

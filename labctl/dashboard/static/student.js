@@ -8,7 +8,7 @@ const esc = (text) => String(text ?? "").replace(/[&<>"']/g, (c) =>
 const SYMBOL = {pass: "✓", fail: "✗", error: "?"};
 let busy = false;
 
-async function post(path, body, question) {
+async function post(path, body, question, said) {
   if (question && !confirm(question)) return null;
   if (busy) return null;
   busy = true;
@@ -19,6 +19,7 @@ async function post(path, body, question) {
                                          body: JSON.stringify(body)});
     const data = await response.json();
     if (!response.ok) { $("#error").textContent = `${data.error}${data.hint ? " (" + data.hint + ")" : ""}`; return null; }
+    if (said) $("#done").textContent = said;
     return data;
   } finally { busy = false; $("#result").textContent = ""; await refresh(); }
 }
@@ -28,6 +29,7 @@ function render(state) {
   $("#vms tbody").innerHTML = state.vms.map((vm) =>
     `<tr data-vm="${esc(vm.name)}"><td><b>${esc(vm.name)}</b></td><td class="${esc(vm.state.split(" ")[0])}">${esc(vm.state)}</td>` +
     `<td><code>${esc(vm.ssh || "-")}</code></td><td>` +
+    `<button data-act="terminal" data-vm="${esc(vm.name)}">terminal</button> ` +
     `<button data-act="reset" data-vm="${esc(vm.name)}">reset</button> ` +
     `<button data-act="save" data-vm="${esc(vm.name)}">save snapshot</button> ` +
     (vm.snapshots || []).map((s) => `<button data-act="restore" data-vm="${esc(vm.name)}" data-name="${esc(s)}">restore ${esc(s)}</button>`).join(" ") +
@@ -49,18 +51,21 @@ async function refresh() {
   render(await response.json());
 }
 
-$("#check").addEventListener("click", () => post("student/api/check", {}));
+$("#check").addEventListener("click", () => post("student/api/check", {}, null, "checked"));
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-act]");
   if (!button) return;
   const {act, vm, name} = button.dataset;
-  if (act === "reset") await post("student/api/reset", {vm}, `Reset ${vm}? Everything in it is lost.`);
+  if (act === "terminal") openTerminal($("#terminal"), `student/terminal?vm=${encodeURIComponent(vm)}`, vm);
+  if (act === "reset") await post("student/api/reset", {vm}, `Reset ${vm}? Everything in it is lost.`,
+                                  `reset ${vm}: done`);
   if (act === "save") {
     const chosen = prompt("A name for the snapshot (e.g. before-nginx):");
-    if (chosen) await post("student/api/snapshot", {vm, name: chosen, action: "save"});
+    if (chosen) await post("student/api/snapshot", {vm, name: chosen, action: "save"}, null,
+                           `snapshot ${chosen} of ${vm}: saved`);
   }
   if (act === "restore") await post("student/api/snapshot", {vm, name, action: "restore"},
-                                    `Put ${vm} back to snapshot ${name}?`);
+                                    `Put ${vm} back to snapshot ${name}?`, `${vm}: back to ${name}`);
 });
 refresh();
 setInterval(() => { if (!busy) refresh(); }, 2000);
