@@ -41,7 +41,8 @@ class StudentPages:
                 Route("/student/api/state", self.api_state),
                 Route("/student/api/check", self.api_check, methods=["POST"]),
                 Route("/student/api/reset", self.api_reset, methods=["POST"]),
-                Route("/student/api/snapshot", self.api_snapshot, methods=["POST"])]
+                Route("/student/api/snapshot", self.api_snapshot, methods=["POST"]),
+                Route("/student/api/containers", self.api_containers, methods=["POST"])]
 
     def copy_of(self, given: str) -> str | None:
         if not given:
@@ -114,6 +115,14 @@ class StudentPages:
     async def api_check(self, request: Request) -> Response:
         return await self._one_at_a_time(
             request, "check my work", lambda s, name, _b: students.check_my_work(s, name))
+
+    async def api_containers(self, request: Request) -> Response:
+        """Their containers, on demand (an SSH round trip per VM)."""
+        from labctl.usecases import dashboard as view
+
+        return await self._one_at_a_time(
+            request, "containers",
+            lambda s, name, _b: {"containers": view.containers_of(s, name)})
 
     async def api_reset(self, request: Request) -> Response:
         def run(session: Session, name: str, body: dict) -> dict:

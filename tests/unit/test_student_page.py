@@ -104,6 +104,8 @@ def test_a_student_acts_on_their_own_copy_only(room):
     assert student.post("/student/api/reset", json={"vm": "node", "copy": "1"}
                         ).status_code == 400
     assert student.post("/student/api/reset", json={"vm": "room-1.node"}).status_code == 400
+    listed = student.post("/student/api/containers", json={})
+    assert listed.status_code == 200 and listed.json() == {"containers": []}
     saved = student.post("/student/api/snapshot",
                          json={"vm": "node", "name": "before", "action": "save"})
     assert saved.status_code == 200, saved.json()

@@ -51,6 +51,14 @@ async function refresh() {
   render(await response.json());
 }
 
+$("#containers").addEventListener("click", async () => {
+  const data = await post("student/api/containers", {}, null, "containers listed");
+  if (!data) return;
+  $("#containerlist tbody").innerHTML = data.containers.map((c) =>
+    `<tr><td>${esc(c.vm)}/${esc(c.name)}</td><td class="${c.state === "running" ? "running" : "off"}">${esc(c.state)}</td>` +
+    `<td>${esc(c.image)}</td><td>${esc((c.ports || []).join(" "))}</td></tr>`).join("") ||
+    `<tr><td class="muted">none</td></tr>`;
+});
 $("#check").addEventListener("click", () => post("student/api/check", {}, null, "checked"));
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-act]");
