@@ -79,7 +79,7 @@ ALONE = {
 STREAM_B = {  # about half of the integration time, by the last full run's module times
     "test_hosts.py", "test_classroom.py",  # both use the lab name 'hello'
     "test_templates.py", "test_chaos.py", "test_checks.py", "test_bench.py",
-    "test_cloud_images.py",
+    "test_cloud_images.py", "test_internet.py", "test_registry.py",
 }
 
 
