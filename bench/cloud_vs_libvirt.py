@@ -4,13 +4,16 @@ seconds: the figures docs/scale.md scales to a class of 300.
 
     scripts/libvirtd-netns start && scripts/openstack start
     OS_CLIENT_CONFIG_FILE=$(scripts/openstack clouds) \\
-        scripts/libvirtd-netns exec .venv/bin/python bench/openstack.py [--copies 2] [--rounds 2]
+        scripts/libvirtd-netns exec .venv/bin/python bench/cloud_vs_libvirt.py \\
+        [--copies 2] [--rounds 2]
 
 On OpenStack a VM's time splits into API accepted -> scheduled (a compute
 host chosen) -> ACTIVE -> SSH; under libvirt into define -> started -> SSH.
 Both boot cold (--cold on libvirt: templates are libvirt's alone). API calls
 are every HTTP request labctl's process makes to the cloud (keystoneauth's
-session, counted here, not in labctl). Not a test: it prints and asserts nothing.
+session, counted here, not in labctl). Not a test: it prints and asserts
+nothing. (Named so: a script called openstack.py hides the openstack package
+from itself.)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from keystoneauth1 import session as ksa_session
 
+from labctl.datadir import default_data_dir
 from labctl.events import Event
 from labctl.lab.loader import load_lab
 from labctl.usecases import classes
@@ -105,7 +109,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="labctl-bench-os-") as tmp:
-        data = Path(tmp)
+        data = Path(tmp)  # its own labs and keys; the guest images of the usual data dir
+        (data / "images").symlink_to(default_data_dir() / "images")
         cloud, local = [], []
         for _ in range(args.rounds):  # interleaved: both see the same machine
             CALLS.clear()
