@@ -3,7 +3,9 @@
 teacher with only a clouds.yaml. Two copies of a two-VM lab (one VM on a
 sealed network, reached through the other), exec, a podman container, a
 check, a hand-out used with plain OpenSSH, a reset that keeps the address and
-keys; refusals in one line: over quota, a server in ERROR, keystone down;
+keys, a snapshot restored by a rebuild, `bench` split as the cloud works, a
+stock image the cloud has and a flavor named by the lab; refusals in one line:
+an image the cloud lacks, over quota, a server in ERROR, keystone down;
 then `down` and nothing of the class is left, found by tag."""
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from .conftest import LABS, ROOT, error_lines, labctl
+from .conftest import LABS, ROOT, Running, error_lines, labctl
 
 SCRIPT = str(ROOT / "scripts" / "openstack")
+FIXTURE = Path(os.environ.get("LABCTL_CLOUD_FIXTURE", "/var/cache/labctl-test/cloud-fixture"))
+STOCK = "Debian 12 stock (itos)"  # the lab's db names it: an image the cloud already has
 LAB = LABS / "openstack.yaml"
+BENCH = LABS / "openstack-bench.yaml"
 CLOUD = "openstack:labctl-test"
 COPIES = ("itos-1", "itos-2")
 
@@ -47,7 +53,15 @@ def cloud():
     assert started.returncode == 0, started.stderr
     clouds = subprocess.run([SCRIPT, "clouds"], capture_output=True, text=True).stdout.strip()
     os.environ["OS_CLIENT_CONFIG_FILE"] = clouds
+    conn = admin()  # a stock image the cloud's operators offer, public
+    for old in conn.image.images(name=STOCK):
+        conn.image.delete_image(old)
+    (disk,) = FIXTURE.glob("*.qcow2")
+    conn.create_image(STOCK, filename=str(disk), disk_format="qcow2", container_format="bare",
+                      visibility="public", wait=True)
     yield
+    for image in conn.image.images(name=STOCK):
+        conn.image.delete_image(image)
     os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
     subprocess.run([SCRIPT, "stop"], capture_output=True, timeout=300)
 
@@ -75,6 +89,28 @@ def test_a_class_on_the_cloud(klass):
     assert status["web"]["endpoint"].startswith("198.51.100.")  # its floating IP
     assert status["db"]["jump"] == "itos-1.web"  # reached through web
     assert "snapshots are disk images" in labctl("status", "itos-1").stdout
+    # db: the cloud's own image and the flavor the lab names (m1.tiny would fit)
+    conn = admin()
+    (stock,) = conn.image.images(name=STOCK)
+    db = next(s for s in conn.compute.servers(all_projects=True) if s.name == "itos-2.db")
+    assert db.image.id == stock.id
+    assert (getattr(db.flavor, "original_name", None) or db.flavor.name) == "m1.small"
+
+
+def test_an_image_the_cloud_does_not_have_is_one_line_before_anything_is_made(cloud, tmp_path):
+    lab = tmp_path / "nosuch.yaml"
+    lab.write_text("name: itnosuch\nvms:\n  - name: box\n    image: {cloud: no-such-image}\n")
+    result = labctl("up", str(lab), "--uri", CLOUD, check=False)
+    said = error_lines(result.stderr)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert said[0] == "error: cloud 'labctl-test' has no active image named 'no-such-image'", said
+    assert STOCK in result.stderr  # the images it has, in the hint
+    assert tagged("itnosuch") == []
+    other = tmp_path / "nosuch-here.yaml"  # a lab never placed on the cloud: libvirt's
+    other.write_text(lab.read_text().replace("itnosuch", "itnosuchlv"))
+    on_libvirt = labctl("up", str(other), check=False)  # the default: this machine's libvirt
+    assert "an image of an OpenStack cloud, but runs on qemu:///system" in on_libvirt.stderr
+    labctl("down", "itnosuch")
 
 
 def test_checks_and_a_handout_with_plain_openssh(klass):
@@ -94,18 +130,91 @@ def test_checks_and_a_handout_with_plain_openssh(klass):
     assert result.returncode == 0 and result.stdout.strip() == "db", result.stderr
 
 
+def test_ansible_and_the_dashboard_see_the_clouds_vms(klass, tmp_path):
+    """The inventory reaches web at its floating IP and db through web; the
+    dashboard shows the class's VMs running, read from the cloud."""
+    import sys
+    import urllib.request
+
+    from .conftest import start_dashboard
+
+    ini = tmp_path / "inventory.ini"
+    ini.write_text(labctl("inventory", "itos-1", "--ini").stdout)
+    ansible = Path(sys.executable).with_name("ansible")
+    ping = subprocess.run([str(ansible), "-i", str(ini), "all", "-m", "ping"],
+                          capture_output=True, text=True, timeout=300)
+    assert ping.returncode == 0 and ping.stdout.count("SUCCESS") == 2, ping.stdout + ping.stderr
+    server, address, _port = start_dashboard("itos", "--uri", CLOUD)
+    try:
+        token = address.split("token=")[1]
+        state = json.load(urllib.request.urlopen(
+            address.replace("/?token=", "/api/state?token="), timeout=60))
+        text = json.dumps(state)
+        assert token not in text and "itos-1" in text and "itos-2" in text
+        assert text.count('"running"') >= 4, text[:2000]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def address(copy: str, vm: str) -> str:
     status = json.loads(labctl("--json", "status", copy).stdout)
     return next(v["endpoint"] for v in status if v["name"] == vm)
 
 
-def test_a_reset_keeps_the_address_and_the_keys(klass):
-    before = address("itos-2", "web")
+def test_the_lab_registry_serves_the_clouds_vms_from_labctls_side(klass):
+    """On a cloud the registry runs on labctl's machine, at its address towards
+    the cloud, a port per lab; a VM with a way out pushes to it and pulls back."""
+    started = labctl("registry", "up", "itos-1").stdout
+    address = re.search(r"at (198\.51\.100\.129:\d+)", started)
+    assert address, started
+    pushed = labctl("push", "itos-1.web/site", "--as", "site:1").stdout.strip()
+    assert pushed == f"pushed {address[1]}/site:1"
+    pulled = labctl("exec", "itos-1.web", "--", "sh", "-c",
+                    f"sudo podman rmi -f {address[1]}/site:1 >/dev/null && "
+                    f"sudo podman pull -q {address[1]}/site:1 >/dev/null && echo pulled")
+    assert pulled.stdout.strip() == "pulled"
+    labctl("registry", "down", "itos-1")
+    assert labctl("registry", "status", "itos-1").stdout.strip() == "not running"
+
+
+def test_a_reset_and_a_snapshot_restore_keep_the_address_and_the_keys(klass):
+    """A reset recreates copy 2's web (a fresh disk); meanwhile a snapshot of
+    copy 1's web, disk only on a cloud, is a server image and a restore
+    rebuilds the server from it, returning once labctl logs in again. Both
+    keep the floating IP and the pinned host key."""
+    before = {copy: address(copy, "web") for copy in ("itos-1", "itos-2")}
     labctl("exec", "itos-2.web", "--", "touch", "/home/lab/mark")
-    labctl("reset", str(LAB), "web", "--copy", "2")
-    assert address("itos-2", "web") == before
+    reset = Running("reset", str(LAB), "web", "--copy", "2")  # alongside: both boot
+    try:
+        labctl("exec", "itos-1.web", "--", "sh", "-c", "echo saved > /home/lab/state && sync")
+        labctl("snapshot", "save", "itos-1.web", "before", "-m", "a file written")
+        listed = labctl("snapshot", "list", "itos-1.web").stdout
+        assert "before" in listed and "a file written" in listed
+        labctl("exec", "itos-1.web", "--", "rm", "/home/lab/state")
+        labctl("snapshot", "restore", "itos-1.web", "before")
+        assert labctl("exec", "itos-1.web", "--", "cat", "/home/lab/state").stdout == "saved\n"
+        # its image goes with `snapshot rm` (and with `down`, test_down_leaves_nothing_tagged)
+        labctl("snapshot", "save", "itos-1.web", "spare")
+        labctl("snapshot", "rm", "itos-1.web", "spare")
+        assert [i for i in tagged("itos-1") if "spare" in i] == []
+    finally:
+        code, _out, stderr = reset.finish(timeout=900)
+    assert code == 0, stderr
+    assert {copy: address(copy, "web") for copy in before} == before
     gone = labctl("exec", "itos-2.web", "--", "test", "-e", "/home/lab/mark", check=False)
     assert gone.returncode == 1  # a fresh disk, and the pinned key still matches
+
+
+def test_bench_on_the_cloud_splits_accepted_scheduled_active(cloud):
+    result = json.loads(labctl("--json", "bench", "run", str(BENCH), "--host", CLOUD).stdout)
+    (boot,) = result["data"]["vm_boot"]
+    assert list(boot["phases"])[:3] == ["api-accepted", "scheduled", "active"]
+    assert sum(boot["phases"].values()) == pytest.approx(boot["total"])
+    assert boot["phases"]["api-accepted"] > 0 and boot["phases"]["active"] > 0
+    assert boot["phases"]["login"] > 0 or boot["phases"]["address-to-banner"] > 0
+    assert [s["run_true"] > 0 for s in result["data"]["containers"]["podman"]] == [True]
+    assert tagged("itosb-bench") == []
 
 
 def test_a_class_over_the_quota_is_refused_before_anything_is_made(cloud):
@@ -144,6 +253,18 @@ def test_keystone_down_is_one_line(klass):
         assert "cloud 'labctl-test' does not answer" in said[0], said
     finally:
         subprocess.run([SCRIPT, "keystone", "start"], check=True, timeout=120)
+
+
+def test_gc_finds_a_router_left_of_a_lab_by_its_tags(cloud):
+    import openstack
+
+    teacher = openstack.connect(cloud="labctl-test")
+    router = teacher.network.create_router(name="itgone.router")
+    teacher.network.set_tags(router, ["labctl", "labctl-lab:itgone"])
+    listed = json.loads(labctl("--json", "gc", "--dry-run", "--uri", CLOUD).stdout)
+    assert {(g["kind"], g["name"]) for g in listed} >= {("leftovers", "itgone")}, listed
+    labctl("gc", "--yes", "--uri", CLOUD)
+    assert tagged("itgone") == []
 
 
 def test_down_leaves_nothing_tagged(klass):
