@@ -161,7 +161,7 @@ class Dashboard:
     async def student_terminal(self, websocket: WebSocket) -> None:
         """A student's terminal: a VM of the copy their token opens, nothing else."""
         from labctl.dashboard import terminal
-        from labctl.dashboard.student import _vm_of
+        from labctl.dashboard.student import vm_of
 
         copy = await asyncio.to_thread(self.students.copy_of,
                                        websocket.cookies.get(STUDENT_COOKIE, ""))
@@ -171,7 +171,7 @@ class Dashboard:
         session = self.session()
         vm = websocket.query_params.get("vm", "")
         try:
-            _vm_of(session, copy, vm)
+            vm_of(session, copy, vm)
         except LabctlError:
             await websocket.close(code=1008)
             return

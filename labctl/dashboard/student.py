@@ -129,7 +129,7 @@ class StudentPages:
             from labctl.usecases import classes
 
             lab, copy = students.copy_lab(session, name)
-            vm = _vm_of(session, name, body.get("vm", ""))
+            vm = vm_of(session, name, body.get("vm", ""))
             names, target = classes.reset(session, lab, [vm], copy,
                                           lambda _c, e: session.report(e))
             return {"reset": sorted(names), "target": target}
@@ -140,7 +140,7 @@ class StudentPages:
         def run(session: Session, name: str, body: dict) -> dict:
             from labctl.usecases import snapshots
 
-            vm = _vm_of(session, name, body.get("vm", ""))
+            vm = vm_of(session, name, body.get("vm", ""))
             snapshot, action = body.get("name", ""), body.get("action", "")
             if not NAME.fullmatch(snapshot):
                 raise UsageError(f"'{snapshot[:40]}' is not a snapshot name",
@@ -158,7 +158,7 @@ class StudentPages:
                                           frozenset({"vm", "name", "action"}))
 
 
-def _vm_of(session: Session, lab: str, vm: str) -> str:
+def vm_of(session: Session, lab: str, vm: str) -> str:
     """A VM of the student's own copy (anything else is refused)."""
     known = [f.meta.name for f in session.lab_host(lab).domains(lab)]
     if vm not in known:
