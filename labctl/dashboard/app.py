@@ -173,9 +173,10 @@ class Dashboard:
         try:
             vm_of(session, copy, vm)
         except LabctlError:
+            session.close()
             await websocket.close(code=1008)
             return
-        await terminal.serve(websocket, session, copy, vm)
+        await terminal.serve(websocket, session, copy, vm)  # it closes the session
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
