@@ -107,8 +107,10 @@ class StudentPages:
             return JSONResponse(await asyncio.to_thread(act))
         except UsageError as exc:
             return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=400)
-        except LabctlError as exc:
-            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=500)
+        except LabctlError as exc:  # a lab another labctl holds: 409, as on the instructor's
+            busy_elsewhere = "held by" in exc.message or "busy" in exc.message
+            return JSONResponse({"error": exc.message, "hint": exc.hint},
+                                status_code=409 if busy_elsewhere else 500)
         finally:
             busy.release()
 

@@ -210,3 +210,15 @@ def test_a_students_terminal_reaches_a_vm_of_their_copy_only(room, monkeypatch):
         ws.send_text('{"type": "input", "data": "id\\n"}')
         assert ws.receive_bytes() == b"you said: id\r\n"
     assert [(lab, vm) for lab, vm, _ in opened] == [("room-1", "node"), ("room-2", "node")]
+
+
+def test_a_student_action_on_a_lab_another_labctl_holds_is_409_and_changes_nothing(room):
+    from labctl.lock import lab_lock
+
+    session, client = room
+    student = client(students.token(session, "room-1"))
+    before = session.host().domain("room-1", "node").meta.spec_hash
+    with lab_lock(session.data_dir, "room-1", "up"):
+        busy = student.post("/student/api/reset", json={"vm": "node"})
+    assert busy.status_code == 409, busy.json()
+    assert session.host().domain("room-1", "node").meta.spec_hash == before
