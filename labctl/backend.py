@@ -29,7 +29,15 @@ if TYPE_CHECKING:  # records of the layers the protocol speaks of; no import at 
     from labctl.lab.model import Lab
     from labctl.labfiles import LabFiles
     from labctl.plan.layout import NetworkPlan, VmPlan
-    from labctl.ssh.transport import Endpoint
+    from labctl.ssh.transport import CommandResult, Endpoint
+
+
+class GuestAgent(Protocol):
+    """A running VM's guest agent: commands as root without an SSH login.
+    Its failures are BackendErrors (the VM stopped answering)."""
+
+    def clock_offset(self) -> float: ...  # seconds the guest's clock is behind
+    def run(self, argv: list[str], stdin: str, timeout: float) -> CommandResult: ...
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,8 @@ class Provisioning(Protocol):
     def create_vm(self, plan: VmPlan, image: Image, base: BaseVolumes,
                   from_volume: str | None = None) -> None: ...
     def start_vm(self, domain: str) -> None: ...
+    # the seed files a VM created here was given (a restored VM's identity)
+    def rendered_seed(self, domain: str) -> dict[str, str]: ...
     def remove_vm(self, plan_or_name: VmPlan | str, forget_keys: bool = True) -> bool: ...
 
 
@@ -145,6 +155,7 @@ class Backend(Protocol):
     def snapshots(self, name: str) -> list[Snapshot]: ...
     def restore_into(self, name: str, snapshot: str) -> None: ...
     def replug_nics(self, name: str) -> None: ...
+    def guest_agent(self, name: str) -> GuestAgent | None: ...  # None: none answers
 
     # -- the console ------------------------------------------------------------
     def serial_tail(self, name: str, lines: int) -> str: ...

@@ -290,6 +290,9 @@ class Cloud:
     def replug_nics(self, name: str) -> None:
         raise BackendError("templates are the libvirt backend's")
 
+    def guest_agent(self, name: str) -> None:
+        return None  # Nova's servers are reached over SSH only
+
     # -- the console ----------------------------------------------------------------
     @translated
     def serial_tail(self, name: str, lines: int) -> str:

@@ -44,6 +44,7 @@ class CloudProvisioner:
         self.report, self.templates = report, templates
         self.group, self.copy = group, copy
         self.lab = files.lab
+        self.seeds: dict[str, dict[str, str]] = {}  # domain -> the seed files it was given
 
     @property
     def tags(self) -> list[str]:
@@ -141,7 +142,7 @@ class CloudProvisioner:
         host_key = self.files.host_key(plan.domain)
         seed = seed_spec(plan, self.files.login_key().public, host_key.private,
                          host_key.public, self.files.admin_key().public)
-        files = render_seed(_on_config_drive(seed), self.templates)
+        files = self.seeds[plan.domain] = render_seed(_on_config_drive(seed), self.templates)
         user_data = files["user-data"] if not image.configures_itself else _firstboot(files)
         flavor = self._flavor(vm)
         meta = Meta(self.lab, "vm", vm.name, plan.spec_hash, user=vm.user,
@@ -225,6 +226,9 @@ class CloudProvisioner:
         chosen = records.flavor_for([records.Flavor(f.name, f.ram, f.vcpus, f.disk)
                                      for f in flavors], vm)
         return next(f for f in flavors if f.name == chosen.name)
+
+    def rendered_seed(self, domain: str) -> dict[str, str]:
+        return self.seeds.get(domain, {})
 
     def start_vm(self, domain: str) -> None:
         """ACTIVE: a new server waited for (a server in ERROR is Nova's own

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 
+from labctl import shell
+from labctl.errors import LabctlError
 from labctl.ssh.transport import SSHTransport
 
 CLOCK_DIALOGUE = """set -eu
@@ -40,10 +42,15 @@ perl -e 'open(my $f, ">", "/dev/urandom") or die "urandom: $!";
 """
 
 IDENTITY = RESEED + """rm -f /var/lib/labctl/failed
-# The template's seed may still sit in vdb's buffers; its files are read from a
-# fresh mount. The rest of the page cache stays warm (binaries, libraries).
-blockdev --flushbufs /dev/vdb 2>/dev/null || true
-/usr/local/lib/labctl/firstboot
+# This VM's seed script, sent inline by labctl (which rendered the seed): no
+# seed disk mounted, read and unmounted while the student waits. The instance
+# is recorded as the first boot records it, so a reboot does not apply the
+# seed again; the extras (packages, runcmd) go where the first boot puts them.
+(
+{firstboot}
+)
+{extras}
+echo {instance} > /var/lib/labctl/instance-id
 # a new random one: systemd-machine-id-setup would reuse the template's (from
 # the running system, or the SMBIOS UUID the template's memory holds)
 tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
@@ -57,16 +64,45 @@ if [ -f /var/lib/labctl/extras.sh ] || [ {replugged} = 1 ]; then
 fi
 # journald files its journal under the machine-id: podman's journald log driver
 # found no journal for the new id ("failed to get cursor") until it restarts.
+# It restarts in the background (~0.5 s under TCG) unless this VM runs
+# containers, which labctl deploys right after readiness.
 # sshd needs no restart for the VM's own host key: OpenSSH 9.2 re-executes
 # itself for every connection and reads the key then (checked: the next
 # connection is offered the new key). From 9.8 on the listener holds the keys
 # and hands them to sshd-session: there sshd restarts too (one systemctl).
+journald="restart{no_block} systemd-journald"
 if [ -e /usr/lib/openssh/sshd-session ]; then
-    systemctl restart systemd-journald ssh
+    systemctl $journald ssh
 else
-    systemctl restart systemd-journald
+    systemctl $journald
 fi
 """
+
+
+def clock_shift(offset: float) -> str:
+    """Shell that moves the guest's clock by `offset` seconds (measured by the
+    guest agent, relative to the guest's own clock, so the time this script
+    takes to start does not count); nothing within CLOCK_SLACK."""
+    if abs(offset) <= CLOCK_SLACK:
+        return "set -eu\n"
+    return ("set -eu\nexport LC_ALL=C\n"
+            f"t=$(( ${{EPOCHREALTIME/./}} + {round(offset * 1e6)} ))\n"
+            'date -u -s "@${t%??????}.${t: -6}" >/dev/null\n')
+
+
+def identity_values(seed_files: dict[str, str], replugged: bool,
+                    containers: bool) -> dict[str, object]:
+    """IDENTITY's values for one VM, from the seed labctl rendered for it."""
+    instance = next((line.split(":", 1)[1].strip()
+                     for line in seed_files.get("meta-data", "").splitlines()
+                     if line.startswith("instance-id:")), "")
+    if not instance or "labctl-firstboot.sh" not in seed_files:
+        raise LabctlError("the VM's seed has no first-boot script or instance-id")
+    extras = seed_files.get("labctl-extras.sh")
+    return {"firstboot": seed_files["labctl-firstboot.sh"], "instance": shell.quote(instance),
+            "extras": (f"printf '%s' {shell.quote(extras)} > /var/lib/labctl/extras.sh"
+                       if extras is not None else ""),
+            "replugged": int(replugged), "no_block": "" if containers else " --no-block"}
 
 
 def set_clock_running(transport: SSHTransport, script: str, what: str,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from labctl.backend import Backend, BaseVolumes, Provisioning
+from labctl.backend import Backend, BaseVolumes, GuestAgent, Provisioning
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
@@ -38,7 +39,12 @@ from labctl.lock import lab_lock
 from labctl.plan.layout import VmPlan, lab_layout
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
 from labctl.ssh.transport import HostKeyMismatch
-from labctl.usecases.identity import IDENTITY, set_clock_running
+from labctl.usecases.identity import (
+    IDENTITY,
+    clock_shift,
+    identity_values,
+    set_clock_running,
+)
 from labctl.usecases.session import Session
 
 SNAPSHOT = "labctl-template"
@@ -53,6 +59,8 @@ _building = threading.Lock()  # one template build at a time in this process
 # binaries for the identity step). A tmpfs sized to the free memory less a
 # margin, written full, removed.
 ZERO_FREE_MEMORY = """set -eu
+sync
+echo 3 > /proc/sys/vm/drop_caches
 m=/run/labctl-zero
 free_mib=$(( $(sed -n 's/^MemFree: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo) / 1024 - 64 ))
 [ "$free_mib" -gt 0 ] || exit 0
@@ -77,6 +85,7 @@ class Template:
     created: str
     seconds: float  # what building it took (a cold boot and the save)
     size: int = 0  # bytes on disk (the overlay and its saved state)
+    agent: bool = False  # its guest agent answered before the save
 
     @property
     def short(self) -> str:
@@ -134,7 +143,7 @@ def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: 
                 host.replug_nics(plan.domain)
             report(Event(subject, "started", f"restored from template {template.short}",
                          time.monotonic() - began))
-            _give_identity(session, host, plan, template)
+            _give_identity(session, host, plan, template, prov.rendered_seed(plan.domain))
             pending.unlink(missing_ok=True)
             return began
         except Interrupted:
@@ -196,10 +205,22 @@ def restoring(lab_dir: Path, domain: str) -> Path:
     return lab_dir / "restoring" / domain
 
 
-def _give_identity(session: Session, host: Backend, plan: VmPlan, template: Template) -> None:
-    """Log in as the template (its key, its pinned host key) and make the VM
-    itself; the template's keys are gone from it afterwards."""
+def _give_identity(session: Session, host: Backend, plan: VmPlan, template: Template,
+                   seed_files: dict[str, str]) -> None:
+    """Make the VM itself: through its guest agent when the template has one
+    (no login), else logged in as the template (its key, its pinned host
+    key); the template's keys are gone from it afterwards."""
+    what = f"VM '{plan.vm.name}': giving the restored VM its identity"
+    values = identity_values(seed_files, on_lab_networks(plan), bool(plan.vm.containers))
     deadline = time.monotonic() + session.settings.budgets.get("restore", 120)
+    if template.agent:
+        agent = _agent_of(host, plan.domain, time.monotonic() + AGENT_WAIT)
+        if agent is not None:
+            script = clock_shift(agent.clock_offset()) + IDENTITY.format(
+                seed=os.urandom(512).hex(), **values)
+            agent.run(["/bin/bash", "-s"], script, max(deadline - time.monotonic(), 5)
+                      ).check(what)
+            return
     label = f"VM '{plan.vm.name}' (restored)"
     while True:  # the restored VM answers within seconds; wait for that only
         try:
@@ -213,9 +234,18 @@ def _give_identity(session: Session, host: Backend, plan: VmPlan, template: Temp
                 raise
             time.sleep(0.5)
     with transport:  # once: the script changes the keys this login used
-        set_clock_running(transport, IDENTITY,
-                          f"VM '{plan.vm.name}': giving the restored VM its identity",
-                          replugged=int(on_lab_networks(plan)))
+        set_clock_running(transport, IDENTITY, what, **values)
+
+
+AGENT_WAIT = 3.0  # seconds a restored template's agent may take to answer; then SSH
+
+
+def _agent_of(host: Backend, domain: str, until: float) -> GuestAgent | None:
+    while True:
+        found = host.guest_agent(domain)
+        if found is not None or time.monotonic() > until:
+            return found
+        time.sleep(0.05)
 
 
 def key_for(host: Backend, image: Image, plan: VmPlan) -> str:
@@ -289,6 +319,7 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
                               timeout=300).check("template: zeroing its free memory")
                 transport.run(["sync"], timeout=60)
             host_key = files.pinned_host_key(vm_plan.domain) or ""
+            has_agent = host.guest_agent(vm_plan.domain) is not None
             host.take_snapshot(vm_plan.domain, SNAPSHOT, f"labctl template {key}")
             host.stop_domain(vm_plan.domain)
             volume = volume_name(session.data_dir, key)
@@ -298,7 +329,8 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
             _clear(host, prov, name)
     template = Template(key, image.name, image.manifest.get("sha256", ""), volume, ADMIN_USER,
                         login, host_key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        round(time.monotonic() - began, 1), host.storage.allocation(volume))
+                        round(time.monotonic() - began, 1), host.storage.allocation(volume),
+                        has_agent)
     store.put(template)
     return template
 

@@ -27,7 +27,8 @@ from labctl.images.cache import Image
 from labctl.lock import HostStep
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.ssh.transport import Endpoint
-from labctl.virt import access, inventory, snapshots
+from labctl.virt import access, agent, inventory, snapshots
+from labctl.virt.agent import GuestAgent
 from labctl.virt.connection import (
     connect,
     is_local,
@@ -236,6 +237,10 @@ class Host:
             snapshots.delete(dom, snapshot)
         except LabctlError:
             snapshots.delete(dom, snapshot, metadata_only=True)
+
+    def guest_agent(self, name: str) -> GuestAgent | None:
+        """The domain's guest agent if one answers now, else None."""
+        return agent.answering(self._dom(name))
 
     def replug_nics(self, name: str) -> None:
         """A restored domain's bridged NICs, plugged in afresh with its own

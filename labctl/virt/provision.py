@@ -36,6 +36,7 @@ class Provisioner:
         self.report, self.templates = report, templates
         self.class_meta = {"group": group, "copy": copy}  # in every object's metadata
         self.refused_ports: set[int] = set()  # host ports qemu could not bind: never again
+        self.seeds: dict[str, dict[str, str]] = {}  # domain -> the seed files it was given
 
     def note_refused_port(self, message: str) -> int | None:
         """The host port qemu said it could not bind (another program took it
@@ -86,8 +87,8 @@ class Provisioner:
         host_key = self.files.host_key(plan.domain)
         seed = seed_spec(plan, self.files.login_key().public, host_key.private, host_key.public,
                          self.files.admin_key().public)
-        seed_path = self.storage.upload_bytes(plan.seed, seed_iso(render_seed(seed,
-                                                                              self.templates)))
+        self.seeds[plan.domain] = render_seed(seed, self.templates)
+        seed_path = self.storage.upload_bytes(plan.seed, seed_iso(self.seeds[plan.domain]))
         ssh_port, published = None, []
         bind = forward_bind(self.host.uri)
         if plan.uses_user_network:  # SSH and published ports are forwarded from the host
@@ -111,6 +112,9 @@ class Provisioner:
 
     def start_vm(self, domain: str) -> None:
         self.host.start_domain(domain)
+
+    def rendered_seed(self, domain: str) -> dict[str, str]:
+        return self.seeds.get(domain, {})
 
     def remove_vm(self, plan_or_name: VmPlan | str, forget_keys: bool = True) -> bool:
         """Destroy, undefine, delete its volumes; true if anything existed."""

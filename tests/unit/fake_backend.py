@@ -81,6 +81,9 @@ class FakeProvisioning:
     def start_vm(self, domain: str) -> None:
         self.backend.set_active(domain, True)
 
+    def rendered_seed(self, domain: str) -> dict[str, str]:
+        return {"meta-data": f"instance-id: {domain}\n", "labctl-firstboot.sh": "true\n"}
+
     def remove_vm(self, plan_or_name: VmPlan | str, forget_keys: bool = True) -> bool:
         name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.domain
         existed = self.backend.remove_domain(name)
@@ -225,6 +228,9 @@ class FakeBackend:
 
     def replug_nics(self, name: str) -> None:
         pass
+
+    def guest_agent(self, name: str) -> None:
+        return None
 
     # -- the console ------------------------------------------------------------
     def serial_tail(self, name: str, lines: int) -> str:

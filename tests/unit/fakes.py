@@ -200,10 +200,29 @@ class DriverHost(Host):
     """test:/// cannot hot-plug devices: a restored VM's NIC replug is recorded."""
 
     replugged: list[str] = []  # every replug of this test process, by domain
+    agent_runs: list[tuple[str, str]] | None = None  # (domain, script) with an agent; None: none
 
     def replug_nics(self, name: str) -> None:
         self._dom(name)  # a domain that must exist
         DriverHost.replugged.append(name)
+
+    def guest_agent(self, name: str):
+        self._dom(name)
+        return None if DriverHost.agent_runs is None else FakeAgent(name, DriverHost.agent_runs)
+
+
+class FakeAgent:
+    """A guest agent that answers: its guest is 30 s behind, every command exits 0."""
+
+    def __init__(self, domain: str, runs: list[tuple[str, str]]):
+        self.domain, self.runs = domain, runs
+
+    def clock_offset(self) -> float:
+        return 30.0
+
+    def run(self, argv: list[str], stdin: str, timeout: float) -> CommandResult:
+        self.runs.append((self.domain, stdin))
+        return CommandResult(" ".join(argv), 0, "", "", 0.01)
 
 
 def driver_host(uri: str) -> Host:

@@ -39,7 +39,8 @@ def test_hostile_values_stay_quoted():
     hostile = SeedSpec("i", "h", "u", "key'; reboot; '", "x", "y",
                        runcmd=(("echo", "$(reboot)", "`reboot`", "a;b"),))
     files = render_seed(hostile)
-    assert "echo 'key'\"'\"'; reboot; '\"'\"''" in files["labctl-firstboot.sh"]
+    assert "authorize \"$user\" \"$home\" 'key'\"'\"'; reboot; '\"'\"''" in \
+        files["labctl-firstboot.sh"]
     assert "echo '$(reboot)' '`reboot`' 'a;b'" in files["labctl-extras.sh"]
 
 

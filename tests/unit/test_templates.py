@@ -7,8 +7,10 @@ falls back to a cold boot."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from labctl.errors import LabctlError
@@ -56,6 +58,29 @@ def test_a_template_is_built_once_and_restored_with_the_vms_identity(tmp_path: P
     assert len(TemplateStore(session.data_dir).all()) == 1
     from labctl.usecases.templates import first_vm_key
     assert first_vm_key(session, HELLO) == template.key  # the benchmarks' "this shape"
+
+
+def test_a_template_with_a_guest_agent_gives_identity_through_it_without_a_login(
+        tmp_path: Path):
+    """The agent answered before the save: the restored VM is made itself
+    through it (its own seed script, its clock moved by the agent's measured
+    offset), with no login as the template; readiness then logs in with the
+    VM's own key as after any restore."""
+    DriverHost.agent_runs = runs = []
+    try:
+        reach = FakeReach()
+        session = session_on(tmp_path, reach)
+        lab_cases.up(session, HELLO)
+        (template,) = TemplateStore(session.data_dir).all()
+        assert template.agent
+        (domain, script), = [r for r in runs if r[0] == "hello.node"]
+        assert "hello.node" not in reach.connected  # no login as the template
+        assert "hello.node" in reach.waited  # the VM's own readiness
+        assert "hostname=node" in script and "instance-id" in script
+        assert "t=$(( ${EPOCHREALTIME/./} + 30000000 ))" in script  # FakeAgent: 30 s behind
+        assert "clock?" not in script  # no dialogue: the agent measured the offset
+    finally:
+        DriverHost.agent_runs = None
 
 
 def test_vms_on_lab_networks_restore_with_their_nics_plugged_afresh(tmp_path: Path):
@@ -258,30 +283,59 @@ def test_the_guest_side_of_the_clock_dialogue_shifts_its_clock_by_what_labctl_sa
 
 def test_the_identity_script_restarts_the_readiness_unit_only_when_it_has_work(
         tmp_path: Path):
-    """The script in the real bash, its commands shims that log: the unit runs
-    again for a VM's extras or NICs plugged afresh, never for nothing."""
+    """The script in the real bash, its commands shims that log: the VM's own
+    seed script runs inline, its instance and extras are recorded, the unit
+    runs again for a VM's extras or NICs plugged afresh, never for nothing,
+    and journald restarts in the background unless the VM runs containers."""
     import subprocess
 
-    from labctl.usecases.identity import IDENTITY
+    from labctl.usecases.identity import IDENTITY, identity_values
 
     logged = tmp_path / "log"
-    for name in ("perl", "blockdev", "sync", "tr", "systemctl", "rm", "firstboot"):
+    for name in ("perl", "sync", "tr", "systemctl", "rm", "firstboot"):
         (tmp_path / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {logged}\n')
         (tmp_path / name).chmod(0o755)
-    extras = tmp_path / "extras.sh"
+    state = tmp_path / "state"
+    state.mkdir()
+    seed = {"meta-data": "instance-id: lab.vm-0123\n",
+            "labctl-firstboot.sh": "firstboot 'it ran'\n"}
 
-    def restarts(replugged: int) -> bool:
+    def restarts(replugged: bool, extras: str | None = None, containers: bool = False) -> bool:
         logged.write_text("")
-        script = IDENTITY.format(seed="00", replugged=replugged).replace(
-            "/usr/local/lib/labctl/firstboot", "firstboot").replace(
-            "/var/lib/labctl/extras.sh", str(extras)).replace("> /etc/machine-id", "")
+        (state / "extras.sh").unlink(missing_ok=True)
+        files = {**seed, **({"labctl-extras.sh": extras} if extras else {})}
+        script = IDENTITY.format(seed="00", **identity_values(files, replugged, containers))
+        script = script.replace("/var/lib/labctl/", f"{state}/").replace("> /etc/machine-id", "")
         subprocess.run(["bash", "-euc", script], check=True,
                        env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
         said = logged.read_text()
-        assert "firstboot" in said and "restart systemd-journald" in said
+        assert "firstboot it ran" in said
+        assert (state / "instance-id").read_text() == "lab.vm-0123\n"
+        assert ("restart systemd-journald" in said) == containers
+        assert ("restart --no-block systemd-journald" in said) != containers
+        if extras:
+            assert (state / "extras.sh").read_text() == extras
         return "restart --no-block labctl-ready.service" in said
 
-    assert not restarts(0)
-    assert restarts(1)
-    extras.write_text("apt-get install -y nginx\n")
-    assert restarts(0)
+    assert not restarts(False)
+    assert restarts(True)
+    assert restarts(False, extras="apt-get install -y 'nginx'\n")
+    assert not restarts(False, containers=True)
+
+
+def test_a_seed_without_its_first_boot_script_is_refused_before_the_guest_runs_anything():
+    from labctl.usecases.identity import identity_values
+    with pytest.raises(LabctlError, match="no first-boot script or instance-id"):
+        identity_values({"meta-data": "instance-id: x\n"}, False, False)
+
+
+def test_the_agents_clock_shift_moves_the_guests_clock_relative_to_its_own():
+    import subprocess
+
+    from labctl.usecases.identity import clock_shift
+    assert clock_shift(0.1) == "set -eu\n"  # within the slack: left alone
+    script = clock_shift(-12.5).replace("date -u -s", "echo").replace(" >/dev/null", "")
+    now = time.time()
+    said = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert abs(float(said.lstrip("@")) - (now - 12.5)) < 1.0

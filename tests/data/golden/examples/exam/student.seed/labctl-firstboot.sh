@@ -22,6 +22,17 @@ while IFS=: read -r name _ _ members; do
     fi
 done < /etc/group
 [ "$group" = yes ] || groupadd --system labctl-admin
+# One key in ~USER/.ssh/authorized_keys. A file already there (the template's,
+# or an earlier run's: same account, mode 0600) is rewritten in place, which
+# keeps its owner and mode, without starting a process.
+authorize() {
+    if [ -f "$2/.ssh/authorized_keys" ] && [ ! -L "$2/.ssh/authorized_keys" ]; then
+        printf '%s\n' "$3" > "$2/.ssh/authorized_keys"
+    else
+        install -d -m 0700 -o "$1" -g "$1" "$2/.ssh"
+        printf '%s\n' "$3" | install -m 0600 -o "$1" -g "$1" /dev/stdin "$2/.ssh/authorized_keys"
+    fi
+}
 home_of() {
     home=
     while IFS=: read -r name _ _ _ _ dir _; do
@@ -35,9 +46,7 @@ if [ -z "$home" ]; then
 fi
 # A plain account (an exam): no sudo, no docker group (either one is root).
 usermod --lock -G "" "$user"
-install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
-echo 'ssh-ed25519 AAAALOGINKEY labctl-LAB' |
-    install -m 0600 -o "$user" -g "$user" /dev/stdin "$home/.ssh/authorized_keys"
+authorize "$user" "$home" 'ssh-ed25519 AAAALOGINKEY labctl-LAB'
 
 # labctl's own account (checks, readiness, deploys) with a key of its own that
 # no hand-out holds: nothing done to the lab user's account stops labctl.
@@ -47,16 +56,32 @@ if [ -z "$home" ]; then
     home_of labctl
 fi
 [ "$admin_member" = yes ] || usermod --lock -a -G labctl-admin labctl
-install -d -m 0700 -o labctl -g labctl "$home/.ssh"
-echo 'ssh-ed25519 AAAAADMINKEY labctl-admin-LAB' | install -m 0600 -o labctl -g labctl /dev/stdin "$home/.ssh/authorized_keys"
+authorize labctl "$home" 'ssh-ed25519 AAAAADMINKEY labctl-admin-LAB'
 
 # The host key labctl generated and pinned before this VM existed.
-rm -f /etc/ssh/ssh_host_*
+for key in /etc/ssh/ssh_host_*; do  # any other host key goes
+    case "$key" in
+        /etc/ssh/ssh_host_ed25519_key|/etc/ssh/ssh_host_ed25519_key.pub) ;;
+        *) [ ! -e "$key" ] || rm -f "$key" ;;
+    esac
+done
 echo 'ssh-ed25519 AAAAHOSTKEY root@VM' > /etc/ssh/ssh_host_ed25519_key.pub
-(umask 077; echo LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0KSE9TVEtFWQotLS0tLUVORCBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0= | base64 -d > /etc/ssh/ssh_host_ed25519_key)
+umask 077  # a new file is made 0600; an existing one (the template's) is 0600
+printf '%s' '-----BEGIN OPENSSH PRIVATE KEY-----
+HOSTKEY
+-----END OPENSSH PRIVATE KEY-----' > /etc/ssh/ssh_host_ed25519_key
+umask 022
 
-# Grow the root file system to the overlay's size (online, seconds).
-resize2fs /dev/vda >/dev/null 2>&1 || true
+# Grow the root file system to the overlay's size (online, seconds), once per
+# size: a VM restored from a template has the template's, which is its own.
+read -r sectors < /sys/block/vda/size
+resized=
+[ ! -f /var/lib/labctl/resized ] || read -r resized < /var/lib/labctl/resized
+if [ "$resized" != "$sectors" ]; then
+    resize2fs /dev/vda >/dev/null 2>&1 || true
+    [ -d /var/lib/labctl ] || mkdir -p /var/lib/labctl
+    echo "$sectors" > /var/lib/labctl/resized
+fi
 
 # On disk before sshd starts with these keys and labctl calls the VM ready: a
 # VM powered off right after (a `down`-less host crash, `virsh destroy`) must

@@ -1,0 +1,166 @@
+"""A lab in seconds, measured in one run: a one-VM lab (`examples/hello.yaml`)
+brought up cold and from its cached template by the `labctl` command itself
+(process start to exit: `up` ends with an authenticated SSH command as the
+VM's own user), then one OpenSSH command; the restored `up` split into its
+phases (define, state load, guest identity, readiness); then a class of
+copies from the cached template: `up --copies N`, host memory per idle copy
+(PSS, split into the guest's RAM, qemu's TCG translation cache and the rest,
+with how much of it sits in transparent huge pages), `check --all-copies`
+and `down --all-copies`. Prints figures and ratios; asserts nothing.
+
+    scripts/libvirtd-netns start
+    scripts/libvirtd-netns exec .venv/bin/python bench/fast_lab.py [--runs 3] [--copies 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from labctl.datadir import default_data_dir
+from labctl.events import Event
+from labctl.lab.loader import load_lab
+from labctl.usecases import lab as lab_cases
+from labctl.usecases.session import Session, Settings
+from labctl.virt.connection import DEFAULT_URI
+
+ROOT = Path(__file__).resolve().parents[1]
+LABCTL = [sys.executable, "-m", "labctl"]
+PHASES = (("define", "define", "started"), ("state load", "started", None),
+          ("guest identity", None, "running"), ("readiness", "running", "boot-finished"))
+
+
+def labctl(*args: str, check: bool = True) -> float:
+    began = time.monotonic()
+    subprocess.run([*LABCTL, *args], check=check, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.monotonic() - began
+
+
+def ssh_true(lab: str, data_dir: Path) -> float:
+    began = time.monotonic()
+    subprocess.run(["ssh", "-F", str(data_dir / "labs" / lab / "ssh_config"),
+                    f"{lab}.node", "true"], check=True)
+    return time.monotonic() - began
+
+
+def phases(settings: Settings, lab_file: Path) -> dict[str, float]:
+    """One restored `up` through the library, its events' times: define ->
+    started (the copy, seed, domain and the saved state loaded: `started`
+    is reported once the state is loaded, with how long that took), ->
+    running (identity), -> boot-finished (readiness over SSH)."""
+    lab = load_lab(lab_file)
+    at: dict[str, float] = {}
+    loaded = [0.0]
+
+    def seen(event: Event) -> None:
+        if event.subject.startswith("vm ") and event.stage not in at:
+            at[event.stage] = time.monotonic()
+            if event.stage == "started":
+                loaded[0] = event.elapsed or 0.0
+
+    lab_cases.down(Session(settings), lab.name)
+    session = Session(settings, report=seen)
+    began = time.monotonic()
+    lab_cases.up(session, lab)
+    at["end"] = time.monotonic()
+    return {"define": at["started"] - at["define"] - loaded[0], "state load": loaded[0],
+            "guest identity": at["running"] - at["started"],
+            "readiness": at["boot-finished"] - at["running"], "in all": at["end"] - began}
+
+
+def memory(lab: str) -> dict[str, float]:
+    """MiB per idle copy of the class's qemu processes, from /proc/PID/smaps."""
+    totals = {"guest": 0.0, "translation cache": 0.0, "rest": 0.0, "huge pages": 0.0}
+    pids = [p.read_text().strip() for p in Path("/run/libvirt/qemu").glob(f"{lab}-*.pid")]
+    for pid in pids:
+        size, name = 0, ""
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                name = head[5] if len(head) > 5 else ""
+            elif head[0] == "Size:":
+                size = int(head[1])
+            elif head[0] == "Pss:":
+                kind = "guest" if size == 512 * 1024 else \
+                    "translation cache" if size >= 64 * 1024 and not name else "rest"
+                totals[kind] += int(head[1]) / 1024
+            elif head[0] == "AnonHugePages:":
+                totals["huge pages"] += int(head[1]) / 1024
+    return {k: v / max(len(pids), 1) for k, v in totals.items()} | {"copies": len(pids)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=24)
+    parser.add_argument("--lab", type=Path, default=ROOT / "examples" / "hello.yaml")
+    args = parser.parse_args()
+    data_dir = Path(os.environ.get("LABCTL_DATA_DIR") or default_data_dir())
+    settings = Settings(uri=DEFAULT_URI, data_dir=data_dir)
+    name = load_lab(args.lab).name
+    lab_file = str(args.lab)
+    labctl("down", name, check=False)
+    labctl("up", lab_file)  # the template of this shape built if it is not cached
+    cold, warm, ssh = [], [], []
+    for _ in range(args.runs):
+        labctl("down", name)
+        cold.append(labctl("up", "--cold", lab_file))
+        labctl("down", name)
+        warm.append(labctl("up", lab_file))
+        ssh.append(ssh_true(name, data_dir))
+    split = [phases(settings, args.lab) for _ in range(args.runs)]
+    labctl("down", name)
+    med = statistics.median
+    print(f"\none-VM lab '{name}', {args.runs} runs, medians (each run's figures in order)")
+    print(f"  cold `labctl up`               {med(cold):6.2f} s  {_all(cold)}")
+    print(f"  restored `labctl up`           {med(warm):6.2f} s  {_all(warm)}  "
+          f"{med(warm) / med(cold):.3f}x cold")
+    print(f"  then `ssh VM true` (OpenSSH)   {med(ssh):6.2f} s  {_all(ssh)}")
+    print(f"  up + that command              {med(warm) + med(ssh):6.2f} s")
+    print("  restored up, by phase (library, no process start):")
+    for phase in ("define", "state load", "guest identity", "readiness", "in all"):
+        values = [s[phase] for s in split]
+        print(f"    {phase:<16} {med(values):6.2f} s  {_all(values)}")
+    if args.copies:
+        _class(args.copies, lab_file, name)
+
+
+def _class(copies: int, lab_file: str, name: str) -> None:
+    labctl("down", name, "--all-copies", check=False)
+    began = time.monotonic()
+    done = subprocess.run([*LABCTL, "up", "--copies", str(copies), lab_file],
+                          capture_output=True, text=True)
+    up = time.monotonic() - began
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        print(f"\nclass of {copies}: refused or failed after {up:.1f} s: "
+              f"{' / '.join(said[-2:])}")
+        labctl("down", name, "--all-copies", check=False)
+        return
+    time.sleep(10)  # idle: what the copies hold once nothing runs
+    held = memory(name)
+    check = labctl("check", name, "--all-copies", check=False)
+    down = labctl("down", name, "--all-copies")
+    print(f"\nclass of {copies} copies from the cached template")
+    print(f"  up --copies {copies}       {up:6.1f} s")
+    print(f"  check --all-copies  {check:6.1f} s")
+    print(f"  down --all-copies   {down:6.1f} s")
+    print(f"  host memory per idle copy (PSS, {held.pop('copies'):.0f} qemu processes): "
+          + ", ".join(f"{k} {v:.0f} MiB" for k, v in held.items() if k != "huge pages")
+          + f" = {sum(v for k, v in held.items() if k != 'huge pages'):.0f} MiB "
+          f"(of it in transparent huge pages: {held['huge pages']:.0f} MiB)")
+
+
+def _all(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in values) + ")"
+
+
+if __name__ == "__main__":
+    main()
