@@ -173,5 +173,8 @@ class SnapshotImages:
     def allocation(self, name: str) -> int:
         return 0
 
+    def stamp(self, name: str) -> str:
+        return ""  # Glance's images are found by digest (labctl_sha256), not stamped
+
     def volumes_with_backing(self) -> tuple[dict[str, str], dict[str, str]]:
         return {}, {}

@@ -293,6 +293,9 @@ class Cloud:
     def guest_agent(self, name: str) -> None:
         return None  # Nova's servers are reached over SSH only
 
+    def resident_mib(self, name: str) -> None:
+        return None  # a hypervisor's business
+
     # -- the console ----------------------------------------------------------------
     @translated
     def serial_tail(self, name: str, lines: int) -> str:

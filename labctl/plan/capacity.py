@@ -1,26 +1,33 @@
 """Admission control for a class: before anything is created, do the copies
 fit the hosts' RAM and pool disk, where does each go, and how many boot at once?
 
-A VM is charged its guest RAM plus qemu's own overhead: under TCG the
-translation cache (capped at 128 MiB by the domain XML) plus qemu itself,
-330 MiB; with KVM 100 MiB. That is the worst case of a guest that touches all
-its memory: bench/copies_scaling.py measured ~430 MiB of qemu RSS in all per
-512 MiB hello VM right after boot here (TCG). Disk: ~75 MiB per VM measured
-(overlay after first boot, seed, log); 300 MiB is charged to leave room for
-containers. Booting is CPU-bound: under TCG one VM per core boots at full
-speed, with KVM about four per core."""
+A VM that boots cold is charged what it can come to hold: its guest RAM (a
+guest may touch all of it) plus qemu's own -- under TCG the translation cache
+(capped at TB_CACHE_MIB by the domain XML, and filled: ~104 of 128 MiB after
+a restore and one login) plus qemu itself (~60-80 MiB measured), 210 MiB;
+with KVM 100 MiB. A VM restored from a template is charged what a restored
+VM of its shape was measured to hold (qemu's RSS after its identity, kept in
+the template's record: 341-372 MiB for hello's 512 MiB VM, most of the guest
+never touched) plus a quarter of its guest RAM for the student's work, never
+more than the cold charge: `held`, per VM name, from the use case. Disk: ~75
+MiB per VM measured (overlay after first boot, seed, log); 300 MiB is
+charged to leave room for containers. Booting is CPU-bound: under TCG one VM
+per core boots at full speed, with KVM about four per core."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from labctl.errors import LabctlError
 from labctl.lab.model import Lab
 from labctl.plan.hosts import Accel, HostRoom
+from labctl.plan.records import TB_CACHE_MIB
 
 # The one table of what a VM costs its host beyond its guest RAM (doctor and
 # admission control both charge it).
-QEMU_OVERHEAD_MIB = {"qemu": 330, "kvm": 100}
+QEMU_OWN_MIB = 80  # qemu's RSS beside the guest and the translation cache (57-73 measured)
+QEMU_OVERHEAD_MIB = {"qemu": TB_CACHE_MIB + QEMU_OWN_MIB, "kvm": 100}
 DISK_PER_VM_MIB = 300
 # VMs started at once per host core, cold boot or restore alike. Measured
 # (README, "Beyond one host" and the peers table): under TCG on 2 cores a
@@ -41,43 +48,59 @@ class Needs:
     vms: int
     memory_mib: int
     disk_mib: int
+    restored: int = 0  # of the VMs, charged as restored from a template
 
     @property
     def per_copy_mib(self) -> int:
         return self.memory_mib // max(self.copies, 1)
 
 
+def cold_charge(memory_mib: int, accel: Accel) -> int:
+    return memory_mib + QEMU_OVERHEAD_MIB[accel.domain_type]
 
-def needs(labs: list[Lab], accel: Accel) -> Needs:
+
+def restored_charge(memory_mib: int, measured_mib: int, accel: Accel) -> int:
+    """What a template's measured restored VM held, plus a quarter of its
+    guest RAM for the work done in it; never more than a cold VM's charge."""
+    return min(measured_mib + memory_mib // 4, cold_charge(memory_mib, accel))
+
+
+def needs(labs: list[Lab], accel: Accel, held: Mapping[str, int] | None = None) -> Needs:
+    """`held`: VM name -> MiB charged to a VM of that name restored from a
+    template (restored_charge); the others are charged cold."""
+    held = held or {}
     vms = [vm for lab in labs for vm in lab.vms]
-    overhead = QEMU_OVERHEAD_MIB[accel.domain_type]
-    return Needs(len(labs), len(vms), sum(vm.memory_mib + overhead for vm in vms),
-                 DISK_PER_VM_MIB * len(vms))
+    return Needs(len(labs), len(vms),
+                 sum(held.get(vm.name) or cold_charge(vm.memory_mib, accel) for vm in vms),
+                 DISK_PER_VM_MIB * len(vms), sum(1 for vm in vms if held.get(vm.name)))
 
 
 
 
-def place(copies: list[Lab], rooms: dict[str, HostRoom],
-          accels: dict[str, Accel]) -> dict[str, str]:
+def place(copies: list[Lab], rooms: dict[str, HostRoom], accels: dict[str, Accel],
+          held: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, str]:
     """Each copy (lab name) -> the host URI it goes to: among the hosts it fits
     (RAM and disk left), the least loaded afterwards -- load being the larger of
     the share of its free RAM and of its cores (vCPUs per core) the class takes,
     so equal hosts share a class evenly. Refuses, with the numbers, if a copy
-    fits nowhere -- before anything is created."""
+    fits nowhere -- before anything is created. `held`: per host URI, what
+    needs() charges VMs restored from templates there."""
+    held = held or {}
     left = {uri: [r.memory_mib * HEADROOM, r.disk_mib * HEADROOM] for uri, r in rooms.items()}
     vcpus = dict.fromkeys(rooms, 0)
     placed: dict[str, str] = {}
     for copy in copies:
         fits = []
         for uri, room_ in rooms.items():
-            need = needs([copy], accels[uri])
+            need = needs([copy], accels[uri], held.get(uri))
             if need.memory_mib <= left[uri][0] and need.disk_mib <= left[uri][1]:
                 cpus = sum(vm.vcpus for vm in copy.vms)
                 load = max(1 - (left[uri][0] - need.memory_mib) / (room_.memory_mib * HEADROOM),
                            (vcpus[uri] + cpus) / max(room_.cpus, 1))
                 fits.append((load, uri, need, cpus))
         if not fits:
-            total = needs(copies, next(iter(accels.values())))
+            first = next(iter(rooms))
+            total = needs(copies, accels[first], held.get(first))
             raise _refusal(total, rooms, accels[next(iter(rooms))], len(placed))
         _, uri, need, cpus = min(fits, key=lambda f: f[0])
         left[uri][0] -= need.memory_mib
@@ -91,16 +114,23 @@ def _refusal(need: Needs, rooms: dict[str, HostRoom], accel: Accel, fit: int) ->
     memory = sum(r.memory_mib for r in rooms.values())
     disk = sum(r.disk_mib for r in rooms.values())
     where = "the host" if len(rooms) == 1 else f"{len(rooms)} hosts"
+    have = "has" if len(rooms) == 1 else "have"
     if need.memory_mib > memory * HEADROOM:
+        how = (f"{need.restored} of {need.vms} VMs restored from templates: what a "
+               "restored VM held plus a quarter of its memory" if need.restored else
+               "each VM's memory")
         return LabctlError(
             f"{need.copies} copies need {need.memory_mib / 1024:.1f} GiB of RAM "
-            f"({need.per_copy_mib} MiB per copy, qemu overhead under "
-            f"{'KVM' if accel.is_kvm else 'TCG'} included) but {where} have "
-            f"{memory / 1024:.1f} GiB available", f"{fit} copies fit: use fewer copies or less "
-            "memory per VM, or add hosts ('hosts:' in the lab file, or --host)")
+            f"({need.per_copy_mib} MiB per copy: {how}, qemu under "
+            f"{'KVM' if accel.is_kvm else 'TCG'} included) but {where} {have} "
+            f"{memory * HEADROOM / 1024:.1f} GiB available (90 % of its free RAM)",
+            f"{fit} copies fit: use fewer copies or less memory per VM, or add hosts "
+            "('hosts:' in the lab file, or --host)"
+            + ("" if need.restored else "; VMs restored from a template are charged "
+               "less (`labctl up` one copy first builds it)"))
     return LabctlError(
         f"{need.copies} copies need ~{need.disk_mib / 1024:.1f} GiB in the labctl pool but "
-        f"{where} have {disk / 1024:.1f} GiB free", f"{fit} copies fit: free disk space "
+        f"{where} {have} {disk / 1024:.1f} GiB free", f"{fit} copies fit: free disk space "
         "('labctl gc' removes leftovers), use fewer copies, or add hosts")
 
 

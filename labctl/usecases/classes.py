@@ -21,7 +21,7 @@ from labctl.lab.model import Lab
 from labctl.labfiles import LabFiles
 from labctl.plan import capacity, classroom
 from labctl.usecases import lab as lab_cases
-from labctl.usecases import values
+from labctl.usecases import templates, values
 from labctl.usecases.session import Session
 
 ClassReport = Callable[[str, Event], None]  # (copy id, event)
@@ -126,7 +126,9 @@ def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | Non
     if len(opened) == 1:  # a host's own limits (a cloud's quotas) first: they say more
         next(iter(opened.values())).admit(lab, len(starting))
     rooms = {uri: host.room() for uri, host in opened.items()}
-    placement.update(capacity.place(starting, rooms, accels))
+    held = {uri: templates.restored_charges(session, host, labs[0])
+            for uri, host in opened.items()} if labs else {}
+    placement.update(capacity.place(starting, rooms, accels, held))
     if len(opened) > 1:
         for uri, host in opened.items():
             host.admit(lab, sum(1 for c in starting if placement.get(c.name) == uri))
@@ -134,13 +136,15 @@ def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | Non
         if c.name not in placement:
             placement[c.name] = next(uri for uri, host in opened.items()
                                      if c.name in host.lab_names())
-    need = capacity.needs([c for c in labs if c.name not in running], accels[uris[0]])
+    need = capacity.needs([c for c in labs if c.name not in running], accels[uris[0]],
+                          held.get(uris[0]))
     waves = capacity.boots_at_once(rooms, accels, max(len(lab.vms), 1), max_parallel)
     spread = ", ".join(f"{uri}: {sum(1 for u in placement.values() if u == uri)}"
                        for uri in uris) if len(uris) > 1 else ""
     report("*", Event(f"class {lab.name}", "admitted",
-                      f"{len(labs)} copies ({need.copies} to start: {need.memory_mib} MiB RAM, "
-                      f"~{need.disk_mib} MiB disk), {waves} at a time"
+                      f"{len(labs)} copies ({need.copies} to start: {need.memory_mib} MiB RAM"
+                      + (f", {need.restored} VM(s) charged as restored" if need.restored else "")
+                      + f", ~{need.disk_mib} MiB disk), {waves} at a time"
                       + (f"; placed {spread}" if spread else "")))
 
     def bring_up(copy: Lab) -> CopyOutcome:

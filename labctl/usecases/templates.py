@@ -14,14 +14,11 @@ later resets return to its own reset point instead (resetpoints.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import os
 import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -30,12 +27,12 @@ from labctl.backend import Backend, BaseVolumes, GuestAgent, Provisioning
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
-from labctl.fileio import write_atomic
 from labctl.images.cache import Image
 from labctl.interrupt import Interrupted
 from labctl.lab.loader import load_lab
 from labctl.lab.model import ADMIN_USER, Lab
 from labctl.lock import lab_lock
+from labctl.plan.capacity import restored_charge
 from labctl.plan.layout import VmPlan, lab_layout
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
 from labctl.ssh.transport import HostKeyMismatch
@@ -46,6 +43,7 @@ from labctl.usecases.identity import (
     set_clock_running,
 )
 from labctl.usecases.session import Session
+from labctl.usecases.template_store import Template, TemplateStore
 
 SNAPSHOT = "labctl-template"
 VOLUME_PREFIX = "labctl-template-"
@@ -71,51 +69,6 @@ rm -f "$m/zero"
 umount "$m"
 rmdir "$m"
 """
-
-
-@dataclass(frozen=True)
-class Template:
-    key: str
-    image: str  # the image's name in the cache
-    image_sha256: str
-    volume: str  # in the labctl pool: the overlay holding the snapshot
-    user: str
-    login_private: str
-    host_public: str
-    created: str
-    seconds: float  # what building it took (a cold boot and the save)
-    size: int = 0  # bytes on disk (the overlay and its saved state)
-    agent: bool = False  # its guest agent answered before the save
-
-    @property
-    def short(self) -> str:
-        return self.key[:12]
-
-
-class TemplateStore:
-    """DATA_DIR/templates/KEY.json, written last: a killed build leaves no
-    record, so nothing half-made is ever restored (gc removes its volume)."""
-
-    def __init__(self, data_dir: Path):
-        self.dir = data_dir / "templates"
-
-    def get(self, key: str) -> Template | None:
-        try:
-            return Template(**json.loads((self.dir / f"{key}.json").read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def put(self, template: Template) -> None:
-        ensure(self.dir)
-        write_atomic(self.dir / f"{template.key}.json", json.dumps(dataclasses.asdict(template)))
-
-    def all(self) -> list[Template]:
-        found = [self.get(p.stem) for p in sorted(self.dir.glob("*.json"))] \
-            if self.dir.is_dir() else []
-        return [t for t in found if t is not None]
-
-    def remove(self, key: str) -> None:
-        (self.dir / f"{key}.json").unlink(missing_ok=True)
 
 
 def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: VmPlan,
@@ -145,6 +98,8 @@ def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: 
                          time.monotonic() - began))
             _give_identity(session, host, plan, template, prov.rendered_seed(plan.domain))
             pending.unlink(missing_ok=True)
+            TemplateStore(session.data_dir).note_held(template.key,
+                                                      host.resident_mib(plan.domain))
             return began
         except Interrupted:
             raise  # Ctrl-C: stop, do not boot cold instead
@@ -263,13 +218,46 @@ def first_vm_key(session: Session, lab: Lab) -> str:
     return key_for(session.host(), image, plan)
 
 
+def restored_charges(session: Session, host: Backend, lab: Lab) -> dict[str, int]:
+    """VM name -> MiB admission charges a VM of the lab restored on `host`
+    (capacity.restored_charge), for VMs whose template is built and was seen
+    restored; the others are charged as cold boots."""
+    if session.settings.cold:
+        return {}
+    images = {}
+    for vm in lab.vms:
+        try:
+            images[vm.name] = session.settings.images.get(vm.image)
+        except LabctlError:
+            continue  # not cached: the up that needs it says so
+    found = {}
+    store = TemplateStore(session.data_dir)
+    layout = lab_layout(lab, {i.name: i.sha256 for i in images.values()})
+    for plan in layout.vms:
+        image = images.get(plan.vm.name)
+        if image is None or cold_reason(image.kernel is not None, host.is_local) is not None:
+            continue
+        template = store.get(key_for(host, image, plan))
+        if template is not None and template.held_mib and host.storage.exists(template.volume):
+            found[plan.vm.name] = restored_charge(plan.vm.memory_mib, template.held_mib,
+                                                  host.accel)
+    return found
+
+
 def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan) -> Template:
     key = key_for(host, image, plan)
     store = TemplateStore(session.data_dir)
     with _building, lab_lock(session.data_dir, f"template-{key[:12]}", "template"):
         found = store.get(key)
         if found is not None and host.storage.exists(found.volume):
-            return found
+            if not found.base or host.storage.stamp(found.base) == found.base_stamp:
+                return found
+            # its overlay's backing file is not the one it was saved on: restoring
+            # it would give the VM a disk of mixed files
+            session.report(Event(f"template {found.short}", "stale",
+                                 f"its base volume {found.base} changed since it was built: "
+                                 "building it again"))
+            remove_template(session, host, key)
         return _build(session, host, image, plan, key, store)
 
 
@@ -305,7 +293,10 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
             login, host_key = files.admin_key().private, ""
             for network in layout.networks:  # made and started
                 prov.create_network(network)
-            prov.create_vm(vm_plan, image, host.ensure_base(image))
+            base = host.ensure_base(image)
+            base_volume = Path(base.disk).name
+            base_stamp = host.storage.stamp(base_volume)
+            prov.create_vm(vm_plan, image, base)
             started = time.monotonic()
             prov.start_vm(vm_plan.domain)
             quietly(Event("vm template", "started", "", time.monotonic() - started))
@@ -330,7 +321,7 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
     template = Template(key, image.name, image.manifest.get("sha256", ""), volume, ADMIN_USER,
                         login, host_key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         round(time.monotonic() - began, 1), host.storage.allocation(volume),
-                        has_agent)
+                        has_agent, base=base_volume, base_stamp=base_stamp)
     store.put(template)
     return template
 

@@ -238,6 +238,15 @@ class Host:
         except LabctlError:
             snapshots.delete(dom, snapshot, metadata_only=True)
 
+    def resident_mib(self, name: str) -> int | None:
+        """The domain's qemu process's resident memory (guest, translation
+        cache, qemu itself), as libvirt reads it; None if it cannot tell."""
+        try:
+            rss = self._dom(name).memoryStats().get("rss")
+        except libvirt.libvirtError:
+            return None
+        return rss // 1024 if isinstance(rss, int) and rss > 0 else None
+
     def guest_agent(self, name: str) -> GuestAgent | None:
         """The domain's guest agent if one answers now, else None."""
         return agent.answering(self._dom(name))

@@ -90,6 +90,16 @@ class Storage:
                            self.path(kernel) if image.kernel else None,
                            self.path(initrd) if image.initrd else None)
 
+    def stamp(self, name: str) -> str:
+        """What changes when the volume's file is rewritten or replaced (its
+        mtime and ctime, its size): a template records its base's."""
+        try:
+            root = ET.fromstring(self.pool.storageVolLookupByName(name).XMLDesc(0))
+        except libvirt.libvirtError:
+            return ""
+        return " ".join(root.findtext(f"target/timestamps/{t}") or ""
+                        for t in ("mtime", "ctime")) + " " + (root.findtext("capacity") or "")
+
     def allocation(self, name: str) -> int:
         """Bytes the volume takes on disk."""
         return self.pool.storageVolLookupByName(name).info()[2]

@@ -41,6 +41,9 @@ class FakeVolumes:
     def allocation(self, name: str) -> int:
         return 1 << 20 if name in self.volumes else 0
 
+    def stamp(self, name: str) -> str:
+        return self.volumes.get(name, "")
+
     def volumes_with_backing(self) -> tuple[dict[str, str], dict[str, str]]:
         return {n: n for n in self.volumes}, {}
 
@@ -230,6 +233,9 @@ class FakeBackend:
         pass
 
     def guest_agent(self, name: str) -> None:
+        return None
+
+    def resident_mib(self, name: str) -> int | None:
         return None
 
     # -- the console ------------------------------------------------------------

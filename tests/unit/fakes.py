@@ -206,6 +206,12 @@ class DriverHost(Host):
         self._dom(name)  # a domain that must exist
         DriverHost.replugged.append(name)
 
+    resident: int | None = None  # MiB each running domain holds; None: cannot tell
+
+    def resident_mib(self, name: str) -> int | None:
+        self._dom(name)
+        return DriverHost.resident
+
     def guest_agent(self, name: str):
         self._dom(name)
         return None if DriverHost.agent_runs is None else FakeAgent(name, DriverHost.agent_runs)

@@ -94,6 +94,33 @@ def test_admission_refuses_with_numbers_and_picks_waves():
         capacity.place(labs, {"h": capacity.HostRoom(24_000, 500, 2)}, {"h": TCG})
 
 
+def test_vms_restored_from_a_template_are_charged_what_one_was_seen_to_hold():
+    """40 copies of hello (512 MiB) on a 23 GiB host: refused charged cold
+    (each VM may touch all its memory), admitted charged as restored (what a
+    restored VM held, 372 MiB measured, plus a quarter of its memory)."""
+    labs = classroom.expand(lab("hello.yaml"), copies=40)
+    host = {"h": capacity.HostRoom(23_000, 100_000, 2)}
+    with pytest.raises(LabctlError) as info:
+        capacity.place(labs, host, {"h": TCG})
+    assert info.value.message == (
+        "40 copies need 28.1 GiB of RAM (720 MiB per copy: each VM's memory, qemu under "
+        "TCG included) but the host has 20.2 GiB available (90 % of its free RAM)")
+    assert "restored from a template are charged less" in info.value.hint
+    charge = capacity.restored_charge(512, 372, TCG)
+    assert charge == 372 + 128
+    placed = capacity.place(labs, host, {"h": TCG}, {"h": {"node": charge}})
+    assert len(placed) == 40
+    need = capacity.needs(labs, TCG, {"node": charge})
+    assert (need.memory_mib, need.restored) == (40 * 500, 40)
+    # a class that does not fit even so is refused, with the restored charge named
+    with pytest.raises(LabctlError, match=r"^60 copies need 29.3 GiB of RAM \(500 MiB per "
+                       r"copy: 60 of 60 VMs restored from templates"):
+        capacity.place(classroom.expand(lab("hello.yaml"), copies=60), host, {"h": TCG},
+                       {"h": {"node": charge}})
+    # never more than a cold VM: a template measured holding more is charged cold
+    assert capacity.restored_charge(512, 900, TCG) == capacity.cold_charge(512, TCG) == 720
+
+
 def test_copies_spread_over_hosts_by_room_left():
     labs = classroom.expand(lab("hello.yaml"), copies=5)
     per_copy = capacity.needs(labs[:1], TCG).memory_mib

@@ -83,6 +83,55 @@ def test_a_template_with_a_guest_agent_gives_identity_through_it_without_a_login
         DriverHost.agent_runs = None
 
 
+def test_a_restored_vms_footprint_is_kept_and_charged_to_the_next_class(tmp_path: Path):
+    from labctl.plan.capacity import restored_charge
+    from labctl.usecases import classes
+    from labctl.usecases.templates import restored_charges
+
+    DriverHost.resident = 372
+    try:
+        session = session_on(tmp_path)
+        assert restored_charges(session, session.host(), HELLO) == {}  # no template yet
+        lab_cases.up(session, HELLO)
+        (template,) = TemplateStore(session.data_dir).all()
+        assert template.held_mib == 372
+        DriverHost.resident = 300  # the most seen is kept
+        lab_cases.up(session, dataclasses.replace(HELLO, name="hello2"))
+        assert TemplateStore(session.data_dir).get(template.key).held_mib == 372
+        charge = restored_charge(512, 372, session.host().accel)
+        assert restored_charges(session, session.host(), HELLO) == {"node": charge}
+        cold = session_on(tmp_path, cold=True)
+        assert restored_charges(cold, cold.host(), HELLO) == {}
+        said = []
+        classes.up_class(session, HELLO, lambda _copy, event: said.append(event), copies=2)
+        (admitted,) = [e.detail for e in said if e.stage == "admitted"]
+        assert f"{2 * charge} MiB RAM, 2 VM(s) charged as restored" in admitted
+    finally:
+        DriverHost.resident = None
+
+
+def test_a_template_whose_base_volume_changed_is_refused_and_built_again(tmp_path: Path):
+    events: list = []
+    session = session_on(tmp_path, FakeReach(), events)
+    lab_cases.up(session, HELLO)
+    store = TemplateStore(session.data_dir)
+    (template,) = store.all()
+    assert template.base.startswith("base-debian-12-")
+    assert template.base_stamp == session.host().storage.stamp(template.base)
+    # the base volume's file was rewritten since the template was saved on it
+    store.put(dataclasses.replace(template, base_stamp="1 2 3"))
+    events.clear()
+    lab_cases.up(session, dataclasses.replace(HELLO, name="hello2"))
+    (stale,) = [e for e in events if e.stage == "stale"]
+    assert f"its base volume {template.base} changed" in stale.detail
+    assert [e.stage for e in events if e.subject.startswith("template")] == [
+        "stale", "build", "started", "boot-finished"]
+    (rebuilt,) = store.all()
+    assert rebuilt.base_stamp == session.host().storage.stamp(rebuilt.base)
+    assert any(e.detail.startswith("restored from template") for e in events
+               if e.subject == "vm node" and e.stage == "started")
+
+
 def test_vms_on_lab_networks_restore_with_their_nics_plugged_afresh(tmp_path: Path):
     DriverHost.replugged.clear()
     events: list = []
