@@ -37,7 +37,8 @@ class GuestAgent(Protocol):
     Its failures are BackendErrors (the VM stopped answering)."""
 
     def clock_offset(self) -> float: ...  # seconds the guest's clock is behind
-    def run(self, argv: list[str], stdin: str, timeout: float) -> CommandResult: ...
+    def run(self, argv: list[str], stdin: str, timeout: float, errors: str = "replace",
+            max_output: int = ...) -> CommandResult: ...  # TimedOut, TooMuchOutput
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ login as the template. Under TCG each SSH login costs a restored guest ~0.6 s
 (sshd's re-exec, key exchange, PAM, sudo, all translated afresh); the agent is
 a process already running in the template's memory, and libvirt carries its
 JSON over a local socket. What the guest answers is untrusted: libvirt parses
-it, labctl reads only numbers and capped output from it."""
+it, labctl reads only numbers and capped output from it (qemu-ga itself keeps
+at most 16 MiB of a command's output)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import libvirt
 import libvirt_qemu
 
 from labctl.errors import BackendError
-from labctl.ssh.transport import CommandResult
+from labctl.ssh.transport import CommandResult, TimedOut, TooMuchOutput
 
-OUTPUT_CAP = 64 * 1024  # bytes of a command's stdout/stderr kept
+OUTPUT_CAP = 64 * 1024  # bytes of stdout and stderr a command may print (unless told)
 POLL_GAP = 0.02  # seconds between "has it exited?"
 
 
@@ -51,9 +52,14 @@ def clock_offset(dom: libvirt.virDomain, timeout: int = 5) -> float:
     return (before + after) / 2 - guest_ns / 1e9
 
 
-def run(dom: libvirt.virDomain, argv: list[str], stdin: str, timeout: float) -> CommandResult:
-    """Run argv as root in the guest with `stdin`, until it exits."""
+def run(dom: libvirt.virDomain, argv: list[str], stdin: str, timeout: float,
+        errors: str = "replace", max_output: int = OUTPUT_CAP) -> CommandResult:
+    """Run argv as root in the guest with `stdin`, until it exits: past
+    `timeout` seconds TimedOut, past `max_output` bytes of stdout and stderr
+    together (or output qemu-ga itself cut) TooMuchOutput, as over SSH.
+    `errors="surrogateescape"` keeps stdout's exact bytes."""
     began = time.monotonic()
+    text = " ".join(argv)
     started = _command(dom, "guest-exec", 5, path=argv[0], arg=argv[1:],
                        **{"input-data": base64.b64encode(stdin.encode()).decode(),
                           "capture-output": True})
@@ -65,12 +71,16 @@ def run(dom: libvirt.virDomain, argv: list[str], stdin: str, timeout: float) -> 
         if isinstance(status, dict) and status.get("exited"):
             break
         if time.monotonic() - began > timeout:
-            return CommandResult(" ".join(argv), -1, "", f"no exit within {timeout:.0f} s",
-                                 time.monotonic() - began)
+            raise TimedOut(f"the guest agent: {text[:80]} did not end within {timeout:.0f} s")
         time.sleep(POLL_GAP)
+    out, err = _bytes(status.get("out-data")), _bytes(status.get("err-data"))
+    if len(out) + len(err) > max_output or status.get("out-truncated") or \
+            status.get("err-truncated"):
+        raise TooMuchOutput(f"the guest agent: command printed more than "
+                            f"{max_output >> 10} KiB: {text[:80]}")
     code = status.get("exitcode", status.get("signal", -1))
-    return CommandResult(" ".join(argv), code if isinstance(code, int) else -1,
-                         _text(status.get("out-data")), _text(status.get("err-data")),
+    return CommandResult(text, code if isinstance(code, int) else -1,
+                         out.decode(errors=errors), err.decode(errors="replace"),
                          time.monotonic() - began)
 
 
@@ -83,8 +93,9 @@ class GuestAgent:
     def clock_offset(self) -> float:
         return clock_offset(self.dom)
 
-    def run(self, argv: list[str], stdin: str, timeout: float) -> CommandResult:
-        return run(self.dom, argv, stdin, timeout)
+    def run(self, argv: list[str], stdin: str, timeout: float, errors: str = "replace",
+            max_output: int = OUTPUT_CAP) -> CommandResult:
+        return run(self.dom, argv, stdin, timeout, errors, max_output)
 
 
 def answering(dom: libvirt.virDomain, timeout: int = 2) -> GuestAgent | None:
@@ -96,11 +107,10 @@ def answering(dom: libvirt.virDomain, timeout: int = 2) -> GuestAgent | None:
     return GuestAgent(dom)
 
 
-def _text(data: object) -> str:
+def _bytes(data: object) -> bytes:
     if not isinstance(data, str):
-        return ""
+        return b""
     try:
-        raw = base64.b64decode(data[: OUTPUT_CAP * 4 // 3 + 4], validate=False)
+        return base64.b64decode(data, validate=False)
     except ValueError:
-        return ""
-    return raw[:OUTPUT_CAP].decode("utf-8", "replace")
+        return b""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -226,9 +227,18 @@ class FakeAgent:
     def clock_offset(self) -> float:
         return 30.0
 
-    def run(self, argv: list[str], stdin: str, timeout: float) -> CommandResult:
-        self.runs.append((self.domain, stdin))
-        return CommandResult(" ".join(argv), 0, "", "", 0.01)
+    def run(self, argv: list[str], stdin: str, timeout: float, errors: str = "replace",
+            max_output: int = 64 << 10) -> CommandResult:
+        """A script given as `bash -c` (the checks') runs here, as root, the lab
+        user named in it replaced by root (this machine has no such user)."""
+        if argv[:2] != ["/bin/bash", "-c"]:
+            self.runs.append((self.domain, stdin))
+            return CommandResult(" ".join(argv), 0, "", "", 0.01)
+        self.runs.append((self.domain, argv[2]))
+        script = re.sub(r"^U=\S+$", "U=root", argv[2], flags=re.M)
+        done = subprocess.run(["bash", "-c", script], capture_output=True, timeout=timeout)
+        return CommandResult(" ".join(argv[:2]), done.returncode, done.stdout.decode(errors=errors),
+                             done.stderr.decode(errors="replace"), 0.01)
 
 
 def driver_host(uri: str) -> Host:

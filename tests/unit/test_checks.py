@@ -271,6 +271,25 @@ def test_a_class_is_checked_copy_by_copy_and_kept(graded):
     assert "no file /srv/index.html" in page and "2 / 3" in page
 
 
+def test_a_vm_with_a_guest_agent_is_checked_through_it_without_a_login(graded):
+    """The same verdicts, the probes' script run by the agent as root (no
+    SSH connection, no sudo), the student's commands still as the student."""
+    from .fakes import DriverHost
+    session, lab = graded
+    reach = session.reach
+    DriverHost.agent_runs = runs = []
+    try:
+        before = list(reach.connected)
+        run = run_checks(session, lab, all_copies=True)
+    finally:
+        DriverHost.agent_runs = None
+    for copy in run.copies:
+        assert [(o.check, o.status) for o in copy.outcomes] == [("os", PASS), ("page", FAIL)]
+    assert reach.connected == before  # no SSH login for the in-VM probes
+    assert sorted(domain for domain, _ in runs) == ["graded-1.node", "graded-2.node"]
+    assert all("U=lab" in script and not script.startswith("sudo") for _, script in runs)
+
+
 def test_copies_are_checked_as_many_at_once_as_their_hosts_cores_serve(graded, monkeypatch):
     import threading
 
