@@ -172,21 +172,32 @@ def _up_class(session: Session, lab: Lab, report: ClassReport, copies: int | Non
     return ClassResult(lab.name, outcomes, waves, need, time.monotonic() - start, placement)
 
 
+DOWN_AT_ONCE = 8  # copies removed at once by down_class
+
+
 def down_class(session: Session, group: str, report: ClassReport,
                only: str | None = None) -> list[lab_cases.DownResult]:
     with session.changing(group, "down (class)"):
         found = existing_copies(session, group)
         if only is not None:
             found = {name: copy for name, copy in found.items() if copy == only}
-        results, lost = [], {}
-        for name, copy in found.items():
+        lost: dict[str, str] = {}
+
+        def remove(name: str, copy: str) -> lab_cases.DownResult | None:
             interrupt.checkpoint()
-            copy_session = Session(session.settings, lambda e, c=copy: report(c, e),
+            copy_session = Session(session.settings, lambda e: report(copy, e),
                                    session.host, session.reach)
             try:
-                results.append(lab_cases.down(copy_session, name))
+                return lab_cases.down(copy_session, name)
             except LabctlError as exc:  # its host is lost: remove the others all the same
                 lost[name] = exc.message
+                return None
+
+        # Removing a copy is libvirt and file work, not guest CPU: several at once
+        # (40 copies one after another took ~12 s, most of it waiting on libvirtd).
+        with ThreadPoolExecutor(max_workers=DOWN_AT_ONCE) as pool:
+            done = list(pool.map(lambda item: remove(*item), found.items()))
+        results = [r for r in done if r is not None]
         if lost:
             first = next(iter(lost.values()))
             raise LabctlError(
