@@ -92,13 +92,14 @@ class Storage:
 
     def stamp(self, name: str) -> str:
         """What changes when the volume's file is rewritten or replaced (its
-        mtime and ctime, its size): a template records its base's."""
+        mtime and size): a template records its base's. Not its ctime: libvirt
+        changes a backing file's owner when a domain starts on it."""
         try:
             root = ET.fromstring(self.pool.storageVolLookupByName(name).XMLDesc(0))
         except libvirt.libvirtError:
             return ""
-        return " ".join(root.findtext(f"target/timestamps/{t}") or ""
-                        for t in ("mtime", "ctime")) + " " + (root.findtext("capacity") or "")
+        return f"{root.findtext('target/timestamps/mtime') or ''} " \
+               f"{root.findtext('capacity') or ''}"
 
     def allocation(self, name: str) -> int:
         """Bytes the volume takes on disk."""
