@@ -1,7 +1,8 @@
 """The dashboard's HTTP side. Every request, loopback included, passes the
 guard (dashboard/guard.py: token, Host, Origin, JSON bodies); the page and its
 script ship in the package (no CDN). State reaches the page as server-sent
-events whenever it changes (polled once a second: `up`, `reset`, `check` or
+events whenever it changes (looked at twice a second, one look shared by every
+watching page: `up`, `reset`, `check` or
 `down` in another terminal show up live). Actions run in a worker thread
 through the same use cases as the CLI, under the same locks; a lab another
 labctl holds is refused at once (409), never waited for."""
@@ -16,6 +17,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,10 @@ from labctl.usecases import dashboard as view
 from labctl.usecases.session import Session, Settings
 
 STATIC = Path(__file__).parent / "static"
-TICK = 1.0  # seconds between looks at the state
+# Seconds between looks at the state: a change shows within TICK plus one
+# look (~0.1 s for a class of 40 copies), and every page watching shares the
+# look (_view), so more watchers do not mean more looks.
+TICK = 0.5
 
 
 @functools.cache
@@ -68,18 +73,28 @@ class Dashboard:
         self.activity: list[dict[str, Any]] = []  # progress of the actions started here
         self.lock = threading.Lock()
         self._looking: Session | None = None
+        self._view: tuple[float, dict[str, Any]] | None = None  # (when, the last look)
+        self._looks = threading.Lock()  # one look at a time; watchers share it
         self.students = StudentPages(self.session, self.note)
 
     # -- state ----------------------------------------------------------------
     def session(self, report: Callable[[Event], None] | None = None) -> Session:
         return self._make_session(self.settings, report or (lambda _e: None))
 
-    def state(self) -> dict[str, Any]:
-        with self.lock:  # one libvirt connection for the looks, opened once
-            if self._looking is None:
-                self._looking = self.session()
-        data = view.state(self._looking, self.only, self.containers)
-        data["bench"] = recent_headlines(self.settings.data_dir)
+    def state(self, fresh_within: float = 0.0) -> dict[str, Any]:
+        """The whole view; one taken less than `fresh_within` seconds ago (by
+        any watcher) is shared instead of looking again."""
+        with self._looks:
+            if self._view is not None and time.monotonic() - self._view[0] < fresh_within:
+                data = dict(self._view[1])
+            else:
+                with self.lock:  # one libvirt connection for the looks, opened once
+                    if self._looking is None:
+                        self._looking = self.session()
+                data = view.state(self._looking, self.only, self.containers)
+                data["bench"] = recent_headlines(self.settings.data_dir)
+                self._view = (time.monotonic(), data)
+                data = dict(data)
         with self.lock:
             data["activity"] = self.activity[-30:]
         return data
@@ -194,7 +209,7 @@ class Dashboard:
         async def stream():
             last = ""
             while not await request.is_disconnected():
-                data = await asyncio.to_thread(self.state)
+                data = await asyncio.to_thread(self.state, TICK * 0.8)
                 text = json.dumps(data, sort_keys=True, default=str)
                 digest = hashlib.sha256(text.replace(f'"at": {data["at"]}', "").encode()
                                         ).hexdigest()

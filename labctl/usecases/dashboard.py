@@ -35,6 +35,7 @@ def state(session: Session, only: str | None = None,
     """The whole view; `containers`: lab -> rows last seen (refreshed apart:
     listing them costs an SSH round trip per VM)."""
     groups: dict[str, dict[str, Any]] = {}
+    listed: dict[str, list] = {}  # each host's domains, listed once for every copy
     for name in lab_names(session):
         files = session.files(name)
         placement = files.placement()
@@ -45,7 +46,7 @@ def state(session: Session, only: str | None = None,
                                           "is_class": bool(placement.get("group")),
                                           "copies": [], "checks": None})
         entry["copies"].append(_copy(session, name, placement, files,
-                                     (containers or {}).get(name)))
+                                     (containers or {}).get(name), listed))
     for group, entry in groups.items():
         entry["copies"].sort(key=lambda c: (len(c["copy"]), c["copy"]))
         runs = CheckHistory(session.data_dir).runs(group, limit=1)
@@ -70,11 +71,12 @@ def summary(entry: dict[str, Any]) -> dict[str, int]:
             "could_not_run": sum(c["could_not_run"] > 0 for c in checks["copies"])}
 
 
-def _copy(session: Session, name: str, placement: dict, files, rows) -> dict[str, Any]:
+def _copy(session: Session, name: str, placement: dict, files, rows,
+          listed: dict[str, list] | None = None) -> dict[str, Any]:
     progress = files.progress()
     readiness = read_json(files.dir / "readiness.json")
     try:
-        vms = lab_cases.status(session, name)
+        vms = lab_cases.status(session, name, listed)
         reachable = True
     except LabctlError:
         vms, reachable = [], False

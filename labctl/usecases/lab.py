@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from labctl import interrupt, shell
+from labctl.backend import Found
 from labctl.events import Event
 from labctl.fileio import read_json
 from labctl.lab.model import Lab
@@ -126,11 +127,19 @@ class VmStatus:
     proxy: str = ""  # the OpenSSH command labctl goes through it with (ProxyCommand)
 
 
-def status(session: Session, lab_name: str) -> list[VmStatus]:
+def status(session: Session, lab_name: str,
+           listed: dict[str, list[Found]] | None = None) -> list[VmStatus]:
+    """`listed`: host URI -> every domain it holds, listed once by a caller
+    that asks about many labs (the dashboard: 40 copies each listing all the
+    host's domains made its view quadratic)."""
     host = session.lab_host(lab_name)
     readiness = read_json(session.files(lab_name).dir / "readiness.json")
     out = []
-    for found in host.domains(lab_name):
+    if listed is not None and host.uri not in listed:
+        listed[host.uri] = host.domains()
+    found_here = [f for f in listed[host.uri] if f.meta.lab == lab_name] \
+        if listed is not None else host.domains(lab_name)
+    for found in found_here:
         state = host.state(found.libvirt_name)
         endpoint = host.endpoint(found.libvirt_name) if state == "running" else None
         seen = readiness.get(found.meta.name, {})
