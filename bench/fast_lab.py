@@ -6,10 +6,11 @@ phases (define, state load, guest identity, readiness); then a class of
 copies from the cached template: `up --copies N`, host memory per idle copy
 (PSS, split into the guest's RAM, qemu's TCG translation cache and the rest,
 with how much of it sits in transparent huge pages), `check --all-copies`
-and `down --all-copies`. Prints figures and ratios; asserts nothing.
+with two checks and `down --all-copies` (bench/labs/two-checks.yaml: hello's
+VM, so the same template). Prints figures and ratios; asserts nothing.
 
     scripts/libvirtd-netns start
-    scripts/libvirtd-netns exec .venv/bin/python bench/fast_lab.py [--runs 3] [--copies 24]
+    scripts/libvirtd-netns exec .venv/bin/python bench/fast_lab.py [--runs 3] [--copies 24 40]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from labctl.datadir import default_data_dir
 from labctl.events import Event
 from labctl.lab.loader import load_lab
+from labctl.usecases import dashboard
 from labctl.usecases import lab as lab_cases
 from labctl.usecases.session import Session, Settings
 from labctl.virt.connection import DEFAULT_URI
@@ -99,8 +101,10 @@ def memory(lab: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--copies", type=int, default=24)
+    parser.add_argument("--copies", type=int, nargs="*", default=[24, 40])
     parser.add_argument("--lab", type=Path, default=ROOT / "examples" / "hello.yaml")
+    parser.add_argument("--class-lab", type=Path,
+                        default=ROOT / "bench" / "labs" / "two-checks.yaml")
     args = parser.parse_args()
     data_dir = Path(os.environ.get("LABCTL_DATA_DIR") or default_data_dir())
     settings = Settings(uri=DEFAULT_URI, data_dir=data_dir)
@@ -113,6 +117,7 @@ def main() -> None:
         labctl("down", name)
         cold.append(labctl("up", "--cold", lab_file))
         labctl("down", name)
+        time.sleep(5)  # the cold VM's qemu gone and its memory freed before the next
         warm.append(labctl("up", lab_file))
         ssh.append(ssh_true(name, data_dir))
     split = [phases(settings, args.lab) for _ in range(args.runs)]
@@ -128,8 +133,8 @@ def main() -> None:
     for phase in ("define", "state load", "guest identity", "readiness", "in all"):
         values = [s[phase] for s in split]
         print(f"    {phase:<16} {med(values):6.2f} s  {_all(values)}")
-    if args.copies:
-        _class(args.copies, lab_file, name)
+    for copies in args.copies:
+        _class(copies, str(args.class_lab), load_lab(args.class_lab).name)
 
 
 def _class(copies: int, lab_file: str, name: str) -> None:
@@ -146,12 +151,22 @@ def _class(copies: int, lab_file: str, name: str) -> None:
         return
     time.sleep(10)  # idle: what the copies hold once nothing runs
     held = memory(name)
-    check = labctl("check", name, "--all-copies", check=False)
+    session = Session(Settings(uri=DEFAULT_URI,
+                               data_dir=Path(os.environ.get("LABCTL_DATA_DIR")
+                                             or default_data_dir())))
+    views = []
+    for _ in range(5):  # what the dashboard computes each tick (its page updates from it)
+        began = time.monotonic()
+        dashboard.state(session)
+        views.append(time.monotonic() - began)
+    check = labctl("check", lab_file, "--all-copies", check=False)
     down = labctl("down", name, "--all-copies")
     print(f"\nclass of {copies} copies from the cached template")
     print(f"  up --copies {copies}       {up:6.1f} s")
     print(f"  check --all-copies  {check:6.1f} s")
     print(f"  down --all-copies   {down:6.1f} s")
+    print(f"  the dashboard's view of all labs (computed once per tick): "
+          f"{statistics.median(views):.2f} s median {_all(views)}")
     print(f"  host memory per idle copy (PSS, {held.pop('copies'):.0f} qemu processes): "
           + ", ".join(f"{k} {v:.0f} MiB" for k, v in held.items() if k != "huge pages")
           + f" = {sum(v for k, v in held.items() if k != 'huge pages'):.0f} MiB "
