@@ -10,7 +10,8 @@ with two checks and `down --all-copies` (bench/labs/two-checks.yaml: hello's
 VM, so the same template). Prints figures and ratios; asserts nothing.
 
     scripts/libvirtd-netns start
-    scripts/libvirtd-netns exec .venv/bin/python bench/fast_lab.py [--runs 3] [--copies 24 40]
+    scripts/libvirtd-netns exec .venv/bin/python bench/fast_lab.py \
+        [--runs 3] [--copies 24 40] [--ksm]
 """
 
 from __future__ import annotations
@@ -98,11 +99,48 @@ def memory(lab: str) -> dict[str, float]:
     return {k: v / max(len(pids), 1) for k, v in totals.items()} | {"copies": len(pids)}
 
 
+KSM = Path("/sys/kernel/mm/ksm")
+
+
+def with_ksm(measure, settle_cap: float = 300.0) -> tuple[dict[str, float], float, float]:
+    """KSM (the kernel's same-page merging, a host-wide setting) switched on
+    until merging settles, `measure()` taken then, and the setting put back
+    (pages merged for this measure unmerged): (measure, seconds, ksmd CPU s)."""
+    before = {k: (KSM / k).read_text().strip() for k in ("run", "pages_to_scan")}
+    cpu0, began = _ksmd_cpu(), time.monotonic()
+    try:
+        (KSM / "pages_to_scan").write_text("2000")
+        (KSM / "run").write_text("1")
+        last, steady = -1, 0
+        while time.monotonic() - began < settle_cap and steady < 3:
+            time.sleep(5)
+            now = int((KSM / "pages_sharing").read_text())
+            steady = steady + 1 if last >= 0 and abs(now - last) <= max(last // 100, 64) else 0
+            last = now
+        return measure(), time.monotonic() - began, _ksmd_cpu() - cpu0
+    finally:
+        if before["run"] != "1":
+            (KSM / "run").write_text("2")
+        (KSM / "pages_to_scan").write_text(before["pages_to_scan"])
+        (KSM / "run").write_text(before["run"])
+
+
+def _ksmd_cpu() -> float:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and (proc / "comm").exists() and \
+                (proc / "comm").read_text().strip() == "ksmd":
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--copies", type=int, nargs="*", default=[24, 40])
     parser.add_argument("--lab", type=Path, default=ROOT / "examples" / "hello.yaml")
+    parser.add_argument("--ksm", action="store_true",
+                        help="also measure the idle class with KSM on (put back after)")
     parser.add_argument("--class-lab", type=Path,
                         default=ROOT / "bench" / "labs" / "two-checks.yaml")
     args = parser.parse_args()
@@ -134,10 +172,10 @@ def main() -> None:
         values = [s[phase] for s in split]
         print(f"    {phase:<16} {med(values):6.2f} s  {_all(values)}")
     for copies in args.copies:
-        _class(copies, str(args.class_lab), load_lab(args.class_lab).name)
+        _class(copies, str(args.class_lab), load_lab(args.class_lab).name, args.ksm)
 
 
-def _class(copies: int, lab_file: str, name: str) -> None:
+def _class(copies: int, lab_file: str, name: str, ksm: bool = False) -> None:
     labctl("down", name, "--all-copies", check=False)
     began = time.monotonic()
     done = subprocess.run([*LABCTL, "up", "--copies", str(copies), lab_file],
@@ -159,6 +197,7 @@ def _class(copies: int, lab_file: str, name: str) -> None:
         began = time.monotonic()
         dashboard.state(session)
         views.append(time.monotonic() - began)
+    merged = with_ksm(lambda: memory(name)) if ksm and (KSM / "run").exists() else None
     check = labctl("check", lab_file, "--all-copies", check=False)
     down = labctl("down", name, "--all-copies")
     print(f"\nclass of {copies} copies from the cached template")
@@ -168,9 +207,18 @@ def _class(copies: int, lab_file: str, name: str) -> None:
     print(f"  the dashboard's view of all labs (computed once per tick): "
           f"{statistics.median(views):.2f} s median {_all(views)}")
     print(f"  host memory per idle copy (PSS, {held.pop('copies'):.0f} qemu processes): "
-          + ", ".join(f"{k} {v:.0f} MiB" for k, v in held.items() if k != "huge pages")
-          + f" = {sum(v for k, v in held.items() if k != 'huge pages'):.0f} MiB "
-          f"(of it in transparent huge pages: {held['huge pages']:.0f} MiB)")
+          + _memory_line(held))
+    if merged is not None:
+        held, seconds, cpu = merged
+        held.pop("copies")
+        print(f"  ... with KSM on (merged in {seconds:.0f} s, ksmd {cpu:.1f} CPU s): "
+              + _memory_line(held))
+
+
+def _memory_line(held: dict[str, float]) -> str:
+    return (", ".join(f"{k} {v:.0f} MiB" for k, v in held.items() if k != "huge pages")
+            + f" = {sum(v for k, v in held.items() if k != 'huge pages'):.0f} MiB "
+            f"(of it in transparent huge pages: {held['huge pages']:.0f} MiB)")
 
 
 def _all(values: list[float]) -> str:
