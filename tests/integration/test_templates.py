@@ -47,6 +47,12 @@ def test_every_copy_is_itself_and_none_is_the_template(restored, settings):
     short = re.search(r"restored from template ([0-9a-f]{12})", said).group(1)
     (path,) = (settings.data_dir / "templates").glob(f"{short}*.json")
     record = json.loads(path.read_text())
+    # its guest agent answered before the save (the copies got their identity
+    # through it), each restore recorded what a restored VM holds (admission
+    # charges it), and the base volume it was saved on is stamped
+    assert record["agent"] is True
+    assert 100 < record["held_mib"] < 1024
+    assert record["base"].startswith("base-") and record["base_stamp"]
     template_key = subprocess.run(["ssh-keygen", "-y", "-f", "/dev/stdin"],
                                   input=record["login_private"], capture_output=True,
                                   text=True, check=True).stdout.split()[1]
@@ -72,6 +78,9 @@ def test_every_copy_is_itself_and_none_is_the_template(restored, settings):
         guest = float(run(copy, "date", "+%s.%N"))
         assert before - 2 <= guest <= time.time() + 2  # the host's clock, within 2 s
     assert len(seen_keys) == 3 and len(machine_ids) == 3
+    # each copy's kernel was reseeded from labctl's randomness: no two draw alike
+    draws = {run(copy, "od", "-An", "-tx1", "-N16", "/dev/urandom").strip() for copy in COPIES}
+    assert len(draws) == 3
 
 
 def gone(copy: str, path: str) -> bool:
