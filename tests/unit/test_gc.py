@@ -109,3 +109,27 @@ def test_a_clouds_gc_leaves_the_files_of_labs_recorded_on_no_host():
     on_cloud = facts(domains={}, networks={}, lab_dirs=["old"], placed={}, volumes=[],
                      uri="openstack:uni")
     assert classify(on_cloud) == []
+
+
+def test_templates_are_this_machines_another_hosts_gc_neither_lists_nor_removes_them(
+        tmp_path, monkeypatch):
+    """A template lives on the local libvirt (a restore is refused elsewhere):
+    gc of a remote host found the data dir's template records there, and
+    would have removed them while their volumes stayed here."""
+    from labctl.images.cache import ImageCache
+    from labctl.usecases.gc import gather
+    from labctl.usecases.template_store import Template, TemplateStore
+
+    from .fake_backend import FakeBackend
+
+    TemplateStore(tmp_path).put(Template("k" * 16, "debian-12", "old", "labctl-template-x.qcow2",
+                                         "labctl", "", "", "", 1.0))
+    monkeypatch.setattr(FakeBackend, "is_local",
+                        property(lambda self: self.uri.startswith("fake:")))
+    here, remote = FakeBackend(), FakeBackend(uri="qemu+ssh://elsewhere/system")
+    images = ImageCache(tmp_path / "images")
+    assert gather(here, tmp_path, images).templates == {
+        "k" * 16: ("labctl-template-x.qcow2", "old")}
+    assert gather(remote, tmp_path, images).templates == {}
+    assert [g.kind for g in classify(gather(remote, tmp_path, images))] == []
+    assert [g.kind for g in classify(gather(here, tmp_path, images))] == ["template"]
