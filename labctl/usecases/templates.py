@@ -258,7 +258,13 @@ def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan)
                                  f"its base volume {found.base} changed since it was built: "
                                  "building it again"))
             remove_template(session, host, key)
-        return _build(session, host, image, plan, key, store)
+        built = _build(session, host, image, plan, key, store)
+        for old in store.all():  # an image rebuilt since: never restored again
+            if old.image == built.image and old.image_sha256 != built.image_sha256:
+                remove_template(session, host, old.key)
+                session.report(Event(f"template {old.short}", "removed",
+                                     f"'{old.image}' was rebuilt since it was made"))
+        return built
 
 
 def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str,

@@ -132,6 +132,25 @@ def test_a_template_whose_base_volume_changed_is_refused_and_built_again(tmp_pat
                if e.subject == "vm node" and e.stage == "started")
 
 
+def test_the_templates_of_an_image_rebuilt_since_go_when_its_new_template_is_built(
+        tmp_path: Path):
+    from .fakes import fake_image
+    events: list = []
+    session = session_on(tmp_path, FakeReach(), events)
+    lab_cases.up(session, HELLO)
+    store = TemplateStore(session.data_dir)
+    (old,) = store.all()
+    fake_image(session.data_dir, sha256="cd" * 32)  # debian-12 rebuilt: another digest
+    session = session_on(tmp_path, FakeReach(), events)
+    events.clear()
+    lab_cases.up(session, dataclasses.replace(HELLO, name="hello2"))
+    (new,) = store.all()
+    assert new.image_sha256 == "cd" * 32 and new.key != old.key
+    assert not session.host().storage.exists(old.volume)
+    assert [e.detail for e in events if e.stage == "removed"] == [
+        "'debian-12' was rebuilt since it was made"]
+
+
 def test_vms_on_lab_networks_restore_with_their_nics_plugged_afresh(tmp_path: Path):
     DriverHost.replugged.clear()
     events: list = []
