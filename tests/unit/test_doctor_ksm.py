@@ -11,7 +11,7 @@ def test_ksm_off_on_and_missing(tmp_path):
     assert ksm_check(tmp_path / "nope").status == "warn"
     (tmp_path / "run").write_text("0\n")
     off = ksm_check(tmp_path)
-    assert off.status == "ok" and "is off" in off.detail
+    assert off.status == "ok" and "is off" in off.detail and "docs/templates.md" in off.detail
     (tmp_path / "run").write_text("1\n")
     (tmp_path / "pages_sharing").write_text(str((64 << 20) // os.sysconf("SC_PAGE_SIZE")))
     on = ksm_check(tmp_path)
