@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from labctl.checks.results import CheckInfo, CheckRun
@@ -50,10 +51,27 @@ def student_checks(lab: Lab) -> tuple:
 
 
 def copy_lab(session: Session, name: str) -> tuple[Lab, str]:
-    """The class's lab file rendered for this copy (its own values), and the copy id."""
+    """The class's lab file rendered for this copy (its own values), and the
+    copy id. Kept while the file is unchanged: forty students' pages ask
+    every 2 s, and loading and rendering the file is the dearest part."""
     placement = session.files(name).placement()
     group, copy = placement.get("group", ""), placement.get("copy", "")
-    return values.renderer(session.data_dir, view.lab_of(session, group))(copy), copy
+    try:
+        seen = Path(placement["source"]).stat()
+        key = (str(session.data_dir), name, placement["source"], seen.st_mtime_ns, seen.st_size)
+    except (KeyError, OSError):
+        key = None
+    if key is not None and key in _RENDERED:
+        return _RENDERED[key], copy
+    lab = values.renderer(session.data_dir, view.lab_of(session, group))(copy)
+    if key is not None:
+        if len(_RENDERED) >= 256:
+            _RENDERED.clear()
+        _RENDERED[key] = lab
+    return lab, copy
+
+
+_RENDERED: dict[tuple, Lab] = {}  # (data dir, copy, file, mtime, size) -> its rendered lab
 
 
 def state(session: Session, name: str) -> dict[str, Any]:

@@ -98,6 +98,22 @@ def test_the_view_lists_each_hosts_domains_once_and_watchers_share_a_look(board,
     assert len(looks) == 2
 
 
+def test_one_labs_objects_are_found_without_reading_the_others(board, monkeypatch):
+    """A student's page asks for its copy's VMs every 2 s: only objects named
+    LAB.* are read (the others' XML is not parsed)."""
+    from labctl.virt import inventory, metadata
+    session, _client = board
+    read = []
+    real = metadata.from_xml
+    monkeypatch.setattr(metadata, "from_xml", lambda xml: read.append(xml) or real(xml))
+    conn = session.host().conn
+    (found,) = inventory.domains(conn, "room-1")
+    assert found.libvirt_name == "room-1.node" and len(read) == 1
+    read.clear()
+    assert {f.libvirt_name for f in inventory.domains(conn)} >= {"room-1.node", "room-2.node"}
+    assert len(read) >= 2
+
+
 def test_check_and_reset_through_the_core(board):
     session, client = board
     run = client().post("/api/check", json={"lab": "room"}).json()

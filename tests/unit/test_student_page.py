@@ -78,6 +78,26 @@ def test_a_copys_token_opens_its_page_and_only_that_copy(room):
     assert first.get("/student/static/app.js").status_code == 404  # the instructor's script
 
 
+def test_a_copys_page_renders_the_lab_file_again_only_when_it_changed(room, monkeypatch):
+    import os
+
+    from labctl.usecases import values
+    session, _client = room
+    renders = []
+    real = values.renderer
+    monkeypatch.setattr(values, "renderer",
+                        lambda data_dir, lab: renders.append(1) or real(data_dir, lab))
+    students._RENDERED.clear()
+    first = students.state(session, "room-1")
+    assert students.state(session, "room-1")["checks"] == first["checks"]  # kept
+    assert len(renders) == 1
+    source = session.data_dir.parent / "room.yaml"
+    source.write_text(source.read_text().replace("name: os", "name: release"))
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    assert [c["name"] for c in students.state(session, "room-1")["checks"]] == ["release"]
+    assert len(renders) == 2
+
+
 def test_check_my_work_keeps_every_attempt(room):
     session, client = room
     student = client(students.token(session, "room-1"))
