@@ -39,6 +39,7 @@ from starlette.websockets import WebSocket
 
 from labctl.bench.analysis import recent_headlines
 from labctl.dashboard.guard import COOKIE, Guard
+from labctl.dashboard.replies import refusal
 from labctl.dashboard.student import COOKIE as STUDENT_COOKIE
 from labctl.dashboard.student import StudentPages
 from labctl.errors import LabctlError, UsageError
@@ -239,12 +240,8 @@ class Dashboard:
                                  + " (strings)"}, status_code=400)
         try:
             return JSONResponse(await asyncio.to_thread(run, body))
-        except UsageError as exc:
-            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=400)
         except LabctlError as exc:
-            busy = "held by" in exc.message or "busy" in exc.message
-            return JSONResponse({"error": exc.message, "hint": exc.hint},
-                                status_code=409 if busy else 500)
+            return refusal(exc)
 
     async def api_check(self, request: Request) -> Response:
         def run(body: dict) -> dict:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from labctl.dashboard.replies import refusal
 from labctl.errors import LabctlError, UsageError
 from labctl.events import Event
 from labctl.usecases import students
@@ -105,12 +106,8 @@ class StudentPages:
 
         try:
             return JSONResponse(await asyncio.to_thread(act))
-        except UsageError as exc:
-            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=400)
-        except LabctlError as exc:  # a lab another labctl holds: 409, as on the instructor's
-            busy_elsewhere = "held by" in exc.message or "busy" in exc.message
-            return JSONResponse({"error": exc.message, "hint": exc.hint},
-                                status_code=409 if busy_elsewhere else 500)
+        except LabctlError as exc:  # as on the instructor's page
+            return refusal(exc)
         finally:
             busy.release()
 
