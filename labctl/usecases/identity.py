@@ -53,7 +53,8 @@ IDENTITY = RESEED + """rm -f /var/lib/labctl/failed
 echo {instance} > /var/lib/labctl/instance-id
 # a new random one: systemd-machine-id-setup would reuse the template's (from
 # the running system, or the SMBIOS UUID the template's memory holds)
-tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
+read -r uuid < /proc/sys/kernel/random/uuid
+echo "${{uuid//-/}}" > /etc/machine-id  # bash's own: no tr process
 sync  # the new identity on disk before it is used: a power cut keeps it
 # The readiness unit again only when it has work (every process counts under
 # TCG): this VM's extras (packages, runcmd), or NICs plugged afresh (a lab

@@ -7,6 +7,7 @@ falls back to a cold boot."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from pathlib import Path
 
@@ -374,10 +375,12 @@ def test_the_identity_script_restarts_the_readiness_unit_only_when_it_has_work(
         files = {**seed, **({"labctl-extras.sh": extras} if extras else {})}
         script = IDENTITY.format(seed="00", **identity_values(files, replugged, containers))
         script = script.replace("/var/lib/labctl/", f"{state}/").replace("> /etc/machine-id", "")
-        subprocess.run(["bash", "-euc", script], check=True,
-                       env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+        done = subprocess.run(["bash", "-euc", script], check=True, capture_output=True,
+                              text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
         said = logged.read_text()
         assert "firstboot it ran" in said
+        # the new machine-id (here on stdout): 32 hex digits, a fresh one each time
+        assert re.search(r"^[0-9a-f]{32}$", done.stdout, re.M)
         assert (state / "instance-id").read_text() == "lab.vm-0123\n"
         assert ("restart systemd-journald" in said) == containers
         assert ("restart --no-block systemd-journald" in said) != containers
