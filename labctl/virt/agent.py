@@ -27,7 +27,7 @@ class AgentGone(BackendError):
     """No agent answers (an image without one, or not yet connected)."""
 
 
-def _command(dom: libvirt.virDomain, execute: str, timeout: int, **arguments) -> dict:
+def _command(dom: libvirt.virDomain, execute: str, timeout: int, **arguments) -> object:
     request = {"execute": execute, **({"arguments": arguments} if arguments else {})}
     try:
         answer = libvirt_qemu.qemuAgentCommand(dom, json.dumps(request), timeout, 0)
