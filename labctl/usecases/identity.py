@@ -111,9 +111,13 @@ def set_clock_running(transport: SSHTransport, script: str, what: str,
     """Set the guest's clock from labctl's (the dialogue), then run `script`
     as root with `{seed}` filled in from this machine's randomness (and any
     other `values`)."""
-    script = CLOCK_DIALOGUE + script.format(seed=os.urandom(512).hex(), **values)
-    transport.converse(["sudo", "-n", "bash", "-c", script], ClockTalk(),
-                       timeout=120).check(what)
+    transport.converse(["sudo", "-n", "bash", "-c", CLOCK_DIALOGUE + filled(script, **values)],
+                       ClockTalk(), timeout=120).check(what)
+
+
+def filled(script: str, **values: object) -> str:
+    """`script` with `{seed}` from this machine's randomness and the other `values`."""
+    return script.format(seed=os.urandom(512).hex(), **values)
 
 
 CLOCK_SLACK = 0.2  # seconds the guest's clock may differ from the host's

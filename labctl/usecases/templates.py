@@ -15,7 +15,6 @@ later resets return to its own reset point instead (resetpoints.py)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import time
@@ -39,6 +38,7 @@ from labctl.ssh.transport import HostKeyMismatch
 from labctl.usecases.identity import (
     IDENTITY,
     clock_shift,
+    filled,
     identity_values,
     set_clock_running,
 )
@@ -171,8 +171,7 @@ def _give_identity(session: Session, host: Backend, plan: VmPlan, template: Temp
     if template.agent:
         agent = _agent_of(host, plan.domain, time.monotonic() + AGENT_WAIT)
         if agent is not None:
-            script = clock_shift(agent.clock_offset()) + IDENTITY.format(
-                seed=os.urandom(512).hex(), **values)
+            script = clock_shift(agent.clock_offset()) + filled(IDENTITY, **values)
             agent.run(["/bin/bash", "-s"], script, max(deadline - time.monotonic(), 5)
                       ).check(what)
             return
