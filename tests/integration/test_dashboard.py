@@ -43,9 +43,17 @@ def page(settings):
 
 
 def wait_for(browser, predicate, seconds: float, what: str):
+    """`predicate`'s first truthy answer within `seconds`. The page is live: a
+    node it found can be rebuilt before its text is read (selenium calls it
+    stale), which is asked again, not failed."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        found = predicate(browser)
+        try:
+            found = predicate(browser)
+        except StaleElementReferenceException:
+            found = None
         if found:
             return found
         time.sleep(0.5)
