@@ -142,10 +142,11 @@ def _templates_table() -> None:
     if not found:
         return
     table = Table(title="templates (boot once, restore many)", title_justify="left")
-    for column in ("template", "image", "size", "built in", "made"):
+    for column in ("template", "image", "host", "size", "built in", "made"):
         table.add_column(column)
     for t in found:
-        table.add_row(t.short, t.image, f"{t.size >> 20} MiB", f"{t.seconds:.0f} s", t.created)
+        table.add_row(t.short, t.image, t.host or "this machine", f"{t.size >> 20} MiB",
+                      f"{t.seconds:.0f} s", t.created)
     out.print(table)
 
 
@@ -153,12 +154,9 @@ def _templates_table() -> None:
 def rm(name: str = typer.Argument(...), uri: str = URI_OPTION) -> None:
     """Remove an image from the cache, and its templates (VMs already created keep
     their base copy)."""
-    from labctl.usecases.templates import remove_template, templates_of
+    from labctl.usecases.templates import remove_templates_of
 
     _cache().remove(name)
-    s = session(uri)
-    gone = templates_of(s, name)
-    for template in gone:
-        remove_template(s, s.host(), template.key)
+    gone = remove_templates_of(session(uri), name)
     out.print(f"removed image '{name}'" + (f" and its {len(gone)} template(s)" if gone else "")
               + ".", markup=False)

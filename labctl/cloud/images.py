@@ -167,7 +167,7 @@ class SnapshotImages:
                 gone = True
         return gone
 
-    def copy_local(self, source: str, name: str) -> str:
+    def copy(self, source: str, name: str) -> str:
         raise BackendError("volumes are copied on libvirt hosts only")
 
     def allocation(self, name: str) -> int:

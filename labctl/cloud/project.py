@@ -83,6 +83,13 @@ class Cloud:
         return False
 
     @property
+    def template_home(self) -> None:
+        return None  # Nova keeps no running state to restore: servers boot from images
+
+    def templates_refused(self) -> str:
+        return "an OpenStack cloud boots each server from an image (no saved state to restore)"
+
+    @property
     def accel(self) -> Accel:
         return Accel("kvm", f"OpenStack cloud '{self.cloud_name}': Nova places the VMs on "
                             "its hypervisors")

@@ -17,14 +17,12 @@ from labctl import __version__
 from labctl.plan.layout import VmPlan, spec_hash
 
 
-def cold_reason(image_has_kernel: bool, host_is_local: bool) -> str | None:
+def cold_reason(image_has_kernel: bool, host_refuses: str | None) -> str | None:
     """Why a VM of this image on this host must boot cold, or None when a
-    template can start it."""
+    template can start it (`host_refuses`: the backend's own reason)."""
     if not image_has_kernel:
         return "a disk-booted (cloud) image configures itself with cloud-init at boot"
-    if not host_is_local:
-        return "templates live on this machine's libvirt only"
-    return None
+    return host_refuses
 
 
 def nic_kinds(plan: VmPlan) -> list[tuple[str, str | None, bool]]:
@@ -50,8 +48,10 @@ RECIPE = 3  # 2: free guest memory zeroed before the save; 3: labctl's own accou
 
 
 def template_key(plan: VmPlan, image_sha256: str, domain_type: str, libvirt: str,
-                 hypervisor: str) -> str:
+                 hypervisor: str, home: str = "") -> str:
+    """`home`: the host a template lives on ("" this machine): each host keeps
+    its own, the same shape built once on each."""
     vm = plan.vm
     return spec_hash("template", RECIPE, image_sha256, vm.memory_mib, vm.vcpus, vm.disk_gib,
                      vm.firmware, vm.user, nic_kinds(plan), domain_type, libvirt,
-                     hypervisor, __version__, *warm_services(plan))
+                     hypervisor, __version__, *warm_services(plan), *((home,) if home else ()))

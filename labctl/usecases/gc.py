@@ -163,10 +163,10 @@ def gather(host: Backend, data_dir: Path, images: ImageCache) -> Facts:
     return Facts(mine, domains, networks, sorted(volume_paths), used, volume_paths, current,
                  _lab_dirs(data_dir), {d: _labs_with_keys(Path(d)) for d in owners
                                        if Path(d).is_dir()},
-                 # templates live on this machine's libvirt only (a restore is
-                 # refused elsewhere): another host's gc neither lists nor removes them
-                 {t.key: (t.volume, t.image_sha256) for t in TemplateStore(data_dir).all()}
-                 if host.is_local else {},
+                 # each host's templates are its own: another host's gc neither
+                 # lists nor removes them
+                 {t.key: (t.volume, t.image_sha256) for t in TemplateStore(data_dir).all()
+                  if t.host == host.template_home},
                  frozenset(i.manifest.get("sha256", "") for i in images.list()), host.uri,
                  {lab: LabFiles(data_dir, lab).placement().get("uri", "")
                   for lab in _lab_dirs(data_dir)}, frozenset(host.lab_names()))

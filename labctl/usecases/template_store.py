@@ -27,6 +27,7 @@ class Template:
     held_mib: int = 0  # the most host RAM a VM restored from it held after its identity
     base: str = ""  # the base volume its overlay is backed by
     base_stamp: str = ""  # that volume's stamp when it was built (Volumes.stamp)
+    host: str = ""  # the host whose pool holds the volume ("": this machine's libvirt)
 
     @property
     def short(self) -> str:

@@ -47,7 +47,15 @@ from labctl.usecases.template_store import Template, TemplateStore
 
 SNAPSHOT = "labctl-template"
 VOLUME_PREFIX = "labctl-template-"
-_building = threading.Lock()  # one template build at a time in this process
+# One template build at a time on each host from this process: the copies of a
+# class on one host wait for one build; two hosts build theirs side by side.
+_building: dict[str, threading.Lock] = {}
+_building_guard = threading.Lock()
+
+
+def _building_on(host: Backend) -> threading.Lock:
+    with _building_guard:
+        return _building.setdefault(host.uri, threading.Lock())
 
 # Memory the guest freed (the unpacked initramfs, boot-time buffers) still holds
 # data, so the save stores it and every restored copy maps it. Filled with
@@ -78,7 +86,7 @@ def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: 
     report = report or session.report
     subject = f"vm {plan.vm.name}"
     reason = "--cold" if session.settings.cold else \
-        cold_reason(image.kernel is not None, host.is_local)
+        cold_reason(image.kernel is not None, host.templates_refused())
     # Until it has its own identity a restored VM is the template: a run killed
     # in between leaves this mark, and the next `up` recreates the VM.
     pending = restoring(prov.files.dir, plan.domain)
@@ -206,7 +214,7 @@ def key_for(host: Backend, image: Image, plan: VmPlan) -> str:
     """The template key of this VM on this host (see plan/templates.py)."""
     facts = host.facts()
     return template_key(plan, image.manifest.get("sha256", ""), host.accel.domain_type,
-                        facts.libvirt, facts.hypervisor)
+                        facts.libvirt, facts.hypervisor, host.template_home or "")
 
 
 def first_vm_key(session: Session, lab: Lab) -> str:
@@ -234,7 +242,8 @@ def restored_charges(session: Session, host: Backend, lab: Lab) -> dict[str, int
     layout = lab_layout(lab, {i.name: i.sha256 for i in images.values()})
     for plan in layout.vms:
         image = images.get(plan.vm.name)
-        if image is None or cold_reason(image.kernel is not None, host.is_local) is not None:
+        if image is None or \
+                cold_reason(image.kernel is not None, host.templates_refused()) is not None:
             continue
         template = store.get(key_for(host, image, plan))
         if template is not None and template.held_mib and host.storage.exists(template.volume):
@@ -246,7 +255,7 @@ def restored_charges(session: Session, host: Backend, lab: Lab) -> dict[str, int
 def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan) -> Template:
     key = key_for(host, image, plan)
     store = TemplateStore(session.data_dir)
-    with _building, lab_lock(session.data_dir, f"template-{key[:12]}", "template"):
+    with _building_on(host), lab_lock(session.data_dir, f"template-{key[:12]}", "template"):
         found = store.get(key)
         if found is not None and host.storage.exists(found.volume):
             if not found.base or host.storage.stamp(found.base) == found.base_stamp:
@@ -259,7 +268,8 @@ def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan)
             remove_template(session, host, key)
         built = _build(session, host, image, plan, key, store)
         for old in store.all():  # an image rebuilt since: never restored again
-            if old.image == built.image and old.image_sha256 != built.image_sha256:
+            if old.image == built.image and old.image_sha256 != built.image_sha256 \
+                    and old.host == built.host:  # (another host's: gc there removes it)
                 remove_template(session, host, old.key)
                 session.report(Event(f"template {old.short}", "removed",
                                      f"'{old.image}' was rebuilt since it was made"))
@@ -320,13 +330,14 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
             host.stop_domain(vm_plan.domain)
             volume = volume_name(session.data_dir, key)
             host.storage.delete(volume)
-            host.storage.copy_local(f"{vm_plan.domain}.qcow2", volume)
+            host.storage.copy(f"{vm_plan.domain}.qcow2", volume)
         finally:
             _clear(host, prov, name)
     template = Template(key, image.name, image.manifest.get("sha256", ""), volume, ADMIN_USER,
                         login, host_key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         round(time.monotonic() - began, 1), host.storage.allocation(volume),
-                        has_agent, base=base_volume, base_stamp=base_stamp)
+                        has_agent, base=base_volume, base_stamp=base_stamp,
+                        host=host.template_home or "")
     store.put(template)
     return template
 
@@ -366,5 +377,14 @@ def remove_template(session: Session, host: Backend, key: str) -> None:
     store.remove(key)
 
 
-def templates_of(session: Session, image: str) -> list[Template]:
-    return [t for t in TemplateStore(session.data_dir).all() if t.image == image]
+def remove_templates_of(session: Session, image: str) -> list[Template]:
+    """The image's templates gone, each from its own host (this machine's from
+    the session's); a host that cannot be reached keeps its volume, which its
+    gc finds without a record. The ones removed."""
+    gone = [t for t in TemplateStore(session.data_dir).all() if t.image == image]
+    for template in gone:
+        try:
+            remove_template(session, session.host(template.host or None), template.key)
+        except LabctlError:
+            TemplateStore(session.data_dir).remove(template.key)
+    return gone

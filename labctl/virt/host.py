@@ -26,8 +26,9 @@ from labctl.errors import LabctlError
 from labctl.images.cache import Image
 from labctl.lock import HostStep
 from labctl.plan.hosts import Accel, HostRoom
+from labctl.shell import quote
 from labctl.ssh.transport import Endpoint
-from labctl.virt import access, agent, inventory, snapshots
+from labctl.virt import access, agent, inventory, remote, snapshots
 from labctl.virt.agent import GuestAgent
 from labctl.virt.connection import (
     connect,
@@ -89,7 +90,35 @@ class Host:
 
     @cached_property
     def storage(self) -> Storage:
-        return Storage(self.conn)
+        return Storage(self.conn, None if self.is_local else self.shell.run)
+
+    # -- templates (usecases/templates.py) ------------------------------------------
+    @property
+    def template_home(self) -> str:
+        """Where this host's templates live: "" for this machine, else the
+        host's URI as libvirt sees it."""
+        return "" if self.is_local else remote.libvirt_uri(self.uri)
+
+    def templates_refused(self) -> str | None:
+        return self._templates_refused
+
+    @cached_property
+    def _templates_refused(self) -> str | None:
+        """A remote host's templates are copied by its own shell (libvirt's
+        clone drops the saved state): asked once whether labctl may write its
+        pool's folder there."""
+        if self.is_local:
+            return None
+        folder = self.storage.pool_dir()
+        try:
+            done = self.shell.run(f"test -d {quote(folder)} -a -w {quote(folder)}",
+                                  timeout=30)
+        except LabctlError as exc:
+            return f"a template on another host is copied by its shell ({exc.message})"
+        if done.returncode != 0:
+            return (f"a template on another host is copied by its shell, which cannot write "
+                    f"{folder} there")
+        return None
 
     def forwarded(self, port: int) -> Endpoint:
         """Where a port the host forwards to a VM is reached from here."""

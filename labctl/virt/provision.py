@@ -82,7 +82,7 @@ class Provisioner:
         vm = plan.vm
         old_port = self._current_ssh_port(plan.domain)
         self.remove_vm(plan, forget_keys=False)
-        overlay = self.storage.copy_local(from_volume, plan.overlay) if from_volume else \
+        overlay = self.storage.copy(from_volume, plan.overlay) if from_volume else \
             self.storage.create_overlay(plan.overlay, base.disk, vm.disk_gib)
         host_key = self.files.host_key(plan.domain)
         seed = seed_spec(plan, self.files.login_key().public, host_key.private, host_key.public,

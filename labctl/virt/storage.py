@@ -1,7 +1,9 @@
 """Volumes in one libvirt storage pool (`labctl`): base images uploaded once
 per image digest, per-VM qcow2 overlays on them (linked clones), seed ISOs and
 serial logs. Going through the pool API (not host paths) keeps remote hosts
-working the same way as the local one."""
+working the same way as the local one. One exception: a template's overlay is
+copied as a file (libvirt's clone would drop its saved state), by the host's
+own shell when the pool is on another host."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from subprocess import CompletedProcess
 
 import libvirt
 
+from labctl import shell as sh
 from labctl.backend import BaseVolumes
 from labctl.errors import LabctlError
 from labctl.images.cache import Image
@@ -22,6 +27,7 @@ POOL = "labctl"
 SYSTEM_POOL_DIR = "/var/lib/libvirt/images/labctl"
 UPLOAD_CHUNK = 1 << 20
 DONE = ".complete"  # suffix of the marker volume written after a whole upload
+COPY_SECONDS = 600  # a template's overlay (its saved memory too) copied on a remote host
 
 
 def base_names(image: Image) -> tuple[str, str, str]:
@@ -29,10 +35,15 @@ def base_names(image: Image) -> tuple[str, str, str]:
     return f"{stem}.qcow2", f"{stem}.vmlinuz", f"{stem}.initrd"
 
 
+HostShellRun = Callable[[str, float], CompletedProcess[str]]  # a script on the pool's host
+
+
 @speaks_labctl
 class Storage:
-    def __init__(self, conn: libvirt.virConnect):
-        self.conn = conn
+    def __init__(self, conn: libvirt.virConnect, host_shell: HostShellRun | None = None):
+        """`host_shell`: runs a script on the pool's host when it is not this
+        machine (copies of templates' overlays are made there)."""
+        self.conn, self.host_shell = conn, host_shell
         self._pool: libvirt.virStoragePool | None = None
 
     @property
@@ -105,16 +116,30 @@ class Storage:
         """Bytes the volume takes on disk."""
         return self.pool.storageVolLookupByName(name).info()[2]
 
-    def copy_local(self, source: str, name: str) -> str:
+    def copy(self, source: str, name: str) -> str:
         """A file copy of volume `source` (with its internal snapshots, which a
-        libvirt clone would drop) as volume `name`: local pools only."""
-        target = Path(self.path(source)).with_name(name)
-        shutil.copyfile(self.path(source), target)  # sparse enough: qcow2 holds only data
-        target.chmod(0o600)
+        libvirt clone would drop) as volume `name`, made on the pool's host."""
+        source_path = self.path(source)
+        target = str(PurePosixPath(source_path).with_name(name))
+        if self.host_shell is None:
+            shutil.copyfile(source_path, target)  # sparse enough: qcow2 holds only data
+            os.chmod(target, 0o600)
+        else:
+            done = self.host_shell(f"cp --sparse=always {sh.quote(source_path)} "
+                                   f"{sh.quote(target)} && chmod 0600 {sh.quote(target)}",
+                                   COPY_SECONDS)
+            if done.returncode != 0:
+                raise LabctlError(f"cannot copy volume {source} on its host: "
+                                  f"{done.stderr.strip() or 'cp failed'}")
         # another VM's seed upload (an asynchronous job) makes libvirt refuse a
         # refresh: restores of a 3-VM lab fell back to cold boots on it
         _when_idle(lambda: self.pool.refresh(0))
-        return str(target)
+        return target
+
+    def pool_dir(self) -> str:
+        """The pool's folder on its host."""
+        root = ET.fromstring(self.pool.XMLDesc(0))
+        return root.findtext("target/path") or self._pool_dir()
 
     def create_overlay(self, name: str, base_path: str, capacity_gib: int) -> str:
         """A qcow2 linked clone of base_path: ~200 KB, instant."""

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import socket
 import subprocess
 
 import pytest
 
+from labctl.usecases.template_store import TemplateStore
 from labctl.virt import remote
 from labctl.virt.connection import connect
 from labctl.virt.storage import POOL
@@ -83,14 +85,20 @@ def hosts(settings, tmp_path_factory):
     subprocess.run([SCRIPT, "stop"], check=True)
 
 
-def test_copies_are_placed_on_both_hosts(hosts):
+def test_copies_are_placed_on_both_hosts(hosts, settings):
     first, second, up, _ = hosts
     assert "class 'hello': 4 of 4 copies ready" in up.stdout
     assert copies_on(first) and copies_on(second)
     assert copies_on(first) | copies_on(second) == COPIES
+    # each host built its own template and restored its copies from it
+    templates = {t.host: t for t in TemplateStore(settings.data_dir).all()
+                 if t.host in (remote.libvirt_uri(first), remote.libvirt_uri(second))}
+    assert set(templates) == {remote.libvirt_uri(first), remote.libvirt_uri(second)}
+    assert len(re.findall(r"restored from template", up.stderr)) == 4, up.stderr
     for host in (first, second):
         pool = connect(host).storagePoolLookupByName(POOL)
         assert any(v.startswith("base-debian-12-") for v in pool.listVolumes())
+        assert templates[remote.libvirt_uri(host)].volume in pool.listVolumes()
 
 
 def test_every_command_follows_the_copy_to_its_host(hosts, tmp_path):
@@ -212,8 +220,10 @@ def test_a_host_that_dies_mid_class(hosts):
                      check=False)
     assert "192.0.2.11" in one_line_error(refused)
     assert "--replace-lost" in refused.stderr
-    labctl("up", str(HELLO), "--copies", "4", "--host", first, "--host", second,
-           "--replace-lost")
+    replaced = labctl("up", str(HELLO), "--copies", "4", "--host", first, "--host", second,
+                      "--replace-lost")
     assert copies_on(second) == COPIES
+    # the second host's template makes them again
+    assert len(re.findall(r"restored from template", replaced.stderr)) == len(lost)
     for name in lost:
         assert labctl("exec", f"{name}.node", "--", "hostname").stdout.strip() == "node"

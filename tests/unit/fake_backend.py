@@ -34,7 +34,7 @@ class FakeVolumes:
     def delete(self, name: str) -> bool:
         return self.volumes.pop(name, None) is not None
 
-    def copy_local(self, source: str, name: str) -> str:
+    def copy(self, source: str, name: str) -> str:
         self.volumes[name] = self.volumes.get(source, source)
         return name
 
@@ -115,6 +115,13 @@ class FakeBackend:
     @property
     def is_local(self) -> bool:
         return True
+
+    @property
+    def template_home(self) -> str:
+        return "" if self.is_local else self.uri
+
+    def templates_refused(self) -> str | None:
+        return None
 
     @property
     def accel(self) -> Accel:

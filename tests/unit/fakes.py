@@ -192,7 +192,7 @@ class DriverStorage(Storage):
     def download(self, name: str) -> bytes:
         return b""
 
-    def copy_local(self, source: str, name: str) -> str:
+    def copy(self, source: str, name: str) -> str:
         size = self.pool.storageVolLookupByName(source).info()[1]
         return self._create_raw(name, size, "0600").path()
 

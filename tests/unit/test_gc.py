@@ -111,25 +111,33 @@ def test_a_clouds_gc_leaves_the_files_of_labs_recorded_on_no_host():
     assert classify(on_cloud) == []
 
 
-def test_templates_are_this_machines_another_hosts_gc_neither_lists_nor_removes_them(
+def test_each_hosts_templates_are_its_own_another_hosts_gc_neither_lists_nor_removes_them(
         tmp_path, monkeypatch):
-    """A template lives on the local libvirt (a restore is refused elsewhere):
-    gc of a remote host found the data dir's template records there, and
-    would have removed them while their volumes stayed here."""
+    """A template lives on the host it was built on: gc of another host found
+    the data dir's template records there, and would have removed them while
+    their volumes stayed where they are."""
     from labctl.images.cache import ImageCache
     from labctl.usecases.gc import gather
     from labctl.usecases.template_store import Template, TemplateStore
 
     from .fake_backend import FakeBackend
 
-    TemplateStore(tmp_path).put(Template("k" * 16, "debian-12", "old", "labctl-template-x.qcow2",
-                                         "labctl", "", "", "", 1.0))
+    store = TemplateStore(tmp_path)
+    store.put(Template("k" * 16, "debian-12", "old", "labctl-template-x.qcow2",
+                       "labctl", "", "", "", 1.0))
+    store.put(Template("r" * 16, "debian-12", "old", "labctl-template-r.qcow2",
+                       "labctl", "", "", "", 1.0, host="qemu+ssh://elsewhere/system"))
     monkeypatch.setattr(FakeBackend, "is_local",
                         property(lambda self: self.uri.startswith("fake:")))
     here, remote = FakeBackend(), FakeBackend(uri="qemu+ssh://elsewhere/system")
+    third = FakeBackend(uri="qemu+ssh://third/system")
     images = ImageCache(tmp_path / "images")
     assert gather(here, tmp_path, images).templates == {
         "k" * 16: ("labctl-template-x.qcow2", "old")}
-    assert gather(remote, tmp_path, images).templates == {}
-    assert [g.kind for g in classify(gather(remote, tmp_path, images))] == []
+    assert gather(remote, tmp_path, images).templates == {
+        "r" * 16: ("labctl-template-r.qcow2", "old")}
+    assert gather(third, tmp_path, images).templates == {}
+    assert [g.kind for g in classify(gather(third, tmp_path, images))] == []
+    assert [(g.kind, g.name) for g in classify(gather(remote, tmp_path, images))] == [
+        ("template", "r" * 16)]
     assert [g.kind for g in classify(gather(here, tmp_path, images))] == ["template"]

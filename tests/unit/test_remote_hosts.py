@@ -55,3 +55,71 @@ def test_a_host_ssh_reaches_through_a_jump_host_is_not_probed_directly(monkeypat
     assert connection._ssh_target("lab-host", None) is None
     said = said.replace("proxyjump bastion", "proxyjump none")
     assert connection._ssh_target("lab-host", None) == ("10.9.9.9", 2222)  # ssh's alias
+
+
+def test_a_templates_overlay_on_another_host_is_copied_by_that_hosts_shell(tmp_path):
+    """libvirt's clone drops a qcow2's internal snapshots (the saved state), so
+    a template's overlay is copied as a file: on another host by its shell,
+    its failure one line."""
+    import subprocess
+
+    from labctl.virt.storage import Storage
+
+    from .fakes import driver_host, node_uri
+
+    host = driver_host(node_uri(tmp_path))
+    host.storage.upload_bytes("labctl-template-x.qcow2", b"q")
+    ran: list[str] = []
+    status = 0
+
+    def on_the_host(script: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        ran.append(script)
+        return subprocess.CompletedProcess(script, status, "", "cp: No space left on device")
+
+    remote_pool = Storage(host.conn, on_the_host)
+    source = remote_pool.path("labctl-template-x.qcow2")
+    target = source.replace("labctl-template-x.qcow2", "lab.vm.qcow2")
+    assert remote_pool.copy("labctl-template-x.qcow2", "lab.vm.qcow2") == target
+    assert ran == [f"cp --sparse=always {source} {target} && chmod 0600 {target}"]
+    status = 1
+    with pytest.raises(LabctlError) as info:
+        remote_pool.copy("labctl-template-x.qcow2", "lab.vm.qcow2")
+    assert info.value.message == ("cannot copy volume labctl-template-x.qcow2 on its host: "
+                                  "cp: No space left on device")
+
+
+@pytest.mark.parametrize("answer, said", [
+    (0, None),
+    (1, "a template on another host is copied by its shell, which cannot write "
+        "/var/lib/libvirt/images/labctl there"),
+    (LabctlError("cannot run a command on host h: Permission denied (publickey)"),
+     "a template on another host is copied by its shell (cannot run a command on host h: "
+     "Permission denied (publickey))"),
+])
+def test_a_remote_host_restores_templates_only_where_its_shell_can_write_the_pool(
+        answer, said):
+    """Asked once per host; this machine is never asked."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from labctl.virt.host import Host
+
+    asked: list[str] = []
+
+    def run(script: str, timeout: float = 60):
+        asked.append(script)
+        if isinstance(answer, Exception):
+            raise answer
+        return subprocess.CompletedProcess(script, answer, "", "")
+
+    host = Host.__new__(Host)
+    host.uri = "qemu+ssh://root@h/system?keyfile=/k&labctl_jump=1"
+    host.__dict__["storage"] = SimpleNamespace(pool_dir=lambda: "/var/lib/libvirt/images/labctl")
+    host.__dict__["shell"] = SimpleNamespace(run=run)
+    assert host.templates_refused() == said
+    assert host.templates_refused() == said and len(asked) == 1
+    assert asked == ["test -d /var/lib/libvirt/images/labctl -a -w /var/lib/libvirt/images/labctl"]
+    assert host.template_home == "qemu+ssh://root@h/system?keyfile=/k"  # libvirt's URI
+    here = Host.__new__(Host)
+    here.uri = "qemu:///system"
+    assert here.templates_refused() is None and here.template_home == ""

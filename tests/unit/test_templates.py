@@ -410,3 +410,48 @@ def test_the_agents_clock_shift_moves_the_guests_clock_relative_to_its_own():
     said = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                           check=True).stdout.strip()
     assert abs(float(said.lstrip("@")) - (now - 12.5)) < 1.0
+
+
+def test_each_host_keeps_its_own_templates_and_a_host_that_cannot_boots_cold(
+        tmp_path: Path, monkeypatch):
+    """A template lives on the host it was built on (another host's is another
+    key and record); a host that says it cannot restore one (a remote host
+    whose shell labctl cannot reach) boots cold and says why."""
+    from labctl.usecases.templates import key_for
+
+    for where in ("here", "there"):
+        (tmp_path / where).mkdir()
+    local = session_on(tmp_path / "here", FakeReach())
+    lab_cases.up(local, HELLO)
+    (here,) = TemplateStore(local.data_dir).all()
+    assert here.host == ""
+    monkeypatch.setattr(DriverHost, "template_home", property(lambda self: "qemu+ssh://h/system"))
+    events: list = []
+    session = session_on(tmp_path / "there", FakeReach(), events)
+    lab_cases.up(session, HELLO)
+    (there,) = TemplateStore(session.data_dir).all()
+    assert there.host == "qemu+ssh://h/system" and there.key != here.key
+    image = session.settings.images.get("debian-12")
+    plan = lab_layout(HELLO, {image.name: image.sha256}).vms[0]
+    assert key_for(session.host(), image, plan) == there.key
+    assert any(e.detail == f"restored from template {there.short}" for e in events)
+    monkeypatch.setattr(DriverHost, "templates_refused",
+                        lambda self: "a template on another host is copied by its shell (no)")
+    events.clear()
+    lab_cases.up(session, dataclasses.replace(HELLO, name="hello2"))
+    assert [e.detail for e in events if e.subject == "vm node" and e.stage == "cold"] == [
+        "cold boot: a template on another host is copied by its shell (no)"]
+
+
+def test_cold_reason_and_the_key_of_a_template_on_another_host():
+    from labctl.plan.templates import cold_reason
+
+    assert cold_reason(False, None).startswith("a disk-booted (cloud) image")
+    assert cold_reason(True, "the host says no") == "the host says no"
+    assert cold_reason(True, None) is None
+    plan = lab_layout(HELLO, {"debian-12": "sha"}).vms[0]
+    here = template_key(plan, "s", "qemu", "9", "7")
+    assert template_key(plan, "s", "qemu", "9", "7", home="") == here  # as before: kept
+    there = template_key(plan, "s", "qemu", "9", "7", home="qemu+ssh://a/system")
+    assert there != here != template_key(plan, "s", "qemu", "9", "7",
+                                         home="qemu+ssh://b/system")
