@@ -73,8 +73,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 # Both streams share the test namespace's libvirtd, the world and the data dir:
 # two modules that use the same lab name, or where one looks at every host the
 # data dir knows of while the other records one, belong to the same stream.
-ALONE = {
-    "test_faults.py",  # stops the test namespace's libvirtd mid-run
+ALONE = {  # a module, or one test of a module (the rest of it runs in its stream)
+    "test_faults.py::test_libvirtd_stopped_mid_run",  # stops the namespace's libvirtd
     "test_gc.py",  # removes whatever no lab holds, anyone's
 }
 STREAM_B = {  # about half of the integration time, by the last full run's module times
@@ -83,13 +83,17 @@ STREAM_B = {  # about half of the integration time, by the last full run's modul
     # a host that `doctor --all-hosts` in test_hosts would then be asked about)
     "test_containers.py", "test_templates.py", "test_chaos.py", "test_checks.py",
     "test_bench.py", "test_cloud_images.py", "test_internet.py", "test_registry.py",
+    "test_faults.py",
 }
 
 
-def stream_of(path: Path) -> str:
-    if path.name in ALONE and path.parent.name == "integration":
+def stream_of(path: Path, test: str = "") -> str:
+    """The stream of a test (`test`: its name without parameters)."""
+    if path.parent.name != "integration":
+        return "a"
+    if path.name in ALONE or f"{path.name}::{test}" in ALONE:
         return "alone"
-    return "b" if path.name in STREAM_B and path.parent.name == "integration" else "a"
+    return "b" if path.name in STREAM_B else "a"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -97,7 +101,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = os.environ.get("LABCTL_TEST_STREAM")
     if not wanted:
         return
-    kept = [item for item in items if stream_of(Path(str(item.fspath))) == wanted]
+    kept = [item for item in items
+            if stream_of(Path(str(item.fspath)), item.originalname) == wanted]
     dropped = [item for item in items if item not in kept]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
