@@ -57,6 +57,13 @@ def _building_on(host: Backend) -> threading.Lock:
     with _building_guard:
         return _building.setdefault(host.uri, threading.Lock())
 
+
+# A build that failed (a host whose shell cannot copy, a template VM that never
+# became ready) is not tried again by every other VM of the class: they boot
+# cold at once, for a while (a long-lived dashboard tries again later).
+_failed: dict[str, tuple[float, str]] = {}  # key -> (when, why)
+FAILED_BUILD_MEMORY = 600.0
+
 # Memory the guest freed (the unpacked initramfs, boot-time buffers) still holds
 # data, so the save stores it and every restored copy maps it. Filled with
 # zeros first, it is saved as zero pages, which a restore leaves unmapped
@@ -266,7 +273,15 @@ def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan)
                                  f"its base volume {found.base} changed since it was built: "
                                  "building it again"))
             remove_template(session, host, key)
-        built = _build(session, host, image, plan, key, store)
+        when, why = _failed.get(key, (0.0, ""))
+        if time.monotonic() - when < FAILED_BUILD_MEMORY:
+            raise LabctlError(f"its build failed a moment ago: {why}")
+        try:
+            built = _build(session, host, image, plan, key, store)
+        except LabctlError as exc:
+            _failed[key] = (time.monotonic(), exc.message)
+            raise
+        _failed.pop(key, None)
         for old in store.all():  # an image rebuilt since: never restored again
             if old.image == built.image and old.image_sha256 != built.image_sha256 \
                     and old.host == built.host:  # (another host's: gc there removes it)

@@ -125,7 +125,7 @@ class Storage:
             shutil.copyfile(source_path, target)  # sparse enough: qcow2 holds only data
             os.chmod(target, 0o600)
         else:
-            done = self.host_shell(f"cp --sparse=always {sh.quote(source_path)} "
+            done = self.host_shell(f"cp {sh.quote(source_path)} "
                                    f"{sh.quote(target)} && chmod 0600 {sh.quote(target)}",
                                    COPY_SECONDS)
             if done.returncode != 0:

@@ -80,7 +80,7 @@ def test_a_templates_overlay_on_another_host_is_copied_by_that_hosts_shell(tmp_p
     source = remote_pool.path("labctl-template-x.qcow2")
     target = source.replace("labctl-template-x.qcow2", "lab.vm.qcow2")
     assert remote_pool.copy("labctl-template-x.qcow2", "lab.vm.qcow2") == target
-    assert ran == [f"cp --sparse=always {source} {target} && chmod 0600 {target}"]
+    assert ran == [f"cp {source} {target} && chmod 0600 {target}"]  # any POSIX cp
     status = 1
     with pytest.raises(LabctlError) as info:
         remote_pool.copy("labctl-template-x.qcow2", "lab.vm.qcow2")

@@ -455,3 +455,34 @@ def test_cold_reason_and_the_key_of_a_template_on_another_host():
     there = template_key(plan, "s", "qemu", "9", "7", home="qemu+ssh://a/system")
     assert there != here != template_key(plan, "s", "qemu", "9", "7",
                                          home="qemu+ssh://b/system")
+
+
+def test_a_template_whose_build_failed_is_not_built_again_by_every_copy(
+        tmp_path: Path, monkeypatch):
+    """The class's first copy boots cold saying why its template failed; the
+    others boot cold at once instead of each booting a template again."""
+    from labctl.usecases import classes
+    from labctl.usecases import templates as templates_cases
+
+    builds: list[str] = []
+
+    def failing_build(session, host, image, plan, key, store):
+        builds.append(key)
+        raise LabctlError("cannot copy volume tpl on its host: cp: Permission denied")
+
+    monkeypatch.setattr(templates_cases, "_build", failing_build)
+    monkeypatch.setattr(templates_cases, "_failed", {})
+    said: list = []
+    session = session_on(tmp_path, FakeReach())
+    classes.up_class(session, HELLO, lambda _copy, event: said.append(event), copies=3)
+    assert len(builds) == 1
+    colds = [e.detail for e in said if e.stage == "cold"]
+    assert len(colds) == 3
+    assert colds.count("cold boot: the template could not be used (cannot copy volume tpl "
+                       "on its host: cp: Permission denied)") == 1
+    assert colds.count("cold boot: the template could not be used (its build failed a "
+                       "moment ago: cannot copy volume tpl on its host: cp: Permission "
+                       "denied)") == 2
+    monkeypatch.setattr(templates_cases, "FAILED_BUILD_MEMORY", 0.0)  # later: tried again
+    lab_cases.up(session, dataclasses.replace(HELLO, name="hello9"))
+    assert len(builds) == 2
