@@ -37,7 +37,8 @@ from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import Session
-from labctl.usecases.templates import VOLUME_PREFIX, TemplateStore, is_own_volume, remove_template
+from labctl.usecases.template_store import VOLUME_PREFIX, TemplateStore, is_own_volume
+from labctl.usecases.templates import remove_template
 from labctl.virt.storage import DONE, base_names
 
 

@@ -1,14 +1,36 @@
-"""The record of each template: DATA_DIR/templates/KEY.json (see templates.py)."""
+"""Where templates are kept: the record of each, DATA_DIR/templates/KEY.json,
+and the name of its volume in a host's pool (see templates.py)."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.datadir import ensure
 from labctl.fileio import write_atomic
+
+VOLUME_PREFIX = "labctl-template-"
+
+
+def own_prefix(data_dir: Path) -> str:
+    """Template volumes of this data dir: libvirt's pool is shared by every
+    data dir on the host, each with its own records (and keys)."""
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    return f"{VOLUME_PREFIX}{tag}-"
+
+
+def volume_name(data_dir: Path, key: str) -> str:
+    return f"{own_prefix(data_dir)}{key[:16]}.qcow2"
+
+
+def is_own_volume(data_dir: Path, volume: str) -> bool:
+    """This data dir's (or, from before volumes carried a data dir's tag, anyone's)."""
+    return volume.startswith(own_prefix(data_dir)) or \
+        re.fullmatch(rf"{VOLUME_PREFIX}[0-9a-f]{{16}}\.qcow2", volume) is not None
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,6 @@ later resets return to its own reset point instead (resetpoints.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import time
 from pathlib import Path
@@ -43,10 +41,9 @@ from labctl.usecases.identity import (
     set_clock_running,
 )
 from labctl.usecases.session import Session
-from labctl.usecases.template_store import Template, TemplateStore
+from labctl.usecases.template_store import Template, TemplateStore, volume_name
 
 SNAPSHOT = "labctl-template"
-VOLUME_PREFIX = "labctl-template-"
 # One template build at a time on each host from this process: the copies of a
 # class on one host wait for one build; two hosts build theirs side by side.
 _building: dict[str, threading.Lock] = {}
@@ -149,23 +146,6 @@ PORT_ATTEMPTS = 3  # a forwarded port taken between labctl's choice and qemu's b
 def on_lab_networks(plan: VmPlan) -> bool:
     """Its NICs on libvirt networks are plugged afresh after a restore."""
     return any(n.mode != "user" for n in plan.nics)
-
-
-def own_prefix(data_dir: Path) -> str:
-    """Template volumes of this data dir: libvirt's pool is shared by every
-    data dir on the host, each with its own records (and keys)."""
-    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
-    return f"{VOLUME_PREFIX}{tag}-"
-
-
-def volume_name(data_dir: Path, key: str) -> str:
-    return f"{own_prefix(data_dir)}{key[:16]}.qcow2"
-
-
-def is_own_volume(data_dir: Path, volume: str) -> bool:
-    """This data dir's (or, from before volumes carried a data dir's tag, anyone's)."""
-    return volume.startswith(own_prefix(data_dir)) or \
-        re.fullmatch(rf"{VOLUME_PREFIX}[0-9a-f]{{16}}\.qcow2", volume) is not None
 
 
 def restoring(lab_dir: Path, domain: str) -> Path:

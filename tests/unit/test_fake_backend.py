@@ -57,7 +57,7 @@ def test_a_restored_class_and_a_reset_on_the_fake_backend(tmp_path):
     hello = load_lab(ROOT / "examples" / "hello.yaml")
     classes.up_class(session, hello, lambda _c, _e: None, copies=2)
     assert sorted(backend.lab_names()) == ["hello-1", "hello-2"]
-    from labctl.usecases.templates import is_own_volume
+    from labctl.usecases.template_store import is_own_volume
 
     kept = [v for v in backend.storage.names() if is_own_volume(session.data_dir, v)]
     assert len(kept) == 1  # one template of hello's shape, built once, restored into both

@@ -82,7 +82,7 @@ def test_objects_made_before_metadata_named_a_data_dir_count_as_ours():
 def test_templates_of_a_gone_image_and_unfinished_template_volumes():
     from pathlib import Path
 
-    from labctl.usecases.templates import volume_name
+    from labctl.usecases.template_store import volume_name
 
     mine = [volume_name(Path(MINE), k * 8) for k in ("a", "b", "c")]
     theirs = volume_name(Path("/elsewhere/data"), "d" * 16)  # another data dir's
