@@ -52,7 +52,8 @@ _building_guard = threading.Lock()
 
 def _building_on(host: Backend) -> threading.Lock:
     with _building_guard:
-        return _building.setdefault(host.uri, threading.Lock())
+        # by where its templates live: two spellings of one host's URI share it
+        return _building.setdefault(host.template_home or host.uri, threading.Lock())
 
 
 # A build that failed (a host whose shell cannot copy, a template VM that never
