@@ -46,7 +46,7 @@ class Found:
     """An object the backend holds that carries labctl's labels."""
 
     meta: Meta
-    libvirt_name: str  # the backend's own name for it (LAB.VM, LAB-net)
+    libvirt_name: str  # the backend's own name for it (LAB.VM, LAB.NET)
     active: bool
 
     def observed(self) -> Observed:

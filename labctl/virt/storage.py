@@ -56,7 +56,7 @@ class Storage:
         try:
             pool = self.conn.storagePoolLookupByName(POOL)
         except libvirt.libvirtError:
-            path = self._pool_dir()
+            path = self._new_pool_dir()
             xml = (f"<pool type='dir'><name>{POOL}</name><target><path>{path}</path>"
                    "<permissions><mode>0755</mode></permissions></target></pool>")
             pool = self.conn.storagePoolDefineXML(xml, 0)
@@ -67,7 +67,8 @@ class Storage:
         _when_idle(lambda: pool.refresh(0))  # files put there by hand (or an older labctl)
         return pool
 
-    def _pool_dir(self) -> str:
+    def _new_pool_dir(self) -> str:
+        """Where labctl makes its pool on a host that has none (pool_dir: where it is)."""
         if self.conn.getURI().endswith("/session"):
             home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
             return f"{home}/libvirt/images/{POOL}"
@@ -139,7 +140,7 @@ class Storage:
     def pool_dir(self) -> str:
         """The pool's folder on its host."""
         root = ET.fromstring(self.pool.XMLDesc(0))
-        return root.findtext("target/path") or self._pool_dir()
+        return root.findtext("target/path") or self._new_pool_dir()
 
     def create_overlay(self, name: str, base_path: str, capacity_gib: int) -> str:
         """A qcow2 linked clone of base_path: ~200 KB, instant."""
