@@ -41,7 +41,10 @@ class SerialWatcher(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
-            text = self.read().decode(errors="replace")
+            try:
+                text = self.read().decode(errors="replace")
+            except LabctlError:  # a console not there yet (or gone): nothing seen this time
+                text = ""
             now = time.monotonic()
             for name, needle in MARKERS.items():
                 if name not in self.seen and text and (needle is None or needle in text):
@@ -88,11 +91,13 @@ def boot_vm(session: Session, prov: Provisioning, vm_plan, image, base,
     host = session.host()
     watcher = SerialWatcher(host.serial_reader(vm_plan.domain))
     watcher.start()
-    prov.start_vm(vm_plan.domain)
-    t_started = time.monotonic()
-    transport, ready = session.reach.wait_ready(host, prov.files, vm_plan, lambda _e: None,
-                                                t_define, session.settings.budgets)
-    seen = watcher.stop()
+    try:
+        prov.start_vm(vm_plan.domain)
+        t_started = time.monotonic()
+        transport, ready = session.reach.wait_ready(host, prov.files, vm_plan, lambda _e: None,
+                                                    t_define, session.settings.budgets)
+    finally:
+        seen = watcher.stop()
     if "accepted" in stages.seen:  # a cloud: accepted -> scheduled -> ACTIVE
         accepted = stages.seen["accepted"]
         names, head = CLOUD_PHASES, [t0, accepted, stages.seen.get("scheduled", accepted),

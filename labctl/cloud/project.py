@@ -306,10 +306,15 @@ class Cloud:
     # -- the console ----------------------------------------------------------------
     @translated
     def serial_tail(self, name: str, lines: int) -> str:
+        from openstack.exceptions import NotFoundException
+
         server = self.server(name)
         if server is None:
             return ""
-        out = self.conn.compute.get_server_console_output(server, length=lines)
+        try:
+            out = self.conn.compute.get_server_console_output(server, length=lines)
+        except NotFoundException:  # still BUILD: no instance on a hypervisor, no console yet
+            return ""
         return (out or {}).get("output", "")
 
     def serial_reader(self, name: str) -> Callable[[], bytes]:

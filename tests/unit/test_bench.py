@@ -168,9 +168,29 @@ def test_serial_watcher_notes_markers_in_order(tmp_path: Path):
     writer = threading.Thread(target=boot)
     writer.start()
     writer.join()
-    time.sleep(0.1)
+    watcher.join(timeout=10)  # it ends by itself once every marker was seen
     seen = watcher.stop()
     assert seen["first-output"] < seen["init"] < seen["address"]
+
+
+def test_serial_watcher_outlives_a_console_not_there_yet():
+    """A cloud's console fails until the server is on a hypervisor: the
+    watcher keeps looking (it once died there, every phase read 0)."""
+    answers = iter([LabctlError("no console yet"), LabctlError("no console yet"),
+                    b"[ 0.0] Linux version\n", b"Welcome to Debian!\n",
+                    b"labctl-ready address=10.0.2.15/24\n"])
+
+    def read() -> bytes:
+        answer = next(answers, b"")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    watcher = SerialWatcher(read)
+    watcher.start()
+    watcher.join(timeout=10)
+    assert not watcher.is_alive()
+    assert set(watcher.stop()) == {"first-output", "init", "address"}
 
 
 def test_results_history_round_trip(tmp_path: Path):

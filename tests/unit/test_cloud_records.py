@@ -235,3 +235,27 @@ def test_a_base_image_is_never_a_snapshot_that_inherited_its_digest():
     assert _find(conn, **digest) is base
     conn = SimpleNamespace(image=SimpleNamespace(images=lambda **_: [snapshot]))
     assert _find(conn, **digest) is None
+
+
+def test_a_server_still_building_has_no_console_yet_not_an_error():
+    """Nova answers 404 for the console of a server still in BUILD (no
+    instance on a hypervisor yet): `bench` polls from the moment the server
+    exists, so that is an empty console, not a failure."""
+    from types import SimpleNamespace
+
+    from openstack.exceptions import NotFoundException
+
+    from labctl.cloud.project import Cloud
+
+    def console(server, length):
+        if server.status == "BUILD":
+            raise NotFoundException("404: Instance could not be found.")
+        return {"output": "Welcome to Debian\n"}
+
+    cloud = Cloud.__new__(Cloud)
+    cloud.cloud_name, server = "c", SimpleNamespace(status="BUILD")
+    cloud.conn = SimpleNamespace(compute=SimpleNamespace(
+        find_server=lambda name, ignore_missing: server, get_server_console_output=console))
+    assert cloud.serial_tail("lab.vm", 10) == ""
+    server.status = "ACTIVE"
+    assert cloud.serial_tail("lab.vm", 10) == "Welcome to Debian\n"
