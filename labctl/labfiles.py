@@ -138,6 +138,11 @@ class LabFiles:
         return False
 
 
+# A VM whose host died answers nothing: without this, `labctl exec`, `ssh` and
+# a student's hand-out wait out TCP's own timeout (about two minutes).
+SSH_CONNECT_SECONDS = 10
+
+
 def _through(entry: SshEntry, jump: str | None) -> str:
     """How OpenSSH gets to the VM when not straight: a jump given for every
     entry (students' hand-outs), labctl's own command, or the entry's jump."""
@@ -157,5 +162,6 @@ def ssh_config_text(entries: list[SshEntry], identity: Path | str, known_hosts: 
             f"  IdentityFile {identity}\n  IdentitiesOnly yes\n"
             f"  HostKeyAlias {e.alias}\n  UserKnownHostsFile {known_hosts}\n"
             "  StrictHostKeyChecking yes\n  PasswordAuthentication no\n"
+            f"  ConnectTimeout {SSH_CONNECT_SECONDS}\n"
             + _through(e, jump) + "  LogLevel ERROR\n\n")
     return "".join(config)

@@ -8,6 +8,8 @@ import functools
 import inspect
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -30,6 +32,11 @@ def library_version() -> str:
 
 
 _DEFAULT_PORTS = {"ssh": 22, "libssh": 22, "libssh2": 22, "tcp": 16509, "tls": 16514, "": 16514}
+# A host found unreachable is not asked again for this long: `status
+# --all-copies` with ten copies on a dead host waited ten timeouts, not one.
+UNREACHABLE_MEMORY = 15.0
+_unreachable: dict[tuple[str, int], tuple[float, LabctlError]] = {}
+_unreachable_lock = threading.Lock()
 
 
 def connect(uri: str) -> libvirt.virConnect:
@@ -57,13 +64,22 @@ def _reachable(uri: str) -> None:
         if resolved is None:
             return  # a jump host or proxy command: only ssh knows the way
         host, port = resolved
+    with _unreachable_lock:
+        when, said = _unreachable.get((host, port), (0.0, None))
+    if said is not None and time.monotonic() - when < UNREACHABLE_MEMORY:
+        raise LabctlError(said.message, said.hint)
     try:
         socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
     except OSError as exc:
         why = exc.strerror or f"no answer in {CONNECT_SECONDS} s"
-        raise LabctlError(f"host {parsed.hostname} is unreachable ({why} on port {port})",
-                          "is it up, with its sshd and libvirtd? ('labctl hosts' lists every "
-                          "host; --replace-lost moves a class's copies off it)") from None
+        said = LabctlError(f"host {parsed.hostname} is unreachable ({why} on port {port})",
+                           "is it up, with its sshd and libvirtd? ('labctl hosts' lists every "
+                           "host; --replace-lost moves a class's copies off it)")
+        with _unreachable_lock:
+            _unreachable[(host, port)] = (time.monotonic(), said)
+        raise said from None
+    with _unreachable_lock:
+        _unreachable.pop((host, port), None)
 
 
 def _ssh_target(host: str, port: int | None) -> tuple[str, int] | None:

@@ -123,3 +123,32 @@ def test_a_remote_host_restores_templates_only_where_its_shell_can_write_the_poo
     here = Host.__new__(Host)
     here.uri = "qemu:///system"
     assert here.templates_refused() is None and here.template_home == ""
+
+
+def test_a_dead_host_is_asked_once_not_once_per_copy(monkeypatch):
+    """Ten copies on a host that does not answer: one wait of CONNECT_SECONDS,
+    then the same line at once for each, until the memory runs out."""
+    from labctl.virt import connection
+
+    asked: list = []
+
+    def no_answer(address, timeout):
+        asked.append(address)
+        raise TimeoutError()  # strerror None: "no answer in N s"
+
+    monkeypatch.setattr(connection, "_unreachable", {})
+    monkeypatch.setattr(connection.socket, "create_connection", no_answer)
+    monkeypatch.setattr(connection, "_ssh_target", lambda host, port: (host, port or 22))
+    said = set()
+    for _ in range(10):
+        with pytest.raises(LabctlError) as info:
+            connection.connect("qemu+ssh://root@192.0.2.99/system")
+        said.add(info.value.message)
+    assert asked == [("192.0.2.99", 22)]
+    assert said == {f"host 192.0.2.99 is unreachable (no answer in "
+                    f"{connection.CONNECT_SECONDS} s on port 22)"}
+    clock = connection.time.monotonic() + connection.UNREACHABLE_MEMORY + 1
+    monkeypatch.setattr(connection.time, "monotonic", lambda: clock)
+    with pytest.raises(LabctlError):
+        connection.connect("qemu+ssh://root@192.0.2.99/system")
+    assert len(asked) == 2  # asked again once the memory ran out
