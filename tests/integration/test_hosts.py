@@ -4,8 +4,10 @@ libvirtd state and its own sshd, at 192.0.2.11 and 192.0.2.12 on a bridge;
 labctl, in the test namespace, reaches them only through qemu+ssh. The second
 does not expose its forwarded ports (`labctl_jump=1`): they listen on its
 loopback and everything goes through its sshd. Four copies are placed by the
-RAM left on each host, the image is uploaded to each host's pool, every
-command follows a copy to its host, forwards are bound to the host's address
+RAM left on each host, each host restores them from a template of its own
+(the first starts empty every run: the image is uploaded to its pool and the
+template built there; the second keeps its disk between runs, as a real host
+does, and finds its base image and template again), every command follows a copy to its host, forwards are bound to the host's address
 (the second's loopback), plain OpenSSH reaches a copy on each host through its
 hand-out (ProxyJump on the second), gc and doctor look at every host, a lab
 on the second host gets its registry there (reached by its VM on the lab
