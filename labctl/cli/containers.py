@@ -39,7 +39,7 @@ def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = UR
     from rich.table import Table
 
     from labctl.usecases.classes import existing_copies
-    from labctl.usecases.containers import list_containers
+    from labctl.usecases.containers import containers_of_copies
 
     s = session(uri)
     if all_copies:
@@ -47,7 +47,7 @@ def ps(lab: str = typer.Argument(None, metavar="[LAB.yaml|NAME]"), uri: str = UR
         names = list(existing_copies(s, group))
     else:
         names = [lab_name(lab, uri, copy)]
-    rows = [(name, row) for name in names for row in list_containers(s, name)]
+    rows = containers_of_copies(s, names)
     if STATE.json:
         print_json([{"lab": name, **row.__dict__} for name, row in rows] if all_copies
                    else [row.__dict__ for _, row in rows])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from labctl.backend import Backend, GuestAgent
 from labctl.checks import batch, probes
@@ -18,11 +17,11 @@ from labctl.checks.results import CheckInfo, CheckRun, CopyResult, Outcome
 from labctl.checks.store import CheckHistory, now
 from labctl.errors import LabctlError, UsageError
 from labctl.lab.model import Check, Lab
-from labctl.plan import capacity, classroom
+from labctl.plan import classroom
 from labctl.runtime.oci import RUNTIMES
 from labctl.shell import quote
 from labctl.ssh.transport import Endpoint, SSHTransport, TimedOut, TooMuchOutput, open_socket
-from labctl.usecases import values
+from labctl.usecases import fanout, values
 from labctl.usecases.classes import existing_copies
 from labctl.usecases.containers import published_port
 from labctl.usecases.session import Session
@@ -68,38 +67,13 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
         progress(result)
         return result
 
-    # each host its own workers: a busy host never holds up another's copies
-    uris = {name: session.placed_uri(name) for name in chosen}
-    pools = {uri: ThreadPoolExecutor(max_workers=n) for uri, n in _at_once(session, uris).items()}
-    try:
-        futures = [pools[uris[name]].submit(one, (name, copy_id))
-                   for name, copy_id in chosen.items()]
-        copies = tuple(f.result() for f in futures)
-    finally:
-        for pool in pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+    copies = tuple(fanout.per_copy(session, list(chosen), lambda name: one((name, chosen[name]))))
     run = CheckRun(lab.name, created, round(time.monotonic() - began, 3),
                    tuple(CheckInfo.of(c) for c in lab.checks), copies)
     if keep:
         run_id = CheckHistory(session.data_dir).add(run)
         run = CheckRun(run.lab, run.created, run.seconds, run.checks, run.copies, run_id)
     return run
-
-
-def _at_once(session: Session, uris: dict[str, str]) -> dict[str, int]:
-    """How many copies each host checks at once: the VMs' CPUs are the limit,
-    not SSH, so as many as its cores serve (capacity.checks_at_once). A host
-    that cannot be asked gets one at a time: its copies' checks say why they
-    could not run."""
-    at_once: dict[str, int] = {}
-    for uri in set(uris.values()):
-        try:
-            host = session.host(uri)
-            at_once[uri] = capacity.checks_at_once(host.accel, host.cpus)
-        except Exception:  # noqa: BLE001 -- not asked is not a reason to stop
-            at_once[uri] = 1
-    copies = list(uris.values())
-    return {uri: min(n, copies.count(uri)) for uri, n in at_once.items()}
 
 
 def check_copy(session: Session, lab: str, copy: str, checks: tuple[Check, ...],

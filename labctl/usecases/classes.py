@@ -20,8 +20,8 @@ from labctl.events import Event
 from labctl.lab.model import Lab
 from labctl.labfiles import LabFiles
 from labctl.plan import capacity, classroom
+from labctl.usecases import fanout, templates, values
 from labctl.usecases import lab as lab_cases
-from labctl.usecases import templates, values
 from labctl.usecases.session import Session
 
 ClassReport = Callable[[str, Event], None]  # (copy id, event)
@@ -239,14 +239,14 @@ class CopyStatus:
 def status_of_copies(session: Session, group: str) -> list[CopyStatus]:
     """Each copy's VMs; a copy whose host cannot be reached is a row saying so
     (a host lost mid-class must not hide the copies still running elsewhere)."""
-    found = []
-    for name in existing_copies(session, group) or {group: ""}:
+    def one(name: str) -> CopyStatus:
         uri = session.placed_uri(name)
         try:
-            found.append(CopyStatus(name, uri, tuple(lab_cases.status(session, name))))
+            return CopyStatus(name, uri, tuple(lab_cases.status(session, name)))
         except LabctlError as exc:
-            found.append(CopyStatus(name, uri, unreachable=exc.message))
-    return found
+            return CopyStatus(name, uri, unreachable=exc.message)
+
+    return fanout.per_copy(session, list(existing_copies(session, group) or {group: ""}), one)
 
 
 # -- one entry point per command: a class or a single lab, decided here --------------

@@ -9,6 +9,7 @@ from labctl.errors import LabctlError
 from labctl.runtime.deploy import observe
 from labctl.runtime.oci import OciRuntime
 from labctl.ssh.transport import Endpoint, SSHTransport
+from labctl.usecases import fanout
 from labctl.usecases.session import Session
 
 
@@ -33,6 +34,12 @@ def list_containers(session: Session, lab: str) -> list[ContainerRow]:
                 rows.append(ContainerRow(found.meta.name, info.name, info.runtime, info.image,
                                          info.state, info.ports, info.started_at[:19]))
     return sorted(rows, key=lambda r: (r.vm, r.name))
+
+
+def containers_of_copies(session: Session, names: list[str]) -> list[tuple[str, ContainerRow]]:
+    """`ps --all-copies`: each copy's rows, the copies asked side by side."""
+    each = fanout.per_copy(session, names, lambda name: list_containers(session, name))
+    return [(name, row) for name, rows in zip(names, each, strict=True) for row in rows]
 
 
 def find_container(transport: SSHTransport, lab: str, vm: str, name: str) -> OciRuntime:

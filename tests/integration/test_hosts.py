@@ -7,7 +7,8 @@ loopback and everything goes through its sshd. Four copies are placed by the
 RAM left on each host, each host restores them from a template of its own
 (the first starts empty every run: the image is uploaded to its pool and the
 template built there; the second keeps its disk between runs, as a real host
-does, and finds its base image and template again), every command follows a copy to its host, forwards are bound to the host's address
+does, and finds its base image and template again), every command follows a
+copy to its host, forwards are bound to the host's address
 (the second's loopback), plain OpenSSH reaches a copy on each host through its
 hand-out (ProxyJump on the second), gc and doctor look at every host, a lab
 on the second host gets its registry there (reached by its VM on the lab

@@ -147,3 +147,39 @@ def test_class_keys_in_the_lab_file_are_checked(tmp_path):
     path.write_text("name: c\nstudents: [a, a]\nvms:\n  - name: node\n")
     with pytest.raises(LabctlError, match="student 'a' is listed twice"):
         load_lab(path)
+
+
+def test_every_copy_is_asked_side_by_side_per_host_and_a_lost_host_holds_up_none():
+    """ps/status/check --all-copies: each host's copies at once (as many as its
+    cores serve), results in the copies' order; a host that cannot be asked
+    gets one worker and does not hold up the other host's copies."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from labctl.errors import LabctlError
+    from labctl.plan.hosts import Accel
+    from labctl.usecases import fanout
+
+    places = {"c-1": "up", "c-2": "up", "c-3": "lost", "c-4": "up", "c-5": "lost"}
+
+    def host(uri):
+        if uri == "lost":
+            raise LabctlError("host lost is unreachable")
+        return SimpleNamespace(accel=Accel("qemu", "TCG"), cpus=4)
+
+    session = SimpleNamespace(placed_uri=places.get, host=host)
+    running, most, lock = {"up": 0, "lost": 0}, {"up": 0, "lost": 0}, threading.Lock()
+
+    def work(name):
+        uri = places[name]
+        with lock:
+            running[uri] += 1
+            most[uri] = max(most[uri], running[uri])
+        time.sleep(0.2)
+        with lock:
+            running[uri] -= 1
+        return name.upper()
+
+    assert fanout.per_copy(session, list(places), work) == ["C-1", "C-2", "C-3", "C-4", "C-5"]
+    assert most == {"up": 3, "lost": 1}
