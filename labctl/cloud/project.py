@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from labctl.lab.model import Lab
     from labctl.labfiles import LabFiles
 
-CONSOLE_POLL_SECONDS = 0.5
+CONSOLE_POLL_SECONDS = 1.0
 STATES = {"ACTIVE": "running", "SHUTOFF": "shutoff", "BUILD": "building",
           "ERROR": "error", "PAUSED": "paused", "SUSPENDED": "shutoff",
           "REBUILD": "building", "HARD_REBOOT": "building", "REBOOT": "building"}
@@ -306,11 +306,12 @@ class Cloud:
     # -- the console ----------------------------------------------------------------
     @translated
     def serial_tail(self, name: str, lines: int) -> str:
+        server = self.server(name)
+        return "" if server is None else self._console(server, lines)
+
+    def _console(self, server, lines: int) -> str:
         from openstack.exceptions import NotFoundException
 
-        server = self.server(name)
-        if server is None:
-            return ""
         try:
             out = self.conn.compute.get_server_console_output(server, length=lines)
         except NotFoundException:  # still BUILD: no instance on a hypervisor, no console yet
@@ -319,15 +320,19 @@ class Cloud:
 
     def serial_reader(self, name: str) -> Callable[[], bytes]:
         """What the console printed since the last call, asked of Nova at most
-        twice a second (a caller may poll far more often)."""
-        seen, asked = 0, 0.0
+        once a CONSOLE_POLL_SECONDS (a caller may poll far more often; each ask
+        is work for nova-api and nova-compute while the VM it watches boots).
+        The server is looked up by name once."""
+        seen, asked, server = 0, 0.0, None
 
         def read() -> bytes:
-            nonlocal seen, asked
+            nonlocal seen, asked, server
             if time.monotonic() - asked < CONSOLE_POLL_SECONDS:
                 return b""
             asked = time.monotonic()
-            text = self.serial_tail(name, 10**6).encode()
+            with cloud_errors(f"cloud '{self.cloud_name}'", self.cloud_name):
+                server = server or self.server(name)
+                text = (self._console(server, 10**6) if server else "").encode()
             new, seen = text[seen:] if len(text) >= seen else text, len(text)
             return new
         return read

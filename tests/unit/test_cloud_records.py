@@ -259,3 +259,33 @@ def test_a_server_still_building_has_no_console_yet_not_an_error():
     assert cloud.serial_tail("lab.vm", 10) == ""
     server.status = "ACTIVE"
     assert cloud.serial_tail("lab.vm", 10) == "Welcome to Debian\n"
+
+
+def test_the_console_reader_finds_the_server_once_and_asks_nova_once_a_second(monkeypatch):
+    """bench polls the reader every 10 ms; each real ask is Nova's work while
+    the VM it measures boots."""
+    from types import SimpleNamespace
+
+    from labctl.cloud import project
+    from labctl.cloud.project import Cloud
+
+    clock, finds, asks = [100.0], [], []
+    monkeypatch.setattr(project.time, "monotonic", lambda: clock[0])
+    output = ["", "[ 0.0] Linux\n", "[ 0.0] Linux\nWelcome to Debian\n"]
+
+    def console(server, length):
+        asks.append(server)
+        return {"output": output[min(len(asks) - 1, 2)]}
+
+    cloud = Cloud.__new__(Cloud)
+    cloud.cloud_name = "c"
+    cloud.conn = SimpleNamespace(compute=SimpleNamespace(
+        find_server=lambda name, ignore_missing: finds.append(name) or "srv",
+        get_server_console_output=console))
+    read = cloud.serial_reader("lab.vm")
+    got = []
+    for _ in range(300):  # three seconds of polls every 10 ms
+        got.append(read())
+        clock[0] += 0.01
+    assert finds == ["lab.vm"] and len(asks) == 3
+    assert b"".join(got) == b"[ 0.0] Linux\nWelcome to Debian\n"
