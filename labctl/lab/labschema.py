@@ -107,7 +107,10 @@ BUILD = Either("a build context or {context, dockerfile}", {
 }, doc="build the image in the VM from this context directory")
 
 CONTAINER = Obj("a container", {
-    "name": Field(_name(63, "container name, unique in its VM"), required=True),
+    "name": Field(Parsed(values.container_name(63), "a name",
+                         "container name, unique in its VM (two characters at least)",
+                         {"type": "string", "pattern": values.NAME_RE.pattern,
+                          "minLength": 2, "maxLength": 63}), required=True),
     "image": Field(CONTAINER_IMAGE),
     "build": Field(BUILD),
     "command": Field(COMMAND),

@@ -41,6 +41,19 @@ def name(max_len: int) -> Any:
     return parse
 
 
+def container_name(max_len: int) -> Any:
+    """A name, and two characters at least: docker refuses a one-letter
+    container name ('Invalid container name (d)') where podman takes it."""
+    def parse(value: str) -> str:
+        value = name(max_len)(value)
+        if len(value) < 2:
+            raise Invalid(f"'{value}' is too short for a container name",
+                          "docker needs two characters at least")
+        return value
+
+    return parse
+
+
 # A lab file is someone else's code: its hosts are the transports labctl
 # drives and nothing more. libvirt runs a program for some URI options
 # (`command=`, `netcat=`, `proxy=`, the ext transport), so only these pass.
