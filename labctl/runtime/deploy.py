@@ -88,11 +88,16 @@ def deploy_vm(transport: SSHTransport, lab: Lab, vm: VM, report: Report,
             c = by_name[name]
             runtime = runtimes[c.runtime]
             ref = sources.ensure(runtime, c)
-            if not fresh:
+            if (name, c.runtime) in kinds:  # the old one of a recreate
                 runtime.remove(name)
             args = run_args(lab.name, vm.name, c, ref, container_hash(c, digests[c.name]),
                             bind_root)
             result = runtime.run_detached(args)
+            if not result.ok and not fresh and _name_taken(result.stderr + result.stdout):
+                # one labctl did not see as its own (a half-made run, another
+                # label): replaced, as before -- asked only when it is there
+                runtime.remove(name)
+                result = runtime.run_detached(args)
             if not result.ok and _smells_of_damage(result.stderr + result.stdout):
                 # A power cut can leave an image listed but with files missing:
                 # take it again from its source (cheap for labctl's own) and retry once.
@@ -140,6 +145,12 @@ def _upload_binds(transport: SSHTransport, sources: ImageSources, lab: Lab, vm: 
 
 
 DAMAGE_SIGNS = ("not found in $path", "no such file or directory", "readlink", "layer")
+
+
+def _name_taken(output: str) -> bool:
+    # docker: 'Conflict. The container name "/web" is already in use by ...';
+    # podman: 'the container name "web" is already in use by ...'
+    return "is already in use" in output and "container name" in output
 
 
 def _smells_of_damage(output: str) -> bool:

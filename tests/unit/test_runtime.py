@@ -222,3 +222,32 @@ def test_a_container_is_removed_at_once_by_either_runtime(binary, expected):
     transport = FakeTransport()
     OciRuntime(binary, transport, "VM 'x'").remove("web")
     assert transport.commands[-1].endswith(expected), transport.commands
+
+
+def test_a_container_not_seen_is_run_without_a_removal_first_and_a_taken_name_is_replaced():
+    """`up` on a VM that was up before: a container labctl did not find is
+    run at once (no `rm` first: a podman call, seconds under TCG); when its
+    name is taken all the same (one labctl did not see as its own), that one is
+    removed and the run asked again, as before."""
+    writer = dataclasses.replace(COURSE.vm("docker-host"), containers=tuple(
+        c for c in COURSE.vm("docker-host").containers if c.name == "writer-1"))
+
+    class NameTakenOnce(FakeTransport):
+        def run(self, command, *args, **kwargs):
+            text = command if isinstance(command, str) else " ".join(command)
+            if " run -d " in text and not any(" run -d " in c for c in self.commands):
+                self.commands.append(text)
+                return CommandResult(text, 125, "", 'docker: Error response from daemon: '
+                                     'Conflict. The container name "/writer-1" is already in '
+                                     'use by container "0ab1".', 0.0)
+            return super().run(command, *args, **kwargs)
+
+    quiet = FakeTransport()
+    deploy_vm(quiet, COURSE, writer, lambda e: None)
+    asked = [c for c in quiet.commands if " rm " in c or " run -d " in c]
+    assert len(asked) == 1 and " run -d " in asked[0], asked
+    taken = NameTakenOnce()
+    deploy_vm(taken, COURSE, writer, lambda e: None)
+    asked = [c for c in taken.commands if " rm " in c or " run -d " in c]
+    assert [(" rm " in c, " run -d " in c) for c in asked] == \
+        [(False, True), (True, False), (False, True)], asked
