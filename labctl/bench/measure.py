@@ -104,15 +104,27 @@ def boot_vm(session: Session, prov: Provisioning, vm_plan, image, base,
                                      t_started]
     else:
         names, head = VM_PHASES, [t0, t_define, t_started]
-    points = [*head, seen.get("first-output", t_started),
-              seen.get("init", t_started), seen.get("address", t_define + ready.stages["banner"]),
-              t_define + ready.stages["banner"], t_define + ready.stages["auth"],
-              t_define + ready.stages["boot-finished"]]
-    for i in range(1, len(points)):  # a marker seen late by the poller cannot go backwards
-        points[i] = max(points[i], points[i - 1])
-    phases = {name: points[i + 1] - points[i] for i, name in enumerate(names)}
+    readiness = [t_define + ready.stages[s] for s in ("banner", "auth", "boot-finished")]
+    phases = boot_phases(names, head, seen, readiness)
     guest = parse_systemd_analyze(transport.run("systemd-analyze", timeout=60).stdout)
-    return VmBoot(phases, points[-1] - points[0], guest), transport
+    return VmBoot(phases, readiness[-1] - head[0], guest), transport
+
+
+def boot_phases(names: tuple[str, ...], head: list[float], seen: dict[str, float],
+                readiness: list[float]) -> dict[str, float]:
+    """Consecutive phases from the host's own points (`head`, ending when the
+    VM was started; readiness's banner, auth, boot-finished: measured as they
+    happen) and the console's markers, which a poller sees late -- once a
+    second on a cloud: a marker is never later than the point after it (the
+    address before the banner), nor earlier than the start."""
+    started, banner = head[-1], readiness[0]
+    address = min(seen.get("address", banner), banner)
+    init = min(seen.get("init", started), address)
+    first = min(seen.get("first-output", started), init)
+    points = [*head, *(max(t, started) for t in (first, init, address)), *readiness]
+    for i in range(1, len(points)):  # the host's own points, in order
+        points[i] = max(points[i], points[i - 1])
+    return {name: points[i + 1] - points[i] for i, name in enumerate(names)}
 
 
 def ready_vm(session: Session, prov: Provisioning, vm_plan, image, base) -> SSHTransport:

@@ -283,3 +283,26 @@ def test_the_phases_are_drawn_where_their_widths_mean_their_share(tmp_path):
     assert widths[0] / total < 0.05  # define is a sliver of the boot, as it is
     plt.close(fig)
     (tmp_path / "report.png").write_bytes(report.plot_png(RECORDED, analysis))
+
+
+def test_a_marker_the_poller_saw_late_does_not_eat_the_ssh_phases():
+    """A cloud's console is read once a second: its address marker was seen
+    after SSH had answered and logged in, and pushed banner and auth after
+    it (login 0.0, address-to-banner 0.0 in CI). The measured SSH points
+    stay where they were; the marker is capped by the banner."""
+    from labctl.bench.measure import VM_PHASES, boot_phases
+
+    head = [0.0, 0.1, 0.5]  # t0, defined, started
+    seen = {"first-output": 1.0, "init": 3.0, "address": 9.7}  # the address seen late
+    phases = boot_phases(VM_PHASES, head, seen, [9.0, 9.4, 9.6])
+    assert phases["address-to-banner"] == 0.0 and phases["login"] == pytest.approx(0.4)
+    assert phases["init-to-address"] == pytest.approx(6.0)
+    assert sum(phases.values()) == pytest.approx(9.6)
+    # a local console, polled every 10 ms: its markers are where they were seen
+    phases = boot_phases(VM_PHASES, head, {"first-output": 1.0, "init": 3.0, "address": 8.0},
+                         [9.0, 9.4, 9.6])
+    assert [round(phases[p], 3) for p in VM_PHASES] == [0.1, 0.4, 0.5, 2.0, 5.0, 1.0, 0.4, 0.2]
+    # nothing seen: the console's phases are empty, the SSH ones as measured
+    phases = boot_phases(VM_PHASES, head, {}, [9.0, 9.4, 9.6])
+    assert phases["init-to-address"] == pytest.approx(8.5) and phases["login"] == \
+        pytest.approx(0.4)
