@@ -61,13 +61,14 @@ def run_checks(session: Session, lab: Lab, copy: str | None = None, all_copies: 
 
     own = values.renderer(session.data_dir, lab)  # a copy's checks expect its own values
 
-    def one(item: tuple[str, str]) -> CopyResult:
-        checks = own(item[1]).checks if lab.per_copy else lab.checks
-        result = check_copy(session, item[0], item[1], checks, runtimes)
+    def one(name: str) -> CopyResult:
+        copy_id = chosen[name]
+        checks = own(copy_id).checks if lab.per_copy else lab.checks
+        result = check_copy(session, name, copy_id, checks, runtimes)
         progress(result)
         return result
 
-    copies = tuple(fanout.per_copy(session, list(chosen), lambda name: one((name, chosen[name]))))
+    copies = tuple(fanout.per_copy(session, list(chosen), one))
     run = CheckRun(lab.name, created, round(time.monotonic() - began, 3),
                    tuple(CheckInfo.of(c) for c in lab.checks), copies)
     if keep:
