@@ -199,11 +199,14 @@ def host_facts(host: Backend, image, versions: dict[str, str]) -> dict[str, Any]
                 if line.startswith("MemTotal")), 0)
     facts = host.facts()
     accel = host.accel
+    if not accel.seen:  # the guests ran on the cloud's machines, not on this one
+        cpu = f"{cpu} (labctl's machine; the cloud's are not seen)"
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "ram_mib": mem, "accel": accel.domain_type,
+        "cpu": cpu, "cores": os.cpu_count(), "ram_mib": mem, "accel": accel.label,
         "accel_reason": accel.reason, "kernel": platform.release(),
         "libvirt": facts.libvirt,
-        "qemu": facts.hypervisor.split()[-1],
+        # libvirt: qemu's version; a cloud: what the project knows of it
+        "qemu": facts.hypervisor.split()[-1] if accel.seen else facts.hypervisor,
         "labctl": __version__, "image": image.name, "image_sha256": image.sha256,
         "runtimes": versions, "measured_at_monotonic": time.monotonic(),
     }

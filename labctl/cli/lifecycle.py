@@ -132,7 +132,7 @@ def up(
 def print_up(result) -> None:
     if STATE.json:
         print_json({"lab": result.lab, "changed": result.changed,
-                    "accel": result.accel.domain_type, "seconds": round(result.seconds, 2),
+                    "accel": result.accel.label, "seconds": round(result.seconds, 2),
                     "ssh_config": result.ssh_config,
                     "vms": [{"name": v.name, "domain": v.domain, "action": v.verb,
                              "containers": [{"name": a.name, "action": a.verb}

@@ -49,7 +49,7 @@ def host_rows(session: Session, uris: list[str]) -> list[HostRow]:
         try:
             host = session.host(uri)
             room = host.room()
-            rows.append(HostRow(uri, True, "", host.accel.domain_type, room.memory_mib,
+            rows.append(HostRow(uri, True, "", host.accel.label, room.memory_mib,
                                 room.disk_mib, room.cpus, tuple(sorted(host.lab_names())),
                                 mine))
         except LabctlError as exc:

@@ -210,6 +210,7 @@ def test_bench_on_the_cloud_splits_accepted_scheduled_active(cloud):
     ran = labctl("--json", "bench", "run", str(BENCH), "--host", CLOUD)
     assert "Traceback" not in ran.stderr, ran.stderr
     result = json.loads(ran.stdout)
+    assert result["data"]["host"]["accel"] == "cloud"  # not a guess of KVM
     (boot,) = result["data"]["vm_boot"]
     assert list(boot["phases"])[:3] == ["api-accepted", "scheduled", "active"]
     assert sum(boot["phases"].values()) == pytest.approx(boot["total"])

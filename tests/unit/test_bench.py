@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,26 @@ def test_a_marker_the_poller_saw_late_does_not_eat_the_ssh_phases():
     phases = boot_phases(VM_PHASES, head, {}, [9.0, 9.4, 9.6])
     assert phases["init-to-address"] == pytest.approx(8.5) and phases["login"] == \
         pytest.approx(0.4)
+
+
+def test_a_clouds_run_does_not_claim_kvm_or_this_machines_cpu():
+    """Nova's hypervisors are not a project's to see: the run says so instead
+    of recording the pacing guess (kvm) and this machine's CPU as the guests'."""
+    from types import SimpleNamespace
+
+    from labctl.backend import HostFacts
+    from labctl.bench.run import host_facts
+    from labctl.cloud.project import Cloud
+
+    accel = Cloud.accel.fget(SimpleNamespace(cloud_name="uni"))
+    assert accel.is_kvm and not accel.seen and accel.label == "cloud"
+    cloud = SimpleNamespace(accel=accel, facts=lambda: HostFacts(
+        "OpenStack compute API 2.93", "Nova (cloud 'uni')", 2))
+    image = SimpleNamespace(name="debian-12", sha256="0" * 64)
+    facts = host_facts(cloud, image, {})
+    assert facts["accel"] == "cloud" and facts["qemu"] == "Nova (cloud 'uni')"
+    assert facts["cpu"].endswith("(labctl's machine; the cloud's are not seen)")
+    local = host_facts(SimpleNamespace(accel=replace(accel, domain_type="qemu", seen=True),
+                                       facts=lambda: HostFacts("9.0.0", "QEMU 7.2.0", 2)),
+                       image, {})
+    assert local["accel"] == "qemu" and local["qemu"] == "7.2.0" and "(" not in local["cpu"]
