@@ -9,9 +9,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from labctl.fileio import write_atomic
 
 
@@ -25,6 +22,10 @@ class KeyPair:
 
 
 def generate(comment: str) -> KeyPair:
+    # imported here: ~90 ms that only a call making a key pays (not `status`, `down`)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption()).decode()
@@ -52,6 +53,8 @@ def load_or_create(path: Path, comment: str) -> KeyPair:
                 pass
         finally:
             os.unlink(tmp)
+    from cryptography.hazmat.primitives import serialization
+
     private = path.read_text()
     key = serialization.load_ssh_private_key(private.encode(), password=None)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,

@@ -15,12 +15,21 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-import paramiko
+from typing import TYPE_CHECKING, BinaryIO
 
 from labctl.errors import LabctlError
 from labctl.shell import join
+
+if TYPE_CHECKING:
+    import paramiko
+
+
+def _paramiko():
+    """paramiko, imported when a command first logs in: with cryptography and
+    invoke it costs ~90 ms that `status`, `down` or `plan` never need."""
+    import paramiko
+
+    return paramiko
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ class SSHTransport:
     def over_socket(cls, sock: socket.socket, label: str, user: str, key: paramiko.PKey,
                     pinned_host_key: str, timeout: float = 30.0) -> SSHTransport:
         """Handshake on an already connected socket; verify the pinned host key; log in."""
-        transport = paramiko.Transport(sock)
+        transport = _paramiko().Transport(sock)
         transport.banner_timeout = timeout
         try:
             transport.start_client(timeout=timeout)
@@ -226,7 +235,7 @@ class SSHTransport:
         except TooMuchOutput:
             channel.close()
             raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except (_paramiko().SSHException, OSError, EOFError) as exc:
             raise LabctlError(f"{self.label}: SSH connection lost: {exc}",
                               "check the VM with 'labctl status'") from None
 
@@ -263,7 +272,7 @@ def login(target: Endpoint | socket.socket, label: str, user: str, private_key: 
           pinned_host_key: str, timeout: float = 30.0) -> SSHTransport:
     """The one way in: connect (or use a connected socket), check the pinned
     host key, log in with the lab's private key (OpenSSH text)."""
-    key = paramiko.Ed25519Key.from_private_key(io.StringIO(private_key))
+    key = _paramiko().Ed25519Key.from_private_key(io.StringIO(private_key))
     if isinstance(target, Endpoint):
         try:
             target = open_socket(target, timeout=10)

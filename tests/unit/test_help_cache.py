@@ -63,3 +63,23 @@ def test_plain_exec_of_an_unknown_lab_is_one_line(tmp_path: Path):
     assert result.returncode == 1
     assert result.stderr == ("error: lab 'nolab' has no SSH configuration\n"
                              "  hint: run 'labctl up' first\n")
+
+
+def test_commands_that_never_log_in_do_not_import_ssh_or_key_code(tmp_path: Path):
+    """paramiko (with invoke) and cryptography are ~0.1 CPU s of every call
+    that imports them: `status`, `down` and `plan` must not, `exec` does."""
+    probe = ("import sys; from labctl.entry import main\n"
+             "sys.argv = ['labctl', *sys.argv[1:]]\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('paramiko', 'cryptography') if m in sys.modules), "
+             "file=sys.stderr)")
+    env = {**os.environ, "LABCTL_DATA_DIR": str(tmp_path), "LABCTL_URI": "test:///default"}
+    for command in (["status", "nosuch"], ["down", "nosuch"], ["plan", "nosuch.yaml"]):
+        result = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
+                                text=True, env=env, timeout=60)
+        assert result.stderr.splitlines()[-1] == "[]", (command, result.stderr)
+    # the probe sees them once a login is on the way
+    login = probe.replace("main()", "from labctl.ssh.transport import _paramiko; _paramiko()")
+    result = subprocess.run([sys.executable, "-c", login], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.stderr.rstrip().endswith("['cryptography', 'paramiko']"), result.stderr
