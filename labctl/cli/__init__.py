@@ -38,6 +38,12 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors are one line (+ hint), bugs go to the debug log."""
+    # No command line can hold a NUL byte, but a caller's list can: the file
+    # checks below it (os.stat) would raise instead of saying so.
+    if any("\0" in arg for arg in (sys.argv[1:] if argv is None else argv)):
+        print_error_lines(["error: an argument holds a NUL byte",
+                           "  hint: no path, name or value can contain one"])
+        sys.exit(2)
     # typer's standalone mode handles usage errors (exit 2) and typer.Exit.
     try:
         app(args=argv, prog_name="labctl")

@@ -87,6 +87,17 @@ def test_fuzzed_arguments_never_crash_or_create(command, args, capsys, tmp_path_
     nothing_created(data_dir)
 
 
+@pytest.mark.parametrize("command", [["up"], ["plan"], ["validate"], ["down"], ["exec"]])
+def test_a_nul_byte_in_an_argument_is_one_usage_line(command, capsys, tmp_path):
+    """No shell can pass one, but a caller's argv list can: the path checks
+    under it (os.stat) raise ValueError, which must not become an internal error."""
+    argv = [f"--data-dir={tmp_path}", *command, "lab\x00.yaml"]
+    code, lines = run(capsys, [*argv, "--uri", URI] if command[0] != "validate" else argv)
+    assert code == 2 and lines == ["error: an argument holds a NUL byte",
+                                   "  hint: no path, name or value can contain one"], lines
+    nothing_created(tmp_path)
+
+
 @pytest.mark.parametrize("word", [*HOSTILE_WORDS[:6], "$HOME", "a b\tc", "'", '"', "\\",
                                   "!", "#x", "&&", "|", ">/tmp/x", "$((1+1))", "~root"])
 def test_quoting_survives_a_real_shell(word):
