@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from labctl.labfiles import LabFiles
 
 CONSOLE_POLL_SECONDS = 1.0
+CLOUD_PROBE_SECONDS = 2.0
 STATES = {"ACTIVE": "running", "SHUTOFF": "shutoff", "BUILD": "building",
           "ERROR": "error", "PAUSED": "paused", "SUSPENDED": "shutoff",
           "REBUILD": "building", "HARD_REBOOT": "building", "REBOOT": "building"}
@@ -95,6 +96,13 @@ class Cloud:
         # whether its hypervisors run KVM or TCG is not a project's to see
         return Accel("kvm", f"OpenStack cloud '{self.cloud_name}': Nova places the VMs on "
                             "its hypervisors", seen=False)
+
+    @property
+    def probe_seconds(self) -> float:
+        # a server's state or address is two Nova calls and two Neutron calls
+        # (its security groups): asked 20 times a second per VM, they were the
+        # cloud's busiest work while a class booted
+        return CLOUD_PROBE_SECONDS
 
     @property
     def cpus(self) -> int:

@@ -25,6 +25,9 @@ DEFAULT_BUDGETS = {"running": 60.0, "address": 300.0, "banner": 300.0, "auth": 1
                    "boot-finished": 600.0, "total": 900.0}
 POLL_GAP = 0.05  # between probes: labctl notices sshd well within 100 ms
 ALIVE_CHECK_GAP = 1.0  # between "is the domain still running?" checks during readiness
+# Through a jump host every banner probe is a whole SSH login on that VM (ssh -W):
+# under TCG ~1 s of its CPU, so they are spaced, not made back to back.
+JUMP_ATTEMPT_GAP = 2.0
 ATTEMPT_TIMEOUT = 10.0  # one probe waits this long for a banner before retrying
 SERIAL_TAIL_LINES = 20
 
@@ -52,6 +55,7 @@ class Probes:
     boot_finished: Callable[[SSHTransport], bool]
     serial_tail: Callable[[int], str]
     connect: Callable[[Endpoint, float], socket.socket] = open_socket
+    backend_gap: float = POLL_GAP  # between asks of the backend (Backend.probe_seconds)
 
 
 class NotReady(LabctlError):
@@ -76,22 +80,24 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
         state.stages[stage] = clock() - state.start
         report(Event(subject, stage, detail, state.stages[stage]))
 
-    def until(stage: str, attempt: Callable[[float], object]) -> object:
+    # the running stage's last answer counts as the first alive check
+    next_alive_check = [clock() + max(ALIVE_CHECK_GAP, probes.backend_gap)]
+
+    def until(stage: str, attempt: Callable[[float], object], gap: float = POLL_GAP) -> object:
         """Call attempt(deadline) until it returns something truthy or the budget ends."""
         stage_deadline = clock() + budgets[stage]
         total_deadline = state.start + budgets["total"]
         deadline = min(stage_deadline, total_deadline)
-        next_alive_check = clock()
         while True:
             interrupt.checkpoint()
             # A VM that stopped is reported at once, not waited out; asked about
-            # once a second, not on every 50 ms probe (it is a libvirt call).
-            if stage != "running" and clock() >= next_alive_check:
+            # once a second (or the backend's pace), not on every 50 ms probe.
+            if stage != "running" and clock() >= next_alive_check[0]:
                 if not probes.is_running():
                     raise NotReady(f"VM '{vm}' stopped during stage '{stage}' "
                                    f"({clock() - state.start:.0f} s since start)",
                                    _console_hint(probes))
-                next_alive_check = clock() + ALIVE_CHECK_GAP
+                next_alive_check[0] = clock() + max(ALIVE_CHECK_GAP, probes.backend_gap)
             result = attempt(deadline)
             if result:
                 return result
@@ -103,18 +109,22 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
                 raise NotReady(
                     f"VM '{vm}' is not ready: {which} ({clock() - state.start:.0f} s since start)",
                     _console_hint(probes))
-            sleep(POLL_GAP)
+            sleep(gap)
 
-    until("running", lambda _d: probes.is_running())
+    until("running", lambda _d: probes.is_running(), probes.backend_gap)
+    next_alive_check[0] = clock() + max(ALIVE_CHECK_GAP, probes.backend_gap)
     mark("running")
-    endpoint = until("address", lambda _d: probes.address())
+    endpoint = until("address", lambda _d: probes.address(), probes.backend_gap)
     state.endpoint = endpoint
     mark("address", str(endpoint))
 
     last_failure = [clock()]
+    last_attempt = [float("-inf")]
 
     def banner(deadline: float) -> socket.socket | None:
-        attempt_start = clock()
+        if endpoint.via and clock() - last_attempt[0] < JUMP_ATTEMPT_GAP:
+            return None
+        attempt_start = last_attempt[0] = clock()
         try:
             sock = probes.connect(endpoint, min(ATTEMPT_TIMEOUT, max(deadline - clock(), 0.1)))
         except OSError:

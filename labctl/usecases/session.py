@@ -83,6 +83,7 @@ class SshReach:
             login=lambda sock: ssh.login(sock, label, ADMIN_USER, private, pinned),
             boot_finished=lambda t: boot_state(t, answers),
             serial_tail=lambda n: host.serial_tail(plan.domain, n),
+            backend_gap=host.probe_seconds,
         )
         transport, readiness = wait_ready(plan.vm.name, probes, report, start=began,
                                           budgets=budgets)

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 
 # libvirt's domain states, in the words `status` shows.
+PROBE_SECONDS = 0.05  # a libvirt call costs ~1 ms: readiness may ask as often as it probes sshd
 STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
           libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed",
           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down"}
@@ -83,6 +84,10 @@ class Host:
     @property
     def is_local(self) -> bool:
         return is_local(self.uri)
+
+    @property
+    def probe_seconds(self) -> float:
+        return PROBE_SECONDS
 
     @cached_property
     def accel(self) -> Accel:

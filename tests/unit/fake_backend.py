@@ -131,6 +131,10 @@ class FakeBackend:
     def cpus(self) -> int:
         return 2
 
+    @property
+    def probe_seconds(self) -> float:
+        return 0.05
+
     def admit(self, lab: Lab, copies: int) -> None:
         """No quotas here."""
 

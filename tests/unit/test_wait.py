@@ -9,7 +9,7 @@ import pytest
 
 from labctl import interrupt
 from labctl.ssh.transport import Endpoint, HostKeyMismatch
-from labctl.ssh.wait import NotReady, Probes, wait_ready
+from labctl.ssh.wait import JUMP_ATTEMPT_GAP, NotReady, Probes, wait_ready
 
 
 class FakeClock:
@@ -210,3 +210,40 @@ def test_the_first_boot_is_checked_from_the_answer_readiness_already_got():
     with pytest.raises(FirstBootFailed, match="runcmd 1"):
         check_first_boot(failed, "node", answers[-1])
     assert len(failed.commands) == 1  # asked once, not twice
+
+
+def test_a_backend_whose_asks_cost_is_asked_at_its_own_pace():
+    """A cloud's state and address are API calls: the running and address
+    stages ask once per backend_gap, and the alive check no more often."""
+    clock, asked = FakeClock(), {"running": [], "address": []}
+    attempts, fake = probes(clock, banner_after=30)
+    start = clock.now
+
+    def is_running():
+        asked["running"].append(clock.now)
+        return clock.now - start >= 5.0
+
+    def address():
+        asked["address"].append(clock.now)
+        return Endpoint("198.51.100.7", 22) if clock.now - start >= 9.0 else None
+
+    fake = dataclasses.replace(fake, is_running=is_running, address=address, backend_gap=2.0)
+    wait_ready("web", fake, lambda e: None, clock=clock, sleep=clock.sleep)
+    gaps = [b - a for a, b in zip(asked["running"], asked["running"][1:], strict=False)]
+    assert gaps and min(gaps) >= 2.0 - 1e-9, gaps  # running stage, then alive checks
+    address_gaps = [b - a for a, b in zip(asked["address"], asked["address"][1:], strict=False)]
+    assert address_gaps and min(address_gaps) >= 2.0 - 1e-9, address_gaps
+    assert len(attempts) == 31  # sshd itself is still probed every POLL_GAP
+
+
+def test_banner_probes_through_a_jump_host_are_spaced():
+    """Each probe through a jump VM is a whole SSH login on it: one per
+    JUMP_ATTEMPT_GAP, where a direct probe is retried after POLL_GAP."""
+    clock = FakeClock()
+    attempts, fake = probes(clock, banner_after=5)
+    via = Endpoint("10.0.0.5", 22, via=("ssh", "-W", "10.0.0.5:22", "lab@198.51.100.7"))
+    fake = dataclasses.replace(fake, address=lambda: via)
+    _, state = wait_ready("db", fake, lambda e: None, clock=clock, sleep=clock.sleep)
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert len(attempts) == 6 and min(gaps) >= JUMP_ATTEMPT_GAP - 1e-9, gaps
+    assert state.endpoint == via
