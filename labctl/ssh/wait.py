@@ -80,8 +80,7 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
         state.stages[stage] = clock() - state.start
         report(Event(subject, stage, detail, state.stages[stage]))
 
-    # the running stage's last answer counts as the first alive check
-    next_alive_check = [clock() + max(ALIVE_CHECK_GAP, probes.backend_gap)]
+    next_alive_check = [0.0]  # set by the running stage's answer: the first check
 
     def until(stage: str, attempt: Callable[[float], object], gap: float = POLL_GAP) -> object:
         """Call attempt(deadline) until it returns something truthy or the budget ends."""
