@@ -100,8 +100,8 @@ class Cloud:
     @property
     def probe_seconds(self) -> float:
         # a server's state or address is two Nova calls and two Neutron calls
-        # (its security groups): asked 20 times a second per VM, they were the
-        # cloud's busiest work while a class booted
+        # (its security groups): a real cloud's API, often rate-limited, is
+        # not asked that 20 times a second per VM
         return CLOUD_PROBE_SECONDS
 
     @property

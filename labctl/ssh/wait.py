@@ -80,6 +80,7 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
         state.stages[stage] = clock() - state.start
         report(Event(subject, stage, detail, state.stages[stage]))
 
+    alive_gap = max(ALIVE_CHECK_GAP, probes.backend_gap)
     next_alive_check = [0.0]  # set by the running stage's answer: the first check
 
     def until(stage: str, attempt: Callable[[float], object], gap: float = POLL_GAP) -> object:
@@ -96,7 +97,7 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
                     raise NotReady(f"VM '{vm}' stopped during stage '{stage}' "
                                    f"({clock() - state.start:.0f} s since start)",
                                    _console_hint(probes))
-                next_alive_check[0] = clock() + max(ALIVE_CHECK_GAP, probes.backend_gap)
+                next_alive_check[0] = clock() + alive_gap
             result = attempt(deadline)
             if result:
                 return result
@@ -111,7 +112,7 @@ def wait_ready(vm: str, probes: Probes, report: Report, start: float | None = No
             sleep(gap)
 
     until("running", lambda _d: probes.is_running(), probes.backend_gap)
-    next_alive_check[0] = clock() + max(ALIVE_CHECK_GAP, probes.backend_gap)
+    next_alive_check[0] = clock() + alive_gap
     mark("running")
     endpoint = until("address", lambda _d: probes.address(), probes.backend_gap)
     state.endpoint = endpoint

@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from labctl.virt.provision import Provisioner
 
 
-# libvirt's domain states, in the words `status` shows.
 PROBE_SECONDS = 0.05  # a libvirt call costs ~1 ms: readiness may ask as often as it probes sshd
+# libvirt's domain states, in the words `status` shows.
 STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
           libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed",
           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down"}
