@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
 from pathlib import Path
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         print_error_lines(["error: an argument holds a NUL byte",
                            "  hint: no path, name or value can contain one"])
         sys.exit(2)
+    _libraries_log_to_the_debug_log()
     # typer's standalone mode handles usage errors (exit 2) and typer.Exit.
     try:
         app(args=argv, prog_name="labctl")
@@ -85,6 +87,25 @@ def _internal_error() -> None:
         f"  hint: this is a bug in labctl; details are in {log}",
     ])
     sys.exit(EXIT_INTERNAL)
+
+
+class _DebugLogHandler(logging.Handler):
+    """A library's warning (keystoneauth's "Failed to discover available
+    identity versions", paramiko's "Error reading SSH protocol banner") goes to
+    the debug log: with no handler, Python's last resort prints it above
+    labctl's one-line error."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write_debug_log(f"{record.name}: {self.format(record)}")
+        except Exception:  # a log line must never become the failure
+            self.handleError(record)
+
+
+def _libraries_log_to_the_debug_log() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(h, _DebugLogHandler) for h in root.handlers):
+        root.addHandler(_DebugLogHandler(logging.WARNING))
 
 
 def write_debug_log(text: str) -> Path:

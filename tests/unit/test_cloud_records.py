@@ -2,7 +2,9 @@
 quota arithmetic and the seed it hands labctl's own image, without a cloud."""
 
 import dataclasses
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -199,6 +201,28 @@ def test_a_cloud_that_does_not_answer_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(CloudFailed, match="cannot open cloud 'nowhere'") as missing:
         connect("nowhere")
     assert "clouds.yaml" in missing.value.hint and "\n" not in missing.value.message
+
+
+def test_a_librarys_warning_goes_to_the_debug_log_not_above_the_error(tmp_path):
+    """keystoneauth warns "Failed to discover available identity versions"
+    before it fails: with no logging set up, Python printed that line above
+    labctl's error. The screen keeps the error and its hint; the log keeps the rest."""
+    (tmp_path / "clouds.yaml").write_text(
+        "clouds:\n  closed:\n    auth: {auth_url: 'http://127.0.0.1:9/v3', username: u,\n"
+        "           password: p, project_name: x, user_domain_name: Default,\n"
+        "           project_domain_name: Default}\n")
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"),
+           "LABCTL_DATA_DIR": str(tmp_path / "data")}
+    ran = subprocess.run([sys.executable, "-m", "labctl", "gc", "--dry-run", "--uri",
+                          "openstack:closed"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert ran.returncode == 1
+    assert ran.stderr.splitlines() == [
+        "error: cannot open cloud 'closed': cloud 'closed' does not answer "
+        "(connection refused at http://127.0.0.1:9)",
+        "  hint: is its identity service (keystone) up and its auth_url right?"]
+    logged = (tmp_path / "data" / "logs" / "debug.log").read_text()
+    assert "keystoneauth" in logged and "Failed to discover" in logged
 
 
 def test_a_servers_fixed_and_floating_addresses():
