@@ -300,7 +300,13 @@ class Cloud:
 
         return snapshots(self, name)
 
-    def restore_into(self, name: str, snapshot: str) -> None:
+    def map_memory(self, name: str, ram: str, memory_mib: int) -> bool:
+        return False
+
+    def save_template(self, name: str, snapshot: str, description: str) -> None:
+        raise BackendError("templates are the libvirt backend's")
+
+    def restore_into(self, name: str, snapshot: str, ram: str = "") -> None:
         raise BackendError("templates (a saved memory state) are the libvirt backend's: "
                            "on OpenStack a VM boots cold")
 

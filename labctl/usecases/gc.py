@@ -37,7 +37,12 @@ from labctl.labfiles import LabFiles
 from labctl.lock import lab_lock
 from labctl.usecases.registry import lab_registry
 from labctl.usecases.session import Session
-from labctl.usecases.template_store import VOLUME_PREFIX, TemplateStore, is_own_volume
+from labctl.usecases.template_store import (
+    VOLUME_PREFIX,
+    TemplateStore,
+    is_own_volume,
+    ram_volume_name,
+)
 from labctl.usecases.templates import remove_template
 from labctl.virt.storage import DONE, base_names
 
@@ -92,7 +97,8 @@ def classify(f: Facts) -> list[Garbage]:
             found.append(Garbage("base", stem, "", f"an old base image no VM uses "
                                  f"({len(members)} volumes)"))
     templates = f.templates or {}
-    recorded = {volume for volume, _ in templates.values()}
+    recorded = {volume for volume, _ in templates.values()} | \
+        {ram_volume_name(volume) for volume, _ in templates.values()}
     for key, (_volume, digest) in sorted(templates.items()):
         if digest not in f.current_digests:
             found.append(Garbage("template", key, "", "a template of an image no longer "

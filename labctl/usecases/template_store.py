@@ -27,10 +27,15 @@ def volume_name(data_dir: Path, key: str) -> str:
     return f"{own_prefix(data_dir)}{key[:16]}.qcow2"
 
 
+def ram_volume_name(volume: str) -> str:
+    """The template's memory file beside its overlay (templates.py: mapped)."""
+    return volume.removesuffix(".qcow2") + ".ram"
+
+
 def is_own_volume(data_dir: Path, volume: str) -> bool:
     """This data dir's (or, from before volumes carried a data dir's tag, anyone's)."""
     return volume.startswith(own_prefix(data_dir)) or \
-        re.fullmatch(rf"{VOLUME_PREFIX}[0-9a-f]{{16}}\.qcow2", volume) is not None
+        re.fullmatch(rf"{VOLUME_PREFIX}[0-9a-f]{{16}}\.(qcow2|ram)", volume) is not None
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Template:
     base: str = ""  # the base volume its overlay is backed by
     base_stamp: str = ""  # that volume's stamp when it was built (Volumes.stamp)
     host: str = ""  # the host whose pool holds the volume ("": this machine's libvirt)
+    ram: str = ""  # its memory file, which restored VMs map ("": the memory is in the snapshot)
 
     @property
     def short(self) -> str:

@@ -41,7 +41,12 @@ from labctl.usecases.identity import (
     set_clock_running,
 )
 from labctl.usecases.session import Session
-from labctl.usecases.template_store import Template, TemplateStore, volume_name
+from labctl.usecases.template_store import (
+    Template,
+    TemplateStore,
+    ram_volume_name,
+    volume_name,
+)
 
 SNAPSHOT = "labctl-template"
 # One template build at a time on each host from this process: the copies of a
@@ -104,7 +109,7 @@ def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: 
             pending.touch()
             prov.create_vm(plan, image, base, from_volume=template.volume)
             began = time.monotonic()
-            host.restore_into(plan.domain, SNAPSHOT)
+            host.restore_into(plan.domain, SNAPSHOT, template.ram)
             if on_lab_networks(plan):
                 host.replug_nics(plan.domain)
             report(Event(subject, "started", f"restored from template {template.short}",
@@ -245,7 +250,8 @@ def ensure_template(session: Session, host: Backend, image: Image, plan: VmPlan)
     store = TemplateStore(session.data_dir)
     with _building_on(host), lab_lock(session.data_dir, f"template-{key[:12]}", "template"):
         found = store.get(key)
-        if found is not None and host.storage.exists(found.volume):
+        if found is not None and host.storage.exists(found.volume) and \
+                (not found.ram or host.storage.exists(found.ram)):
             if not found.base or host.storage.stamp(found.base) == found.base_stamp:
                 return found
             # its overlay's backing file is not the one it was saved on: restoring
@@ -308,6 +314,10 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
             base_volume = Path(base.disk).name
             base_stamp = host.storage.stamp(base_volume)
             prov.create_vm(vm_plan, image, base)
+            # its RAM in a file every restored VM maps (see virt/mapped.py)
+            volume = volume_name(session.data_dir, key)
+            ram = ram_volume_name(volume) if host.map_memory(
+                vm_plan.domain, ram_volume_name(volume), vm_plan.vm.memory_mib) else ""
             started = time.monotonic()
             prov.start_vm(vm_plan.domain)
             quietly(Event("vm template", "started", "", time.monotonic() - started))
@@ -317,23 +327,28 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
                 for service in warm_services(plan):  # started once here, not in every copy
                     transport.run(["sudo", "-n", "systemctl", "start", f"{service}.service"],
                                   timeout=300).check(f"template: starting {service}")
-                transport.run(["sudo", "-n", "sh", "-c", ZERO_FREE_MEMORY],
-                              timeout=300).check("template: zeroing its free memory")
+                if not ram:  # a memory file would be written full: it keeps what the
+                    # guest touched, and free pages cost a restore nothing
+                    transport.run(["sudo", "-n", "sh", "-c", ZERO_FREE_MEMORY],
+                                  timeout=300).check("template: zeroing its free memory")
                 transport.run(["sync"], timeout=60)
             host_key = files.pinned_host_key(vm_plan.domain) or ""
             has_agent = host.guest_agent(vm_plan.domain) is not None
-            host.take_snapshot(vm_plan.domain, SNAPSHOT, f"labctl template {key}")
+            host.save_template(vm_plan.domain, SNAPSHOT, f"labctl template {key}")
             host.stop_domain(vm_plan.domain)
-            volume = volume_name(session.data_dir, key)
             host.storage.delete(volume)
             host.storage.copy(f"{vm_plan.domain}.qcow2", volume)
+        except BaseException:
+            host.storage.delete(ram_volume_name(volume_name(session.data_dir, key)))
+            raise
         finally:
             _clear(host, prov, name)
     template = Template(key, image.name, image.manifest.get("sha256", ""), volume, ADMIN_USER,
                         login, host_key, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        round(time.monotonic() - began, 1), host.storage.allocation(volume),
+                        round(time.monotonic() - began, 1), host.storage.allocation(volume)
+                        + (host.storage.allocation(ram) if ram else 0),
                         has_agent, base=base_volume, base_stamp=base_stamp,
-                        host=host.template_home or "")
+                        host=host.template_home or "", ram=ram)
     store.put(template)
     return template
 
@@ -370,6 +385,7 @@ def remove_template(session: Session, host: Backend, key: str) -> None:
     found = store.get(key)
     if found is not None:
         host.storage.delete(found.volume)
+        host.storage.delete(ram_volume_name(found.volume))
     store.remove(key)
 
 

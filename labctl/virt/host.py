@@ -28,7 +28,7 @@ from labctl.lock import HostStep
 from labctl.plan.hosts import Accel, HostRoom
 from labctl.shell import quote
 from labctl.ssh.transport import Endpoint
-from labctl.virt import access, agent, inventory, remote, snapshots
+from labctl.virt import access, agent, inventory, mapped, remote, snapshots
 from labctl.virt.agent import GuestAgent
 from labctl.virt.connection import (
     connect,
@@ -260,10 +260,31 @@ class Host:
         except libvirt.libvirtError:
             return []
 
-    def restore_into(self, name: str, snapshot: str) -> None:
+    # -- a template's memory mapped from one file (virt/mapped.py) -----------------
+    def map_memory(self, name: str, ram: str, memory_mib: int) -> bool:
+        """Give the defined, stopped template VM `name` its RAM in the new
+        pool volume `ram`, shared. False where qemu would be refused the file
+        (AppArmor, SELinux): the template keeps its memory in its snapshot."""
+        owner = mapped.qemu_owner(self.conn.getCapabilities(), self.accel.domain_type)
+        if owner is None:
+            return False
+        path = self.storage.create_ram(ram, memory_mib << 20, *owner)
+        mapped.map_file(self.conn, self._dom(name), path, shared=True)
+        return True
+
+    def save_template(self, name: str, snapshot: str, description: str) -> None:
+        """The template VM's internal snapshot (without its RAM where that is
+        a shared file: mapped.save); the caller powers the VM off."""
+        mapped.save(self._dom(name), snapshot, description)
+
+    def restore_into(self, name: str, snapshot: str, ram: str = "") -> None:
         """Start the defined domain `name` from the internal snapshot its disk
-        holds (a template's): adopt it with the domain's own XML, revert, and
-        drop it from the disk (the VM does not need the template's state)."""
+        holds (a template's): with `ram`, the template's memory file mapped
+        (mapped.restore); else adopt the snapshot with the domain's own XML,
+        revert, and drop it from the disk."""
+        if ram:
+            return mapped.restore(self.conn, self._dom(name),
+                                  self.storage.link(ram, f"{name}.ram"), snapshot)
         dom = self._dom(name)
         snapshots.adopt(dom, snapshot)
         snapshots.revert(dom, snapshot)

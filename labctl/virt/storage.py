@@ -21,7 +21,7 @@ from labctl import shell as sh
 from labctl.backend import BaseVolumes
 from labctl.errors import LabctlError
 from labctl.images.cache import Image
-from labctl.virt.connection import speaks_labctl
+from labctl.virt.connection import libvirt_errors, speaks_labctl
 
 POOL = "labctl"
 SYSTEM_POOL_DIR = "/var/lib/libvirt/images/labctl"
@@ -170,6 +170,40 @@ class Storage:
             stream.sendAll(lambda _s, n, f: f.read(min(n, UPLOAD_CHUNK)), fh)
         stream.finish()
         return vol.path()
+
+    def create_ram(self, name: str, size: int, uid: int, gid: int) -> str:
+        """An empty (sparse) file for a template VM's RAM, owned by the user
+        qemu runs as: qemu opens it itself, and libvirt labels only the
+        files its XML names."""
+        self.delete(name)
+        xml = (f"<volume><name>{name}</name><capacity unit='B'>{size}</capacity>"
+               "<allocation>0</allocation><target><format type='raw'/><permissions>"
+               f"<owner>{uid}</owner><group>{gid}</group><mode>0600</mode></permissions>"
+               "</target></volume>")
+        with libvirt_errors(f"cannot create volume {name}"):
+            return self.pool.createXML(xml, 0).path()
+
+    def link(self, source: str, name: str) -> str:
+        """Volume `name` as a hard link of `source` on the pool's host: one
+        file, so what a VM maps of it is one copy in that host's page cache."""
+        with libvirt_errors(f"cannot find volume {source}"):
+            source_path = self.path(source)
+        target = str(PurePosixPath(source_path).with_name(name))
+        self.delete(name)
+        if self.host_shell is None:
+            try:
+                if os.path.lexists(target):  # the VM's own name, left unknown to the pool
+                    os.unlink(target)
+                os.link(source_path, target)
+            except OSError as exc:
+                raise LabctlError(f"cannot link volume {source}: {exc.strerror}") from None
+        else:
+            done = self.host_shell(f"ln -f {sh.quote(source_path)} {sh.quote(target)}", 30)
+            if done.returncode != 0:
+                raise LabctlError(f"cannot link volume {source} on its host: "
+                                  f"{done.stderr.strip() or 'ln failed'}")
+        _when_idle(lambda: self.pool.refresh(0))
+        return target
 
     def _create_raw(self, name: str, size: int, mode: str) -> libvirt.virStorageVol:
         self.delete(name)

@@ -1,5 +1,6 @@
 """Boot once, restore many, on the real stack: a class of three copies comes
-up from one template, each copy with its own identity (host key pinned and
+up from one template (its memory one file every copy maps, none writes), each
+copy with its own identity (host key pinned and
 served, hostname, machine-id, login key, its files and runcmd) and none of
 the template's; a reset restores again and keeps a reset point, the next
 reset returns to it (containers deployed again); a student's snapshot rolls
@@ -9,16 +10,21 @@ a lab network restore too, each with its own MAC and address."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from labctl.lab.loader import load_lab
 from labctl.plan.layout import lab_layout
+from labctl.virt import mapped
+from labctl.virt.connection import connect
 
 from .conftest import LABS, assert_dashboard_sealed, dashboard_from_inside, labctl, leftovers
 
@@ -81,6 +87,35 @@ def test_every_copy_is_itself_and_none_is_the_template(restored, settings):
     # each copy's kernel was reseeded from labctl's randomness: no two draw alike
     draws = {run(copy, "od", "-An", "-tx1", "-N16", "/dev/urandom").strip() for copy in COPIES}
     assert len(draws) == 3
+
+
+def test_every_copy_maps_the_templates_memory_and_writes_only_its_own(restored, settings):
+    """The template's RAM is one file every copy maps privately, each through
+    its own hard link (virt/mapped.py): what a copy writes in its memory
+    reaches neither the file nor another copy."""
+    short = re.search(r"restored from template ([0-9a-f]{12})", restored.stderr).group(1)
+    (path,) = (settings.data_dir / "templates").glob(f"{short}*.json")
+    ram = json.loads(path.read_text())["ram"]
+    assert ram.endswith(".ram"), ram
+    conn = connect(settings.uri)
+    try:
+        maps = {copy: mapped.memory_file(conn.lookupByName(f"itrestore-{copy}.node").XMLDesc(0))
+                for copy in COPIES}
+    finally:
+        conn.close()
+    template_file = Path(maps["1"][0]).with_name(ram)
+    for copy, (file, shared) in maps.items():
+        assert file.endswith(f"itrestore-{copy}.node.ram") and not shared, (copy, file)
+        assert os.stat(file).st_ino == template_file.stat().st_ino  # a link of the one file
+
+    def digest() -> str:
+        return hashlib.sha256(template_file.read_bytes()).hexdigest()
+
+    before = digest()
+    run("1", "sh", "-c", "head -c 64M /dev/urandom > /dev/shm/mine && echo 1 > /dev/shm/mark")
+    assert gone("2", "/dev/shm/mark") and gone("3", "/dev/shm/mark")
+    assert digest() == before
+    run("1", "rm", "/dev/shm/mine", "/dev/shm/mark")
 
 
 def gone(copy: str, path: str) -> bool:

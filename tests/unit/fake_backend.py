@@ -237,7 +237,13 @@ class FakeBackend:
     def snapshots(self, name: str) -> list[Snapshot]:
         return list(self.points.get(name, {}).values())
 
-    def restore_into(self, name: str, snapshot: str) -> None:
+    def map_memory(self, name: str, ram: str, memory_mib: int) -> bool:
+        return False
+
+    def save_template(self, name: str, snapshot: str, description: str) -> None:
+        self.take_snapshot(name, snapshot, description)
+
+    def restore_into(self, name: str, snapshot: str, ram: str = "") -> None:
         self.set_active(name, True)
 
     def replug_nics(self, name: str) -> None:

@@ -207,6 +207,21 @@ class DriverHost(Host):
         self._dom(name)  # a domain that must exist
         DriverHost.replugged.append(name)
 
+    # test:/// runs no qemu: a template's memory file is made and recorded,
+    # a restore with it recorded and done the snapshot's way
+    maps_memory = False
+    restored_with: list[tuple[str, str]] = []  # (domain, ram volume) of each restore
+
+    def map_memory(self, name: str, ram: str, memory_mib: int) -> bool:
+        if not DriverHost.maps_memory:
+            return False
+        self.storage.create_ram(ram, memory_mib << 20, 0, 0)
+        return True
+
+    def restore_into(self, name: str, snapshot: str, ram: str = "") -> None:
+        DriverHost.restored_with.append((name, ram))
+        super().restore_into(name, snapshot)
+
     resident: int | None = None  # MiB each running domain holds; None: cannot tell
 
     def resident_mib(self, name: str) -> int | None:

@@ -486,3 +486,40 @@ def test_a_template_whose_build_failed_is_not_built_again_by_every_copy(
     monkeypatch.setattr(templates_cases, "FAILED_BUILD_MEMORY", 0.0)  # later: tried again
     lab_cases.up(session, dataclasses.replace(HELLO, name="hello9"))
     assert len(builds) == 2
+
+
+def test_a_template_whose_memory_is_a_file_restores_each_vm_with_its_own_link(
+        tmp_path: Path, monkeypatch):
+    """Where the host lets qemu open it, a template VM's RAM is a file of the
+    pool (virt/mapped.py): the record names it, each restore maps it, and it
+    goes with its template; gc knows it as the template's, and a file left
+    by a killed build as garbage."""
+    from labctl.usecases import gc
+    from labctl.usecases.template_store import ram_volume_name
+    from labctl.usecases.templates import remove_template
+
+    monkeypatch.setattr(DriverHost, "maps_memory", True)
+    monkeypatch.setattr(DriverHost, "restored_with", [])
+    session = session_on(tmp_path, FakeReach())
+    lab_cases.up(session, HELLO)
+    (template,) = TemplateStore(session.data_dir).all()
+    storage = session.host().storage
+    assert template.ram == ram_volume_name(template.volume) and storage.exists(template.ram)
+    assert DriverHost.restored_with == [("hello.node", template.ram)]
+    found = gc.find(session)
+    assert [g for g in found if template.ram in g.name] == []
+    remove_template(session, session.host(), template.key)
+    assert not storage.exists(template.ram) and not storage.exists(template.volume)
+    storage.create_ram(ram_volume_name(template.volume), 1 << 20, 0, 0)  # a killed build's
+    found = gc.find(session)
+    assert [g.name for g in found if g.kind == "volume"] == [ram_volume_name(template.volume)]
+
+
+def test_a_template_on_a_host_that_refuses_a_memory_file_keeps_memory_in_its_snapshot(
+        tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(DriverHost, "restored_with", [])
+    session = session_on(tmp_path, FakeReach())
+    lab_cases.up(session, HELLO)
+    (template,) = TemplateStore(session.data_dir).all()
+    assert template.ram == "" and DriverHost.restored_with == [("hello.node", "")]
+    assert not session.host().storage.exists(template.volume.removesuffix(".qcow2") + ".ram")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import libvirt
@@ -123,3 +124,39 @@ def test_forwards_bind_where_the_host_is_reached_never_every_interface(monkeypat
     assert forward_bind("qemu+ssh://teacher@lab2.example/system") == "198.51.100.7"
     with pytest.raises(LabctlError, match="cannot resolve 'no-such-host.invalid'"):
         forward_bind("qemu+ssh://teacher@no-such-host.invalid/system")
+
+
+def test_a_template_vms_memory_file_goes_to_qemu_beside_libvirts_own_arguments(conn):
+    """Kata's VM templating through libvirt 9.0 (virt/mapped.py): the RAM's
+    file is qemu's, through <qemu:commandline>, after the forwarded ports'
+    arguments, and a later -machine names it; mapping again replaces it."""
+    from labctl.virt import mapped
+
+    xml = domain_xml(spec("qemu"))
+    shared = mapped.with_memory_file(xml, f"{POOL}/t.ram", 768, shared=True)
+    assert mapped.memory_file(shared) == (f"{POOL}/t.ram", True)
+    private = mapped.with_memory_file(shared, f"{POOL}/course.docker-host.ram", 768, False)
+    assert mapped.memory_file(private) == (f"{POOL}/course.docker-host.ram", False)
+    values = [a.get("value") for a in ET.fromstring(private).iter(f"{{{mapped.QEMU_NS}}}arg")]
+    assert values.count("-object") == 1 and values[-2:] == ["-machine",
+                                                           "memory-backend=labctl.ram"]
+    assert '"size":805306368' in values[-3] and '"share":false' in values[-3]
+    assert values[:len(values) - 4] == [a.get("value") for a in ET.fromstring(xml).iter(
+        f"{{{mapped.QEMU_NS}}}arg")]  # the ports' own arguments untouched
+    assert mapped.memory_file(xml) is None
+    conn.defineXML(private)  # libvirt takes it
+
+
+def test_no_memory_file_where_a_security_driver_would_refuse_it_to_qemu():
+    from labctl.virt import mapped
+
+    def caps(*models: str, label: str = "+64055:+64055") -> str:
+        secmodels = "".join(f"<secmodel><model>{m}</model><doi>0</doi>"
+                            + (f"<baselabel type='qemu'>{label}</baselabel>" if m == "dac"
+                               else "") + "</secmodel>" for m in models)
+        return f"<capabilities><host>{secmodels}</host></capabilities>"
+
+    assert mapped.qemu_owner(caps("none", "dac"), "qemu") == (64055, 64055)
+    assert mapped.qemu_owner(caps("apparmor", "dac"), "qemu") is None
+    assert mapped.qemu_owner(caps("selinux", "dac"), "kvm") is None
+    assert mapped.qemu_owner(caps("none"), "qemu") == (0, 0)  # qemu as libvirtd's user
