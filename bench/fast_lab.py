@@ -83,16 +83,18 @@ def memory(lab: str) -> dict[str, float]:
     totals = {"guest": 0.0, "translation cache": 0.0, "rest": 0.0, "huge pages": 0.0}
     pids = [p.read_text().strip() for p in Path("/run/libvirt/qemu").glob(f"{lab}-*.pid")]
     for pid in pids:
-        size, name = 0, ""
+        size, name, perms = 0, "", ""
         for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
             head = line.split()
             if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-                name = head[5] if len(head) > 5 else ""
+                perms, name = head[1], (head[5] if len(head) > 5 else "")
             elif head[0] == "Size:":
                 size = int(head[1])
             elif head[0] == "Pss:":
+                # the guest's RAM (anonymous, or the template's file mapped), and
+                # TCG's code buffer: anonymous and executable, in regions
                 kind = "guest" if size == 512 * 1024 else \
-                    "translation cache" if size >= 64 * 1024 and not name else "rest"
+                    "translation cache" if "x" in perms and not name else "rest"
                 totals[kind] += int(head[1]) / 1024
             elif head[0] == "AnonHugePages:":
                 totals["huge pages"] += int(head[1]) / 1024

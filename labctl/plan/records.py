@@ -14,6 +14,10 @@ from labctl.lab.model import WriteFile
 # -- a VM's domain ------------------------------------------------------------
 
 TB_CACHE_MIB = 128  # TCG translation cache: ~400 MiB per guest instead of 1 GiB+
+# A class's copy restored from a template mostly idles beside the others: an
+# idle restored VM fills ~94 MiB of 128 (its identity, readiness and logins);
+# capped lower, forty of them fit a small machine (docs/templates.md)
+CLASS_TB_CACHE_MIB = 64
 USER_NIC_PCI_SLOT = 0x10  # q35 needs an explicit free slot for -device NICs
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from labctl.plan.layout import NetworkPlan, VmPlan
 from labctl.plan.mirrors import mirror_config_commands
 from labctl.plan.records import (
+    CLASS_TB_CACHE_MIB,
+    TB_CACHE_MIB,
     BridgedNic,
     DhcpHost,
     DomainSpec,
@@ -36,6 +38,12 @@ class VmFacts:
     ssh_port: int | None  # host port forwarded to 22 (user-mode networking)
     published: tuple[tuple[int, int], ...] = ()  # (host port, VM port)
     bind: str = "127.0.0.2"  # the address forwards are bound to on the host
+    restored: bool = False  # from a template's saved state, not booted
+
+
+def tb_cache_mib(facts: VmFacts, meta: Meta) -> int:
+    """A class's copy restored from a template gets the smaller cache."""
+    return CLASS_TB_CACHE_MIB if facts.restored and meta.copy else TB_CACHE_MIB
 
 
 def seed_spec(plan: VmPlan, login_public: str, host_private: str,
@@ -78,7 +86,8 @@ def domain_spec(plan: VmPlan, facts: VmFacts, meta: Meta) -> DomainSpec:
         serial_log=str(Path(facts.overlay).with_name(plan.serial_log)),
         metadata_xml=meta.to_xml(), kernel=facts.kernel, initrd=facts.initrd,
         cmdline=facts.cmdline if facts.kernel else None, firmware=plan.vm.firmware,
-        bridged_nics=tuple(bridged), user_nics=tuple(user_nics))
+        bridged_nics=tuple(bridged), user_nics=tuple(user_nics),
+        tb_cache_mib=tb_cache_mib(facts, meta))
 
 
 def network_spec(plan: NetworkPlan, subnet: ipaddress.IPv4Network, meta: Meta) -> NetworkSpec:

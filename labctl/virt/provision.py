@@ -105,7 +105,8 @@ class Provisioner:
                 taken.add(chosen)
                 published.append((chosen, port))
         facts = VmFacts(self.host.accel.domain_type, overlay, seed_path, base.kernel,
-                        base.initrd, image.cmdline, ssh_port, tuple(published), bind)
+                        base.initrd, image.cmdline, ssh_port, tuple(published), bind,
+                        restored=from_volume is not None)
         meta = vm_meta(plan, self.files.lab, facts, str(self.files.data_dir.resolve()),
                        **self.class_meta)
         self.host.define_domain(domain_xml(domain_spec(plan, facts, meta), self.templates))

@@ -7,7 +7,9 @@ rewrites them; review the diff."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,21 @@ def test_what_labctl_makes_of_each_example(path: Path, golden):
 def test_every_example_has_golden_files():
     made = {p.name for p in (GOLDEN / "examples").iterdir()}
     assert made == {p.stem for p in EXAMPLES}, "run pytest --regenerate for new examples"
+
+
+def test_a_class_copy_restored_from_a_template_gets_the_idle_translation_cache():
+    """Forty restored copies of a class fit a small machine: each one's TCG
+    cache is capped lower; a lone lab's VM and anything booted keep 128 MiB."""
+
+    lab = load_lab(ROOT / "examples" / "hello.yaml")
+    (plan,) = lab_layout(lab, {vm.image: DIGEST for vm in lab.vms}).vms
+    booted = facts(plan, 0)
+    restored = dataclasses.replace(booted, restored=True)
+
+    def cache(vm_facts, copy: str) -> str:
+        meta = vm_meta(plan, lab.name, vm_facts, "DATA", copy=copy)
+        return re.search(r"<tb-cache unit='MiB'>(\d+)<", domain_xml(
+            domain_spec(plan, vm_facts, meta))).group(1)
+
+    assert cache(restored, "3") == "64"
+    assert cache(restored, "") == cache(booted, "3") == cache(booted, "") == "128"
