@@ -6,9 +6,9 @@ guest may touch all of it) plus qemu's own -- under TCG the translation cache
 (capped at TB_CACHE_MIB by the domain XML, and filled: ~104 of 128 MiB after
 a restore and one login) plus qemu itself (~60-80 MiB measured), 210 MiB;
 with KVM 100 MiB. A VM restored from a template is charged what a restored
-VM of its shape was measured to hold (qemu's RSS after its identity, kept in
-the template's record: 341-372 MiB for hello's 512 MiB VM, most of the guest
-never touched) plus a quarter of its guest RAM for the student's work, never
+VM of its shape was measured to hold of its own (qemu's RSS after its
+identity less the template's memory file it maps unchanged, kept in the
+template's record) plus a quarter of its guest RAM for the student's work, never
 more than the cold charge: `held`, per VM name, from the use case. Disk: ~75
 MiB per VM measured (overlay after first boot, seed, log); 300 MiB is
 charged to leave room for containers. Booting is CPU-bound: under TCG one VM

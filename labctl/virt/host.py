@@ -295,12 +295,16 @@ class Host:
 
     def resident_mib(self, name: str) -> int | None:
         """The domain's qemu process's resident memory (guest, translation
-        cache, qemu itself), as libvirt reads it; None if it cannot tell."""
+        cache, qemu itself), as libvirt reads it, less the template's memory
+        file it maps unchanged (one copy for every VM: mapped.file_pages_mib,
+        seen on this machine only); None if it cannot tell."""
         try:
             rss = self._dom(name).memoryStats().get("rss")
         except libvirt.libvirtError:
             return None
-        return rss // 1024 if isinstance(rss, int) and rss > 0 else None
+        if not isinstance(rss, int) or rss <= 0:
+            return None
+        return rss // 1024 - (mapped.file_pages_mib(name) if self.is_local else 0)
 
     def guest_agent(self, name: str) -> GuestAgent | None:
         """The domain's guest agent if one answers now, else None."""

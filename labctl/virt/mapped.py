@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import libvirt
 
@@ -129,6 +131,27 @@ def load_state(dom: libvirt.virDomain, snapshot: str, disk_path: str) -> None:
     _job(dom, "snapshot-load", {"tag": snapshot, "vmstate": node, "devices": [node]})
     ignore_shared(dom, False)
     _job(dom, "snapshot-delete", {"tag": snapshot, "devices": [node]})
+
+
+def file_pages_mib(domain: str, run: str = "/run/libvirt/qemu") -> int:
+    """MiB of the domain's memory file its qemu maps unchanged here (page
+    cache every VM of the template shares; a page the VM wrote is its own);
+    0 if it maps none or this machine does not show it."""
+    try:
+        pid = Path(run, f"{domain}.pid").read_text().strip()
+        smaps = Path(f"/proc/{pid}/smaps").read_text()
+    except (OSError, ValueError):
+        return 0
+    kib, inside = 0, False
+    for line in smaps.splitlines():  # the file's pages: resident, less those copied on write
+        head = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            inside = len(head) > 5 and head[5].endswith(f"/{domain}.ram")
+        elif inside and head[0] == "Rss:":
+            kib += int(head[1])
+        elif inside and head[0] == "Anonymous:":
+            kib -= int(head[1])
+    return kib // 1024
 
 
 def _inactive_xml(dom: libvirt.virDomain) -> str:

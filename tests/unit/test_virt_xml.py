@@ -160,3 +160,27 @@ def test_no_memory_file_where_a_security_driver_would_refuse_it_to_qemu():
     assert mapped.qemu_owner(caps("apparmor", "dac"), "qemu") is None
     assert mapped.qemu_owner(caps("selinux", "dac"), "kvm") is None
     assert mapped.qemu_owner(caps("none"), "qemu") == (0, 0)  # qemu as libvirtd's user
+
+
+def test_a_vms_unchanged_pages_of_the_memory_file_are_not_its_own(tmp_path):
+    """Admission charges a restored VM what it holds of its own: the pages of
+    the template's file it maps unchanged are one copy for every VM."""
+    import mmap
+    import os
+
+    from labctl.virt import mapped
+
+    ram = tmp_path / "lab.vm.ram"
+    ram.write_bytes(os.urandom(8 << 20))
+    (tmp_path / "lab.vm.pid").write_text(f"{os.getpid()}\n")
+    with ram.open("rb") as fh:
+        view = mmap.mmap(fh.fileno(), 8 << 20, flags=mmap.MAP_PRIVATE,
+                         prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        assert sum(view[i] for i in range(0, 8 << 20, 4096)) >= 0  # every page read
+        assert mapped.file_pages_mib("lab.vm", str(tmp_path)) == 8
+        view[: 4 << 20] = bytes(4 << 20)  # half of it written: the VM's own now
+        assert mapped.file_pages_mib("lab.vm", str(tmp_path)) == 4
+        assert mapped.file_pages_mib("other.vm", str(tmp_path)) == 0  # no pid file
+    finally:
+        view.close()
