@@ -314,10 +314,9 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
             base_volume = Path(base.disk).name
             base_stamp = host.storage.stamp(base_volume)
             prov.create_vm(vm_plan, image, base)
-            # its RAM in a file every restored VM maps (see virt/mapped.py)
-            volume = volume_name(session.data_dir, key)
-            ram = ram_volume_name(volume) if host.map_memory(
-                vm_plan.domain, ram_volume_name(volume), vm_plan.vm.memory_mib) else ""
+            volume, ram = volume_name(session.data_dir, key), ram_volume_name(volume_name(
+                session.data_dir, key))  # its RAM a file every restored VM maps
+            ram = ram if host.map_memory(vm_plan.domain, ram, vm_plan.vm.memory_mib) else ""
             started = time.monotonic()
             prov.start_vm(vm_plan.domain)
             quietly(Event("vm template", "started", "", time.monotonic() - started))
@@ -327,8 +326,7 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
                 for service in warm_services(plan):  # started once here, not in every copy
                     transport.run(["sudo", "-n", "systemctl", "start", f"{service}.service"],
                                   timeout=300).check(f"template: starting {service}")
-                if not ram:  # a memory file would be written full: it keeps what the
-                    # guest touched, and free pages cost a restore nothing
+                if not ram:  # a memory file keeps only what the guest touched
                     transport.run(["sudo", "-n", "sh", "-c", ZERO_FREE_MEMORY],
                                   timeout=300).check("template: zeroing its free memory")
                 transport.run(["sync"], timeout=60)

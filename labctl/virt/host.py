@@ -262,9 +262,8 @@ class Host:
 
     # -- a template's memory mapped from one file (virt/mapped.py) -----------------
     def map_memory(self, name: str, ram: str, memory_mib: int) -> bool:
-        """Give the defined, stopped template VM `name` its RAM in the new
-        pool volume `ram`, shared. False where qemu would be refused the file
-        (AppArmor, SELinux): the template keeps its memory in its snapshot."""
+        """The stopped template VM's RAM in the new volume `ram`, shared; False
+        where a security driver would refuse qemu the file (AppArmor, SELinux)."""
         owner = mapped.qemu_owner(self.conn.getCapabilities(), self.accel.domain_type)
         if owner is None:
             return False
@@ -273,31 +272,20 @@ class Host:
         return True
 
     def save_template(self, name: str, snapshot: str, description: str) -> None:
-        """The template VM's internal snapshot (without its RAM where that is
-        a shared file: mapped.save); the caller powers the VM off."""
+        """Its internal snapshot (mapped.save); the caller powers it off."""
         mapped.save(self._dom(name), snapshot, description)
 
     def restore_into(self, name: str, snapshot: str, ram: str = "") -> None:
-        """Start the defined domain `name` from the internal snapshot its disk
-        holds (a template's): with `ram`, the template's memory file mapped
-        (mapped.restore); else adopt the snapshot with the domain's own XML,
-        revert, and drop it from the disk."""
+        """Start the defined domain from the template's snapshot its disk holds:
+        with `ram` mapped (mapped.restore), else adopted, reverted and dropped."""
         if ram:
             return mapped.restore(self.conn, self._dom(name),
                                   self.storage.link(ram, f"{name}.ram"), snapshot)
-        dom = self._dom(name)
-        snapshots.adopt(dom, snapshot)
-        snapshots.revert(dom, snapshot)
-        try:
-            snapshots.delete(dom, snapshot)
-        except LabctlError:
-            snapshots.delete(dom, snapshot, metadata_only=True)
+        return snapshots.restore_template(self._dom(name), snapshot)
 
     def resident_mib(self, name: str) -> int | None:
-        """The domain's qemu process's resident memory (guest, translation
-        cache, qemu itself), as libvirt reads it, less the template's memory
-        file it maps unchanged (one copy for every VM: mapped.file_pages_mib,
-        seen on this machine only); None if it cannot tell."""
+        """Its qemu's resident memory as libvirt reads it, less the template
+        file's pages it maps unchanged (here only: mapped.file_pages_mib)."""
         try:
             rss = self._dom(name).memoryStats().get("rss")
         except libvirt.libvirtError:

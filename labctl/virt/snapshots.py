@@ -68,6 +68,17 @@ def adopt(dom: libvirt.virDomain, name: str, disk: str = "vda") -> None:
         dom.snapshotCreateXML(xml, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
 
 
+def restore_template(dom: libvirt.virDomain, name: str) -> None:
+    """Start the defined domain from the template's snapshot its disk holds
+    (memory in it): adopted, reverted, then dropped from the disk."""
+    adopt(dom, name)
+    revert(dom, name)
+    try:
+        delete(dom, name)
+    except LabctlError:
+        delete(dom, name, metadata_only=True)
+
+
 def bridged_nic_devices(live_xml: str) -> list[tuple[str, str]]:
     """(MAC, device XML to plug back) of each libvirt-managed NIC of a running
     domain: its network, MAC, model and PCI slot, without what libvirt names
