@@ -41,12 +41,7 @@ from labctl.usecases.identity import (
     set_clock_running,
 )
 from labctl.usecases.session import Session
-from labctl.usecases.template_store import (
-    Template,
-    TemplateStore,
-    ram_volume_name,
-    volume_name,
-)
+from labctl.usecases.template_store import Template, TemplateStore, ram_volume_name, volume_name
 
 SNAPSHOT = "labctl-template"
 # One template build at a time on each host from this process: the copies of a
@@ -303,6 +298,8 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
 
     files = session.files(name)
     prov = host.provisioner(files, quietly, session.settings.templates)
+    volume = volume_name(session.data_dir, key)
+    memory_file = ram_volume_name(volume)  # its RAM, which every restored VM maps
     with session.changing(name, "up"):
         _clear(host, prov, name)  # what a killed build left
         try:
@@ -314,9 +311,8 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
             base_volume = Path(base.disk).name
             base_stamp = host.storage.stamp(base_volume)
             prov.create_vm(vm_plan, image, base)
-            volume, ram = volume_name(session.data_dir, key), ram_volume_name(volume_name(
-                session.data_dir, key))  # its RAM a file every restored VM maps
-            ram = ram if host.map_memory(vm_plan.domain, ram, vm_plan.vm.memory_mib) else ""
+            mapped = host.map_memory(vm_plan.domain, memory_file, vm_plan.vm.memory_mib)
+            ram = memory_file if mapped else ""
             started = time.monotonic()
             prov.start_vm(vm_plan.domain)
             quietly(Event("vm template", "started", "", time.monotonic() - started))
@@ -337,7 +333,7 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
             host.storage.delete(volume)
             host.storage.copy(f"{vm_plan.domain}.qcow2", volume)
         except BaseException:
-            host.storage.delete(ram_volume_name(volume_name(session.data_dir, key)))
+            host.storage.delete(memory_file)
             raise
         finally:
             _clear(host, prov, name)

@@ -85,7 +85,8 @@ def qmp(dom: libvirt.virDomain, command: str, arguments: dict | None = None) -> 
     import libvirt_qemu
 
     text = json.dumps({"execute": command, **({"arguments": arguments} if arguments else {})})
-    answer = json.loads(libvirt_qemu.qemuMonitorCommand(dom, text, 0))
+    with libvirt_errors(f"cannot ask qemu for {command}"):  # the caller boots cold instead
+        answer = json.loads(libvirt_qemu.qemuMonitorCommand(dom, text, 0))
     if "error" in answer:
         raise LabctlError(f"qemu refused {command}: {answer['error'].get('desc', answer)}")
     return answer.get("return")
