@@ -32,7 +32,7 @@ from labctl.lock import lab_lock
 from labctl.plan.capacity import restored_charge
 from labctl.plan.layout import VmPlan, lab_layout
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
-from labctl.ssh.transport import HostKeyMismatch
+from labctl.ssh.transport import HostKeyMismatch, preload
 from labctl.usecases.identity import (
     IDENTITY,
     clock_shift,
@@ -103,6 +103,7 @@ def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: 
             ensure(pending.parent)
             pending.touch()
             prov.create_vm(plan, image, base, from_volume=template.volume)
+            preload()  # the readiness login's paramiko, while the guest works
             began = time.monotonic()
             host.restore_into(plan.domain, SNAPSHOT, template.ram)
             if on_lab_networks(plan):
@@ -127,6 +128,7 @@ def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: 
     report(Event(subject, "define", f"{verb} {plan.domain}"))
     for attempt in range(PORT_ATTEMPTS):
         prov.create_vm(plan, image, base)
+        preload()
         began = time.monotonic()
         try:
             prov.start_vm(plan.domain)
