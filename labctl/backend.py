@@ -39,6 +39,9 @@ class GuestAgent(Protocol):
     def clock_offset(self) -> float: ...  # seconds the guest's clock is behind
     def run(self, argv: list[str], stdin: str, timeout: float, errors: str = "replace",
             max_output: int = ...) -> CommandResult: ...  # TimedOut, TooMuchOutput
+    # the script run by the root shell a template left waiting in `folder`
+    # (no process started); None: no shell waits there
+    def hand(self, folder: str, script: str, timeout: float) -> CommandResult | None: ...
 
 
 @dataclass(frozen=True)

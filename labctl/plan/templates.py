@@ -44,8 +44,9 @@ def warm_services(plan: VmPlan) -> tuple[str, ...]:
 
 # How a template is made (usecases/templates.py): a new recipe is a new key, so
 # no data dir keeps restoring templates saved the old way.
-RECIPE = 4  # 2: free guest memory zeroed before the save; 3: labctl's own account;
-# 4: its memory a file restored VMs map (virt/mapped.py)
+RECIPE = 5  # 2: free guest memory zeroed before the save; 3: labctl's own account;
+# 4: its memory a file restored VMs map (virt/mapped.py); 5: a root shell left
+# waiting for the identity script (usecases/identity.py)
 
 
 def template_key(plan: VmPlan, image_sha256: str, domain_type: str, libvirt: str,

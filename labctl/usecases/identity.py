@@ -41,7 +41,7 @@ perl -e 'open(my $f, ">", "/dev/urandom") or die "urandom: $!";
          ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!"' {seed}
 """
 
-IDENTITY = RESEED + """rm -f /var/lib/labctl/failed
+_MADE_ITSELF = """[ ! -e /var/lib/labctl/failed ] || rm -f /var/lib/labctl/failed
 # This VM's seed script, sent inline by labctl (which rendered the seed): no
 # seed disk mounted, read and unmounted while the student waits. The instance
 # is recorded as the first boot records it, so a reboot does not apply the
@@ -71,13 +71,115 @@ fi
 # itself for every connection and reads the key then (checked: the next
 # connection is offered the new key). From 9.8 on the listener holds the keys
 # and hands them to sshd-session: there sshd restarts too (one systemctl).
-journald="restart{no_block} systemd-journald"
+"""
+_RESTARTS = """journald="restart{no_block} systemd-journald"
 if [ -e /usr/lib/openssh/sshd-session ]; then
     systemctl $journald ssh
 else
     systemctl $journald
 fi
 """
+IDENTITY = RESEED + _MADE_ITSELF + _RESTARTS
+# The same in the waiting shell (below): its perl reseeds, sets the clock and
+# syncs, and a restart in the background waits until the VM is ready (`later`,
+# run by the shell once it has said the script's status).
+HANDED_IDENTITY = "{clock}reseed {seed}\n" + _MADE_ITSELF + """\
+if [ -e /usr/lib/openssh/sshd-session ]; then
+    systemctl restart{no_block} systemd-journald ssh
+elif [ -n "{no_block}" ]; then
+    later="systemctl restart systemd-journald"
+else
+    systemctl restart systemd-journald
+fi
+"""
+
+# A restored VM's identity costs no process start when the template left a
+# root shell waiting for it: under TCG, qemu-ga's spawn of bash and perl's own
+# start were ~0.7 s of a ~2 s identity, and every process started before the
+# first login slows that login too. The template starts the shell before it is
+# saved (a transient unit), with a perl that reseeds, moves the clock and syncs
+# on request (x86_64 system calls: elsewhere the shell does not start and the
+# VM makes itself the slower way). labctl writes the script next to it over
+# the agent's file calls and wakes it through its FIFO; the shell runs it once,
+# writes its output and exit status, and ends. Root's only: the folder is 0700.
+WAITING_DIR = "/run/labctl-identity"
+WAITING_SHELL = r"""set -u
+dir=/run/labctl-identity
+coproc HELPER { exec perl -e '
+    use Config;
+    $| = 1;
+    open(my $rand, ">", "/dev/urandom") or die "urandom: $!";
+    while (my $line = <STDIN>) {
+        my ($verb, $arg) = split(" ", $line);
+        if ($verb eq "hello") {
+            print($Config{archname} =~ /^x86_64-linux/ ? "ok
+" : "no
+");
+            next;
+        } elsif ($verb eq "reseed") {
+            syswrite($rand, pack("H*", $arg)) or die "urandom: $!";
+            ioctl($rand, 0x5207, 0) or die "RNDRESEEDCRNG: $!";
+        } elsif ($verb eq "sync") {
+            syscall(162) == 0 or die "sync: $!";
+        } elsif ($verb eq "shift") {  # microseconds
+            my $ts = pack("q2", 0, 0);
+            syscall(228, 0, $ts) == 0 or die "clock_gettime: $!";
+            my ($s, $ns) = unpack("q2", $ts);
+            my $at = $s * 1000000000 + $ns + $arg * 1000;
+            syscall(227, 0, pack("q2", int($at / 1000000000), $at % 1000000000)) == 0
+                or die "clock_settime: $!";
+        }
+        print "ok
+";
+    }'; }
+exec 4>&"${HELPER[1]}" 5<&"${HELPER[0]}"  # a coprocess's own are not a subshell's
+ask() { printf '%s
+' "$*" >&4 && IFS= read -r answer <&5 && [ "$answer" = ok ]; }
+reseed() { ask reseed "$1"; }
+shift_clock() { ask shift "$1"; }
+sync() { ask sync; }  # sync(2) without a process
+ask hello || exit 1
+exec 3<>"$dir/inbox"  # read-write: no writer's close ends the wait
+: > "$dir/waiting"
+IFS= read -r _ <&3 || exit 1
+later=  # the script may leave a command for once the VM is ready
+later_after=10  # seconds: readiness and a first command are through by then
+finish() {
+    : > "$dir/script"  # it held the VM's host key
+    echo "$1" > "$dir/status"
+    if [ -n "$later" ]; then  # not in the way of the VM's readiness
+        read -rt "$later_after" _ <&3 || :
+        $later >/dev/null 2>&1 || :
+    fi
+}
+trap 'finish $?' EXIT
+exec >"$dir/out" 2>"$dir/err" </dev/null
+. "$dir/script"
+"""
+START_WAITING = """set -eu
+d={folder}
+# on any failure nothing is left: restored VMs make themselves the slower way
+trap 'rm -rf "$d"; echo "the waiting shell did not start" >&2' EXIT
+rm -rf "$d"
+mkdir -m 0700 "$d"
+mkfifo -m 0600 "$d/inbox"
+# from a file: systemd would expand the $ of a command line given to it
+printf '%s' {shell} > "$d/shell"
+systemd-run --quiet --collect --unit=labctl-identity -p Type=exec /bin/bash "$d/shell"
+for _ in $(seq 100); do
+    if [ -e "$d/waiting" ]; then
+        trap - EXIT
+        exit 0
+    fi
+    sleep 0.1
+done
+exit 1
+"""
+
+
+def start_waiting() -> str:
+    """Shell (as root) that leaves the waiting shell in a template about to be saved."""
+    return START_WAITING.format(folder=WAITING_DIR, shell=shell.quote(WAITING_SHELL))
 
 
 def clock_shift(offset: float) -> str:
@@ -89,6 +191,13 @@ def clock_shift(offset: float) -> str:
     return ("set -eu\nexport LC_ALL=C\n"
             f"t=$(( ${{EPOCHREALTIME/./}} + {round(offset * 1e6)} ))\n"
             'date -u -s "@${t%??????}.${t: -6}" >/dev/null\n')
+
+
+def handed_clock(offset: float) -> str:
+    """clock_shift for the waiting shell: its perl moves the clock."""
+    if abs(offset) <= CLOCK_SLACK:
+        return "set -eu\n"
+    return f"set -eu\nshift_clock {round(offset * 1e6)}\n"
 
 
 def identity_values(seed_files: dict[str, str], replugged: bool,

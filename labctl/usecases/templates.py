@@ -34,11 +34,15 @@ from labctl.plan.layout import VmPlan, lab_layout
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
 from labctl.ssh.transport import HostKeyMismatch, preload
 from labctl.usecases.identity import (
+    HANDED_IDENTITY,
     IDENTITY,
+    WAITING_DIR,
     clock_shift,
     filled,
+    handed_clock,
     identity_values,
     set_clock_running,
+    start_waiting,
 )
 from labctl.usecases.session import Session
 from labctl.usecases.template_store import Template, TemplateStore, ram_volume_name, volume_name
@@ -169,9 +173,14 @@ def _give_identity(session: Session, host: Backend, plan: VmPlan, template: Temp
     if template.agent:
         agent = _agent_of(host, plan.domain, time.monotonic() + AGENT_WAIT)
         if agent is not None:
-            script = clock_shift(agent.clock_offset()) + filled(IDENTITY, **values)
-            agent.run(["/bin/bash", "-s"], script, max(deadline - time.monotonic(), 5)
-                      ).check(what)
+            offset = agent.clock_offset()
+            budget = max(deadline - time.monotonic(), 5)
+            done = agent.hand(WAITING_DIR, filled(HANDED_IDENTITY, clock=handed_clock(offset),
+                                                  **values), budget)
+            if done is None:  # no shell waits in this template: one started for it
+                done = agent.run(["/bin/bash", "-s"],
+                                 clock_shift(offset) + filled(IDENTITY, **values), budget)
+            done.check(what)
             return
     label = f"VM '{plan.vm.name}' (restored)"
     while True:  # the restored VM answers within seconds; wait for that only
@@ -324,6 +333,11 @@ def _build(session: Session, host: Backend, image: Image, plan: VmPlan, key: str
                 for service in warm_services(plan):  # started once here, not in every copy
                     transport.run(["sudo", "-n", "systemctl", "start", f"{service}.service"],
                                   timeout=300).check(f"template: starting {service}")
+                # a root shell left waiting: the restored VMs' identity starts no process
+                waiting = transport.run(["sudo", "-n", "bash", "-c", start_waiting()], timeout=60)
+                if not waiting.ok:  # they run the script the slower way
+                    session.report(Event(f"template {key[:12]}", "build",
+                                         f"no waiting shell: {waiting.stderr.strip()[-200:]}"))
                 if not ram:  # a memory file keeps only what the guest touched
                     transport.run(["sudo", "-n", "sh", "-c", ZERO_FREE_MEMORY],
                                   timeout=300).check("template: zeroing its free memory")

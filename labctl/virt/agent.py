@@ -84,6 +84,83 @@ def run(dom: libvirt.virDomain, argv: list[str], stdin: str, timeout: float,
                          time.monotonic() - began)
 
 
+def hand(dom: libvirt.virDomain, folder: str, script: str, timeout: float,
+         errors: str = "replace", max_output: int = OUTPUT_CAP) -> CommandResult | None:
+    """Run `script` in the root shell waiting in `folder` (identity.py's
+    WAITING_SHELL): written to `folder`/script and woken through its FIFO with
+    the agent's file calls, no process started; then its status and output
+    read back as run() reads a command's. None when no shell waits there (a
+    template saved without one; nothing was written)."""
+    began = time.monotonic()
+    data = script.encode()
+    try:  # read-write: a FIFO opened so never blocks the agent
+        inbox = _command(dom, "guest-file-open", 5, path=f"{folder}/inbox", mode="r+")
+    except AgentGone:
+        return None
+    try:
+        _write(dom, f"{folder}/script", data)
+        _write_handle(dom, inbox, b"go\n")
+    finally:
+        _close(dom, inbox)
+    while True:
+        status = _read(dom, f"{folder}/status", 16)
+        if status is not None and status.endswith(b"\n"):
+            break
+        if time.monotonic() - began > timeout:
+            raise TimedOut(f"the guest agent: the waiting shell did not end within "
+                           f"{timeout:.0f} s")
+        time.sleep(POLL_GAP)
+    out = _read(dom, f"{folder}/out", max_output + 1) or b""
+    err = _read(dom, f"{folder}/err", max_output + 1) or b""
+    if len(out) + len(err) > max_output:
+        raise TooMuchOutput(f"the guest agent: the waiting shell printed more than "
+                            f"{max_output >> 10} KiB")
+    try:
+        code = int(status)
+    except ValueError:
+        code = -1
+    return CommandResult("(waiting shell)", code, out.decode(errors=errors),
+                         err.decode(errors="replace"), time.monotonic() - began)
+
+
+def _write(dom: libvirt.virDomain, path: str, data: bytes) -> None:
+    handle = _command(dom, "guest-file-open", 5, path=path, mode="w")
+    try:
+        _write_handle(dom, handle, data)
+    finally:
+        _close(dom, handle)
+
+
+def _write_handle(dom: libvirt.virDomain, handle: object, data: bytes) -> None:
+    while data:
+        wrote = _command(dom, "guest-file-write", 5, handle=handle,
+                         **{"buf-b64": base64.b64encode(data).decode()})
+        count = wrote.get("count") if isinstance(wrote, dict) else None
+        if not isinstance(count, int) or count <= 0:
+            raise AgentGone("the guest agent wrote nothing")
+        data = data[count:]
+
+
+def _read(dom: libvirt.virDomain, path: str, cap: int) -> bytes | None:
+    """Up to `cap` bytes of the file; None if it cannot be opened (not yet there)."""
+    try:
+        handle = _command(dom, "guest-file-open", 5, path=path, mode="r")
+    except AgentGone:
+        return None
+    try:
+        got = _command(dom, "guest-file-read", 5, handle=handle, count=cap)
+    finally:
+        _close(dom, handle)
+    return _bytes(got.get("buf-b64")) if isinstance(got, dict) else b""
+
+
+def _close(dom: libvirt.virDomain, handle: object) -> None:
+    try:
+        _command(dom, "guest-file-close", 5, handle=handle)
+    except AgentGone:
+        pass
+
+
 class GuestAgent:
     """One domain's guest agent: AgentGone when it stops answering."""
 
@@ -96,6 +173,9 @@ class GuestAgent:
     def run(self, argv: list[str], stdin: str, timeout: float, errors: str = "replace",
             max_output: int = OUTPUT_CAP) -> CommandResult:
         return run(self.dom, argv, stdin, timeout, errors, max_output)
+
+    def hand(self, folder: str, script: str, timeout: float) -> CommandResult | None:
+        return hand(self.dom, folder, script, timeout)
 
 
 def answering(dom: libvirt.virDomain, timeout: int = 2) -> GuestAgent | None:

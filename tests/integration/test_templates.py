@@ -83,6 +83,13 @@ def test_every_copy_is_itself_and_none_is_the_template(restored, settings):
         before = time.time()
         guest = float(run(copy, "date", "+%s.%N"))
         assert before - 2 <= guest <= time.time() + 2  # the host's clock, within 2 s
+        # made itself in the shell the template left waiting, which then ended;
+        # the script it ran (the VM's host key in it) is emptied
+        assert run(copy, "sudo", "-n", "cat", "/run/labctl-identity/status") == "0\n"
+        assert run(copy, "sudo", "-n", "stat", "-c", "%s",
+                   "/run/labctl-identity/script").strip() == "0"
+        assert run(copy, "sh", "-c", "systemctl is-active labctl-identity || :"
+                   ).strip() == "inactive"
     assert len(seen_keys) == 3 and len(machine_ids) == 3
     # each copy's kernel was reseeded from labctl's randomness: no two draw alike
     draws = {run(copy, "od", "-An", "-tx1", "-N16", "/dev/urandom").strip() for copy in COPIES}

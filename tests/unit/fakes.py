@@ -202,6 +202,7 @@ class DriverHost(Host):
 
     replugged: list[str] = []  # every replug of this test process, by domain
     agent_runs: list[tuple[str, str]] | None = None  # (domain, script) with an agent; None: none
+    agent_waiting = False  # a template's waiting shell answers hand()
 
     def replug_nics(self, name: str) -> None:
         self._dom(name)  # a domain that must exist
@@ -230,14 +231,22 @@ class DriverHost(Host):
 
     def guest_agent(self, name: str):
         self._dom(name)
-        return None if DriverHost.agent_runs is None else FakeAgent(name, DriverHost.agent_runs)
+        return None if DriverHost.agent_runs is None else \
+            FakeAgent(name, DriverHost.agent_runs, DriverHost.agent_waiting)
 
 
 class FakeAgent:
     """A guest agent that answers: its guest is 30 s behind, every command exits 0."""
 
-    def __init__(self, domain: str, runs: list[tuple[str, str]]):
-        self.domain, self.runs = domain, runs
+    def __init__(self, domain: str, runs: list[tuple[str, str]], waiting: bool = False):
+        self.domain, self.runs, self.waiting = domain, runs, waiting
+
+    def hand(self, folder: str, script: str, timeout: float) -> CommandResult | None:
+        """The waiting shell, if the fake has one: the script is noted, exits 0."""
+        if not self.waiting:
+            return None
+        self.runs.append((self.domain, f"# handed to {folder}\n{script}"))
+        return CommandResult("(waiting shell)", 0, "", "", 0.01)
 
     def clock_offset(self) -> float:
         return 30.0

@@ -80,8 +80,28 @@ def test_a_template_with_a_guest_agent_gives_identity_through_it_without_a_login
         assert "hostname=node" in script and "instance-id" in script
         assert "t=$(( ${EPOCHREALTIME/./} + 30000000 ))" in script  # FakeAgent: 30 s behind
         assert "clock?" not in script  # no dialogue: the agent measured the offset
+        assert "perl -e" in script  # reseeded by a perl of its own
     finally:
         DriverHost.agent_runs = None
+
+
+def test_a_template_with_a_waiting_shell_is_handed_the_identity_script(tmp_path: Path):
+    """A template built with its waiting shell: the restored VM's identity
+    script goes to that shell (its perl moves the clock and reseeds, no
+    process started); journald restarts once the VM is ready."""
+    runs: list[tuple[str, str]] = []
+    DriverHost.agent_runs, DriverHost.agent_waiting = runs, True
+    try:
+        session = session_on(tmp_path, FakeReach())
+        lab_cases.up(session, HELLO)
+        (domain, script), = [r for r in runs if r[0] == "hello.node"]
+        assert script.startswith("# handed to /run/labctl-identity\nset -eu\n"
+                                 "shift_clock 30000000\nreseed ")
+        assert "perl" not in script and "date -u -s" not in script
+        assert "hostname=node" in script and "instance-id" in script
+        assert 'later="systemctl restart systemd-journald"' in script
+    finally:
+        DriverHost.agent_runs, DriverHost.agent_waiting = None, False
 
 
 def test_a_restored_vms_footprint_is_kept_and_charged_to_the_next_class(tmp_path: Path):
