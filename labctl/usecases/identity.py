@@ -107,14 +107,13 @@ WAITING_SHELL = r"""set -u
 dir=/run/labctl-identity
 coproc HELPER { exec perl -e '
     use Config;
+    use integer;  # nanoseconds since 1970 need all 64 bits
     $| = 1;
     open(my $rand, ">", "/dev/urandom") or die "urandom: $!";
     while (my $line = <STDIN>) {
         my ($verb, $arg) = split(" ", $line);
         if ($verb eq "hello") {
-            print($Config{archname} =~ /^x86_64-linux/ ? "ok
-" : "no
-");
+            print($Config{archname} =~ /^x86_64-linux/ ? "ok\n" : "no\n");
             next;
         } elsif ($verb eq "reseed") {
             syswrite($rand, pack("H*", $arg)) or die "urandom: $!";
@@ -126,15 +125,13 @@ coproc HELPER { exec perl -e '
             syscall(228, 0, $ts) == 0 or die "clock_gettime: $!";
             my ($s, $ns) = unpack("q2", $ts);
             my $at = $s * 1000000000 + $ns + $arg * 1000;
-            syscall(227, 0, pack("q2", int($at / 1000000000), $at % 1000000000)) == 0
+            syscall(227, 0, pack("q2", $at / 1000000000, $at % 1000000000)) == 0
                 or die "clock_settime: $!";
         }
-        print "ok
-";
+        print "ok\n";
     }'; }
 exec 4>&"${HELPER[1]}" 5<&"${HELPER[0]}"  # a coprocess's own are not a subshell's
-ask() { printf '%s
-' "$*" >&4 && IFS= read -r answer <&5 && [ "$answer" = ok ]; }
+ask() { printf '%s\n' "$*" >&4 && IFS= read -r answer <&5 && [ "$answer" = ok ]; }
 reseed() { ask reseed "$1"; }
 shift_clock() { ask shift "$1"; }
 sync() { ask sync; }  # sync(2) without a process
