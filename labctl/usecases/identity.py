@@ -1,19 +1,28 @@
 """What a VM resumed from saved state is given before it is used: the clock
 from the host's (a dialogue on the script's own stdin, ClockTalk), fresh
 randomness, and -- restored from a template -- its own identity (its seed's
-first boot, a new machine-id). Guest-side shell, run as root in one SSH
-command; every process it starts costs ~0.05-0.3 s under TCG, so it starts
-as few as it can. Used by templates.py (a restore) and resetpoints.py (a
-revert to a VM's own reset point)."""
+first boot, a new machine-id). Guest-side shell, run as root in one command
+(in the shell a template left waiting, through the guest agent, or over SSH);
+every process it starts costs ~0.05-0.3 s under TCG, so it starts as few as
+it can. give_identity makes a restored VM itself (templates.py);
+resetpoints.py gives a VM back at its own reset point the clock and
+randomness."""
 
 from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from labctl import shell
 from labctl.errors import LabctlError
-from labctl.ssh.transport import SSHTransport
+from labctl.ssh.transport import HostKeyMismatch, SSHTransport
+
+if TYPE_CHECKING:
+    from labctl.backend import Backend, GuestAgent
+    from labctl.plan.layout import VmPlan
+    from labctl.usecases.session import Session
+    from labctl.usecases.template_store import Template
 
 CLOCK_DIALOGUE = """set -eu
 export LC_ALL=C  # EPOCHREALTIME with a dot
@@ -259,3 +268,51 @@ class ClockTalk:
                 or self.rounds > CLOCK_ROUNDS:
             return "ok"
         return f"shift {round(delta * 1e6)}"
+
+
+def give_identity(session: Session, host: Backend, plan: VmPlan, template: Template,
+                  seed_files: dict[str, str], replugged: bool) -> None:
+    """Make the VM itself: through its guest agent when the template has one
+    (no login), else logged in as the template (its key, its pinned host
+    key); the template's keys are gone from it afterwards. `replugged`: its
+    NICs on lab networks were plugged afresh (the readiness unit runs again)."""
+    what = f"VM '{plan.vm.name}': giving the restored VM its identity"
+    values = identity_values(seed_files, replugged, bool(plan.vm.containers))
+    deadline = time.monotonic() + session.settings.budgets.get("restore", 120)
+    if template.agent:
+        agent = _agent_of(host, plan.domain, time.monotonic() + AGENT_WAIT)
+        if agent is not None:
+            offset = agent.clock_offset()
+            budget = max(deadline - time.monotonic(), 5)
+            done = agent.hand(WAITING_DIR, filled(HANDED_IDENTITY, clock=handed_clock(offset),
+                                                  **values), budget)
+            if done is None:  # no shell waits in this template: one started for it
+                done = agent.run(["/bin/bash", "-s"],
+                                 clock_shift(offset) + filled(IDENTITY, **values), budget)
+            done.check(what)
+            return
+    label = f"VM '{plan.vm.name}' (restored)"
+    while True:  # the restored VM answers within seconds; wait for that only
+        try:
+            transport = session.reach.login_as(host, plan.domain, label, template.user,
+                                               template.login_private, template.host_public)
+            break
+        except HostKeyMismatch:
+            raise  # not the template: never retried, never trusted
+        except LabctlError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    with transport:  # once: the script changes the keys this login used
+        set_clock_running(transport, IDENTITY, what, **values)
+
+
+AGENT_WAIT = 3.0  # seconds a restored template's agent may take to answer; then SSH
+
+
+def _agent_of(host: Backend, domain: str, until: float) -> GuestAgent | None:
+    while True:
+        found = host.guest_agent(domain)
+        if found is not None or time.monotonic() > until:
+            return found
+        time.sleep(0.05)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from labctl.backend import Backend, BaseVolumes, GuestAgent, Provisioning
+from labctl.backend import Backend, BaseVolumes, Provisioning
 from labctl.datadir import ensure
 from labctl.errors import LabctlError
 from labctl.events import Event, Report
@@ -33,17 +33,7 @@ from labctl.plan.capacity import restored_charge
 from labctl.plan.layout import VmPlan, lab_layout
 from labctl.plan.templates import cold_reason, nic_kinds, template_key, warm_services
 from labctl.ssh.transport import HostKeyMismatch, preload
-from labctl.usecases.identity import (
-    HANDED_IDENTITY,
-    IDENTITY,
-    WAITING_DIR,
-    clock_shift,
-    filled,
-    handed_clock,
-    identity_values,
-    set_clock_running,
-    start_waiting,
-)
+from labctl.usecases.identity import give_identity, start_waiting
 from labctl.usecases.session import Session
 from labctl.usecases.template_store import Template, TemplateStore, ram_volume_name, volume_name
 
@@ -114,7 +104,8 @@ def create_and_start(session: Session, host: Backend, prov: Provisioning, plan: 
                 host.replug_nics(plan.domain)
             report(Event(subject, "started", f"restored from template {template.short}",
                          time.monotonic() - began))
-            _give_identity(session, host, plan, template, prov.rendered_seed(plan.domain))
+            give_identity(session, host, plan, template, prov.rendered_seed(plan.domain),
+                          on_lab_networks(plan))
             pending.unlink(missing_ok=True)
             TemplateStore(session.data_dir).note_held(template.key,
                                                       host.resident_mib(plan.domain))
@@ -160,53 +151,6 @@ def restoring(lab_dir: Path, domain: str) -> Path:
     returned to its reset point and not yet given its clock and randomness):
     the next `up` recreates a VM that has it."""
     return lab_dir / "restoring" / domain
-
-
-def _give_identity(session: Session, host: Backend, plan: VmPlan, template: Template,
-                   seed_files: dict[str, str]) -> None:
-    """Make the VM itself: through its guest agent when the template has one
-    (no login), else logged in as the template (its key, its pinned host
-    key); the template's keys are gone from it afterwards."""
-    what = f"VM '{plan.vm.name}': giving the restored VM its identity"
-    values = identity_values(seed_files, on_lab_networks(plan), bool(plan.vm.containers))
-    deadline = time.monotonic() + session.settings.budgets.get("restore", 120)
-    if template.agent:
-        agent = _agent_of(host, plan.domain, time.monotonic() + AGENT_WAIT)
-        if agent is not None:
-            offset = agent.clock_offset()
-            budget = max(deadline - time.monotonic(), 5)
-            done = agent.hand(WAITING_DIR, filled(HANDED_IDENTITY, clock=handed_clock(offset),
-                                                  **values), budget)
-            if done is None:  # no shell waits in this template: one started for it
-                done = agent.run(["/bin/bash", "-s"],
-                                 clock_shift(offset) + filled(IDENTITY, **values), budget)
-            done.check(what)
-            return
-    label = f"VM '{plan.vm.name}' (restored)"
-    while True:  # the restored VM answers within seconds; wait for that only
-        try:
-            transport = session.reach.login_as(host, plan.domain, label, template.user,
-                                               template.login_private, template.host_public)
-            break
-        except HostKeyMismatch:
-            raise  # not the template: never retried, never trusted
-        except LabctlError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    with transport:  # once: the script changes the keys this login used
-        set_clock_running(transport, IDENTITY, what, **values)
-
-
-AGENT_WAIT = 3.0  # seconds a restored template's agent may take to answer; then SSH
-
-
-def _agent_of(host: Backend, domain: str, until: float) -> GuestAgent | None:
-    while True:
-        found = host.guest_agent(domain)
-        if found is not None or time.monotonic() > until:
-            return found
-        time.sleep(0.05)
 
 
 def key_for(host: Backend, image: Image, plan: VmPlan) -> str:
