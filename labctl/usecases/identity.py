@@ -111,6 +111,8 @@ fi
 # VM makes itself the slower way). labctl writes the script next to it over
 # the agent's file calls and wakes it through its FIFO; the shell runs it once,
 # writes its output and exit status, and ends. Root's only: the folder is 0700.
+# Templates keep the shell they were saved with: a change to it (or to what a
+# handed script may call) needs a new RECIPE in plan/templates.py.
 WAITING_DIR = "/run/labctl-identity"
 WAITING_SHELL = r"""set -u
 dir=/run/labctl-identity
