@@ -92,7 +92,7 @@ IDENTITY = RESEED + _MADE_ITSELF + _RESTARTS
 # The same in the waiting shell (below): its perl reseeds, sets the clock and
 # syncs, and a restart in the background waits until the VM is ready (`later`,
 # run by the shell once it has said the script's status).
-HANDED_IDENTITY = "{clock}reseed {seed}\n" + _MADE_ITSELF + """\
+HANDED_IDENTITY = "reseed {seed}\n" + _MADE_ITSELF + """\
 if [ -e /usr/lib/openssh/sshd-session ]; then
     systemctl restart{no_block} systemd-journald ssh
 elif [ -n "{no_block}" ]; then
@@ -286,8 +286,8 @@ def give_identity(session: Session, host: Backend, plan: VmPlan, template: Templ
         if agent is not None:
             offset = agent.clock_offset()
             budget = max(deadline - time.monotonic(), 5)
-            done = agent.hand(WAITING_DIR, filled(HANDED_IDENTITY, clock=handed_clock(offset),
-                                                  **values), budget)
+            done = agent.hand(WAITING_DIR,
+                              handed_clock(offset) + filled(HANDED_IDENTITY, **values), budget)
             if done is None:  # no shell waits in this template: one started for it
                 done = agent.run(["/bin/bash", "-s"],
                                  clock_shift(offset) + filled(IDENTITY, **values), budget)
