@@ -21,6 +21,7 @@ from labctl.ssh.transport import CommandResult, TimedOut, TooMuchOutput
 
 OUTPUT_CAP = 64 * 1024  # bytes of stdout and stderr a command may print (unless told)
 POLL_GAP = 0.02  # seconds between "has it exited?"
+PING_GAP = 1.0  # seconds between "does the agent still answer?" while a status is awaited
 
 
 class AgentGone(BackendError):
@@ -102,6 +103,7 @@ def hand(dom: libvirt.virDomain, folder: str, script: str, timeout: float,
         _write_handle(dom, inbox, b"go\n")
     finally:
         _close(dom, inbox)
+    next_ping = began + PING_GAP
     while True:
         status = _read(dom, f"{folder}/status", 16)
         if status is not None and status.endswith(b"\n"):
@@ -109,6 +111,9 @@ def hand(dom: libvirt.virDomain, folder: str, script: str, timeout: float,
         if time.monotonic() - began > timeout:
             raise TimedOut(f"the guest agent: the waiting shell did not end within "
                            f"{timeout:.0f} s")
+        if time.monotonic() > next_ping:  # "not there yet" must not hide a dead agent
+            _command(dom, "guest-ping", 2)
+            next_ping = time.monotonic() + PING_GAP
         time.sleep(POLL_GAP)
     out = _read(dom, f"{folder}/out", max_output + 1) or b""
     err = _read(dom, f"{folder}/err", max_output + 1) or b""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -23,8 +24,13 @@ class FileAgent:
 
     def __init__(self):
         self.handles: dict[int, int] = {}
+        self.alive = True
 
     def __call__(self, _dom, execute: str, _timeout: int, **args):
+        if not self.alive:
+            raise agent.AgentGone("the guest agent: not connected")
+        if execute == "guest-ping":
+            return {}
         if execute == "guest-file-open":
             flags = {"r": os.O_RDONLY, "r+": os.O_RDWR,
                      "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC}[args["mode"]]
@@ -62,14 +68,15 @@ def waiting(tmp_path: Path, monkeypatch):
         assert shell.poll() is None, shell.stderr.read()
         assert time.monotonic() < deadline, "the waiting shell did not start"
         time.sleep(0.05)
-    monkeypatch.setattr(agent, "_command", FileAgent())
-    yield folder, shell
+    files = FileAgent()
+    monkeypatch.setattr(agent, "_command", files)
+    yield folder, shell, files
     shell.kill()
     shell.wait()
 
 
 def test_a_script_handed_to_the_waiting_shell_runs_once_as_said(waiting):
-    folder, shell = waiting
+    folder, shell, _ = waiting
     script = ("set -eu\nreseed 00112233445566778899aabbccddeeff\nsync\n"
               "echo out; echo err >&2\nlater='touch " + str(folder / "later") + "'\n")
     done = agent.hand(None, str(folder), script, timeout=30)
@@ -81,8 +88,19 @@ def test_a_script_handed_to_the_waiting_shell_runs_once_as_said(waiting):
 
 
 def test_a_failing_script_says_its_status_and_an_absent_shell_is_none(waiting, tmp_path):
-    folder, shell = waiting
+    folder, shell, _ = waiting
     done = agent.hand(None, str(folder), "set -eu\necho before\nfalse\necho after\n", 30)
     assert (done.exit_status, done.stdout) == (1, "before\n")
     assert shell.wait(timeout=30) == 1
     assert agent.hand(None, str(tmp_path / "none"), "echo hi\n", 5) is None  # nothing there
+
+
+def test_an_agent_gone_while_the_shell_runs_is_said_at_once_not_waited_out(waiting):
+    """A status not there yet is waited for; an agent that stops answering
+    (the VM died) ends the wait within a ping's gap, not the restore budget."""
+    _folder, _shell, files = waiting
+    threading.Timer(0.3, setattr, (files, "alive", False)).start()
+    began = time.monotonic()
+    with pytest.raises(agent.AgentGone):
+        agent.hand(None, str(_folder), "read -rt 10 _ <&3 || :\n", timeout=60)
+    assert time.monotonic() - began < agent.PING_GAP + 2
