@@ -71,10 +71,35 @@ def settings() -> Settings:
     return Settings(uri=DEFAULT_URI, data_dir=Path(os.environ["LABCTL_DATA_DIR"]))
 
 
+# -- the slowest labctl commands of the run, printed at its end -----------------
+# A module's time says where the minutes went; these say which command waited
+# and what it last said (a wait that ran to its budget shows here in CI's log).
+SLOW_SECONDS = 120.0
+_SLOW: list[tuple[float, str, str]] = []
+
+
+def _timed(args: tuple[str, ...], began: float, stderr: str) -> None:
+    took = time.monotonic() - began
+    if took >= SLOW_SECONDS:
+        tail = " | ".join(line.strip() for line in stderr.splitlines()[-4:])
+        _SLOW.append((took, "labctl " + " ".join(args), tail))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _SLOW:
+        return
+    terminalreporter.section(f"labctl commands that took {SLOW_SECONDS:.0f} s or more")
+    for took, command, tail in sorted(_SLOW, reverse=True)[:15]:
+        terminalreporter.write_line(f"{took:6.0f} s  {command[:150]}")
+        terminalreporter.write_line(f"          last said: {tail[:300]}")
+
+
 def labctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     """The CLI as a user runs it (inside the test namespace, like this process)."""
+    began = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True,
                             text=True, timeout=900)
+    _timed(args, began, result.stderr)
     if check and result.returncode != 0:
         raise AssertionError(f"labctl {' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout}\n{result.stderr}")
@@ -87,6 +112,7 @@ class Running:
 
     def __init__(self, *args: str):
         self.args = args
+        self.began = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "labctl", *args], text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []
@@ -117,6 +143,7 @@ class Running:
         stdout = self.proc.stdout.read() if self.proc.stdout else ""
         code = self.proc.wait(timeout)
         self._reader.join(10)
+        _timed(self.args, self.began, "\n".join(self.lines))
         return code, stdout, "\n".join(self.lines)
 
     def kill(self, sig: int = signal.SIGKILL) -> bool:
