@@ -81,6 +81,13 @@ def test_course_cycle(course, runtime):
     assert [o for o in copy["outcomes"] if o["status"] != "pass"] == []
     assert copy["earned"] == checked["total_points"] == 9
 
+    if runtime == "podman":  # each container's scopes: killed 10 s into a shutdown, not 90
+        scopes = in_vm("systemctl list-units --type=scope --no-legend --plain 'libpod-*' "
+                       "| cut -d' ' -f1").split()
+        assert len([s for s in scopes if not s.startswith("libpod-conmon-")]) == 3, scopes
+        stops = in_vm("systemctl show -p TimeoutStopUSec --value " + " ".join(scopes)).split()
+        assert stops == ["10s"] * len(scopes), stops
+
 
 def test_missing_image_names_vm_and_container(course):
     result = labctl("up", str(ERRORS / "missing-image.yaml"), check=False)
