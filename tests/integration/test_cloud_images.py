@@ -84,6 +84,10 @@ def test_a_stock_cloud_image_boots_and_cloud_init_does_its_work(served, settings
                                        "/etc/apt/sources.list.d/* 2>/dev/null || true")
         assert "status: done" in run("cloud-init", "status")
         assert not run("sh", "-c", "ls /usr/local/lib/labctl 2>/dev/null || true")  # none of ours
+        # but a podman container's scope stops 10 s into a shutdown, as in labctl's image
+        assert run("sudo", "-n", "systemd-run", "--quiet", "--scope", "--unit=libpod-labctl-t",
+                   "--", "systemctl", "show", "-p", "TimeoutStopUSec", "--value",
+                   "libpod-labctl-t.scope") == "10s\n"
         # labctl's pinned host key, and only that key type, is what sshd offers
         pinned = (settings.data_dir / "labs" / "itcloud" / "hostkeys" /
                   "itcloud.stock.pub").read_text().split()[1]
