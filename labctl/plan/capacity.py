@@ -3,8 +3,8 @@ fit the hosts' RAM and pool disk, where does each go, and how many boot at once?
 
 A VM that boots cold is charged what it can come to hold: its guest RAM (a
 guest may touch all of it) plus qemu's own -- under TCG the translation cache
-(capped at TB_CACHE_MIB by the domain XML, and filled: ~104 of 128 MiB after
-a restore and one login) plus qemu itself (~60-80 MiB measured), 210 MiB;
+(capped at TB_CACHE_MIB, 512 MiB, by the domain XML; a container runtime's
+work fills it) plus qemu itself (~60-80 MiB measured), 592 MiB;
 with KVM 100 MiB. A VM restored from a template is charged what a restored
 VM of its shape was measured to hold of its own (qemu's RSS after its
 identity less the template's memory file it maps unchanged, kept in the

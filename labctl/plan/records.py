@@ -13,9 +13,13 @@ from labctl.lab.model import WriteFile
 
 # -- a VM's domain ------------------------------------------------------------
 
-TB_CACHE_MIB = 128  # TCG translation cache: ~400 MiB per guest instead of 1 GiB+
+# TCG translation cache. At 128 MiB docker's work in the course VM flushed it
+# ~6 times a round (each flush retranslates everything hot) and took ~61 s;
+# at 512 MiB ~once, at 1 GiB (qemu's default) never and ~47 s: 512 keeps most
+# of that gain for 384 MiB less a VM (docs/templates.md)
+TB_CACHE_MIB = 512
 # A class's copy restored from a template mostly idles beside the others: an
-# idle restored VM fills ~94 MiB of 128 (its identity, readiness and logins);
+# idle restored VM fills ~94 MiB (its identity, readiness and logins);
 # capped lower, forty of them fit a small machine (docs/templates.md)
 CLASS_TB_CACHE_MIB = 64
 USER_NIC_PCI_SLOT = 0x10  # q35 needs an explicit free slot for -device NICs

@@ -151,7 +151,7 @@ def test_thirty_copies_at_a_glance(tmp_path: Path, monkeypatch):
     checked) and the page filters rows by copy."""
     # admission reads this machine's free RAM: fixed here, whatever else runs
     # (the suite's other stream boots real VMs at the same time)
-    monkeypatch.setattr("labctl.virt.host._mem_available_mib", lambda: 24 << 10)
+    monkeypatch.setattr("labctl.virt.host._mem_available_mib", lambda: 32 << 10)
     small = "- name: node\n    memory: 256M\n    disk: 1G"  # thirty fit the test driver
     (tmp_path / "big.yaml").write_text(LAB.replace("copies: 2", "copies: 30")
                                        .replace("name: room", "name: big")

@@ -89,7 +89,7 @@ def test_every_example_has_golden_files():
 
 def test_a_class_copy_restored_from_a_template_gets_the_idle_translation_cache():
     """Forty restored copies of a class fit a small machine: each one's TCG
-    cache is capped lower; a lone lab's VM and anything booted keep 128 MiB."""
+    cache is capped lower; a lone lab's VM and anything booted keep 512 MiB."""
 
     lab = load_lab(ROOT / "examples" / "hello.yaml")
     (plan,) = lab_layout(lab, {vm.image: DIGEST for vm in lab.vms}).vms
@@ -102,4 +102,4 @@ def test_a_class_copy_restored_from_a_template_gets_the_idle_translation_cache()
             domain_spec(plan, vm_facts, meta))).group(1)
 
     assert cache(restored, "3") == "64"
-    assert cache(restored, "") == cache(booted, "3") == cache(booted, "") == "128"
+    assert cache(restored, "") == cache(booted, "3") == cache(booted, "") == "512"
