@@ -68,44 +68,109 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 # -- streams: scripts/test runs the suite as two pytest processes at once ------
 # A TCG guest keeps one of the machine's two cores busy while the other sat idle
-# half of a serial run, so the modules are split in two streams that run side by
-# side, and then the few that must run alone. A new module joins stream "a".
-# Both streams share the test namespace's libvirtd, the world and the data dir:
-# two modules that use the same lab name, or where one looks at every host the
-# data dir knows of while the other records one, belong to the same stream.
-ALONE = {  # a module, or one test of a module (the rest of it runs in its stream)
+# half of a serial run, so two streams run side by side, and then the few tests
+# that must run alone. Both streams share the test namespace's libvirtd, the
+# world and the data dir: two modules that use the same lab name, or where one
+# looks at every host the data dir knows of while the other records one, run
+# in one stream, one after the other (TOGETHER). Which stream runs a module is
+# decided as they go: each takes the next group of modules left, heaviest
+# first, so neither waits idle at the end whatever this machine's speed.
+ALONE = {  # a module, or one test of a module (the rest of it runs in a stream)
     "test_faults.py::test_libvirtd_stopped_mid_run",  # stops the namespace's libvirtd
     "test_gc.py",  # removes whatever no lab holds, anyone's
 }
-STREAM_B = {  # about half of the integration time, by the last full run's module times
-    # (test_hosts, test_classroom and test_openstack stay in stream a together:
-    # the first two share the lab name 'hello', and a class on the cloud records
-    # a host that `doctor --all-hosts` in test_hosts would then be asked about)
-    "test_containers.py", "test_templates.py", "test_chaos.py", "test_checks.py",
-    "test_bench.py", "test_cloud_images.py", "test_registry.py", "test_faults.py",
-}
+# test_hosts and test_classroom share the lab name 'hello', and a class on the
+# cloud records a host that `doctor --all-hosts` in test_hosts would then be
+# asked about
+TOGETHER = ({"test_openstack.py", "test_hosts.py", "test_classroom.py"},)
+HEAVY_FIRST = (  # by the last full runs' module times; a module not named goes after these
+    "test_openstack.py", "test_containers.py", "test_chaos.py", "test_templates.py",
+    "test_checks.py", "test_cloud_images.py", "test_faults.py", "test_bench.py",
+    "test_registry.py", "test_internet.py", "test_class_cache.py",
+    "test_first_boot_failures.py", "test_vms.py", "test_dashboard.py", "test_isolation.py",
+)
+UNIT = "unit tests"  # one group, last: CPU work that fills the end of a stream
 
 
 def stream_of(path: Path, test: str = "") -> str:
-    """The stream of a test (`test`: its name without parameters)."""
-    if path.parent.name != "integration":
-        return "a"
-    if path.name in ALONE or f"{path.name}::{test}" in ALONE:
+    """"alone", or "streams": either stream runs it (`test`: its name without
+    parameters)."""
+    if path.parent.name == "integration" and (
+            path.name in ALONE or f"{path.name}::{test}" in ALONE):
         return "alone"
-    return "b" if path.name in STREAM_B else "a"
+    return "streams"
+
+
+def group_of(path: Path) -> str:
+    """The modules one stream runs together, named by the first of them."""
+    if path.parent.name != "integration":
+        return UNIT
+    for together in TOGETHER:
+        if path.name in together:
+            return min(together, key=_rank)
+    return path.name
+
+
+def _rank(name: str) -> int:
+    if name == UNIT:
+        return len(HEAVY_FIRST) + 1
+    return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """LABCTL_TEST_STREAM=a|b|alone keeps that stream's tests (scripts/test)."""
+    """LABCTL_TEST_STREAM=alone keeps the tests that run alone; a|b the others,
+    heaviest group first (scripts/test)."""
     wanted = os.environ.get("LABCTL_TEST_STREAM")
     if not wanted:
         return
+    wanted = "alone" if wanted == "alone" else "streams"
     kept = [item for item in items
             if stream_of(Path(str(item.fspath)), item.originalname) == wanted]
     dropped = [item for item in items if item not in kept]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    # stable: each module keeps its tests' order
+    items[:] = sorted(kept, key=lambda item: _rank(group_of(Path(str(item.fspath)))))
+
+
+def _claimed(items: list[pytest.Item], claims: Path):
+    """The items of each group this stream claims first (an exclusive create
+    in the folder both streams share), in order."""
+    groups: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        groups.setdefault(group_of(Path(str(item.fspath))), []).append(item)
+    for group, members in groups.items():
+        try:
+            os.close(os.open(claims / group, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue  # the other stream runs it
+        yield from members
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    """With LABCTL_TEST_CLAIMS=DIR (scripts/test), run only the groups this
+    stream claims as it reaches them; otherwise pytest's own loop."""
+    claims = os.environ.get("LABCTL_TEST_CLAIMS")
+    if not claims or os.environ.get("LABCTL_TEST_STREAM") == "alone":
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        raise session.Interrupted(f"{session.testsfailed} errors during collection")
+    if session.config.option.collectonly:
+        return True
+    left = _claimed(session.items, Path(claims))
+    item = next(left, None)
+    while item is not None:
+        # the next group is claimed as the last test of this one starts: pytest
+        # tears a module's fixtures down by what runs next
+        following = next(left, None)
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=following)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+        item = following
+    return True
 
 
 def _clock(seconds: float) -> str:
