@@ -79,10 +79,10 @@ ALONE = {  # a module, or one test of a module (the rest of it runs in a stream)
     "test_faults.py::test_libvirtd_stopped_mid_run",  # stops the namespace's libvirtd
     "test_gc.py",  # removes whatever no lab holds, anyone's
 }
-# test_hosts and test_classroom share the lab name 'hello', and a class on the
-# cloud records a host that `doctor --all-hosts` in test_hosts would then be
-# asked about
-TOGETHER = ({"test_openstack.py", "test_hosts.py", "test_classroom.py"},)
+# test_hosts shares the lab name 'hello' with test_classroom and the bench's
+# lab 'itbenchc-bench' with test_bench, and a class on the cloud records a host
+# that `doctor --all-hosts` in test_hosts would then be asked about
+TOGETHER = ({"test_openstack.py", "test_hosts.py", "test_classroom.py", "test_bench.py"},)
 HEAVY_FIRST = (  # by the last full runs' module times; a module not named goes after these
     "test_openstack.py", "test_containers.py", "test_chaos.py", "test_templates.py",
     "test_checks.py", "test_cloud_images.py", "test_faults.py", "test_bench.py",
