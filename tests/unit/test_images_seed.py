@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pycdlib
 import pytest
+import yaml
 
 from labctl.errors import LabctlError
 from labctl.images.builder import installed_packages, mmdebstrap_argv
@@ -113,3 +114,15 @@ def test_labctls_own_account_and_a_lab_user_without_root():
     normal = yaml.safe_load(render_seed(SPEC)["user-data"])["users"]
     assert normal[0]["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
     assert "AAAAadmin" not in normal[0]["ssh_authorized_keys"][0]
+
+
+def test_a_stock_images_seed_carries_the_same_scope_drop_in_as_labctls_image():
+    """The podman scopes' 10 s stop lives in two places: labctl's image has the
+    file, a stock cloud image gets it from the seed; they must say the same."""
+    root = Path(__file__).parents[2]
+    path = "etc/systemd/system/libpod-.scope.d/labctl.conf"
+    in_image = (root / "images" / "debian-12" / "rootfs" / path).read_text()
+    user_data = yaml.safe_load(render_seed(SPEC)["user-data"])
+    (entry,) = [f for f in user_data["write_files"] if f["path"] == "/" + path]
+    settings = [line for line in in_image.splitlines() if line and not line.startswith("#")]
+    assert entry["content"].splitlines() == settings
